@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+    // Model-heavy suites share two cores; running files one at a time keeps timings sane.
+    fileParallelism: false,
+  },
+});
