@@ -34,8 +34,8 @@ export interface GraphNode {
 export interface ValueInfo {
   name: string;
   type: ElementType;
-  /** A number is a fixed size, a string a symbolic one (e.g. "batch"). */
-  shape: (number | string)[];
+  /** A number is a fixed size, a string a symbolic one (e.g. "batch"); absent when unknown. */
+  shape?: (number | string)[];
 }
 
 export interface ModelInfo {
@@ -118,6 +118,13 @@ export class Graph {
     );
     this.nodes.push({ name: nodeName, op, inputs, outputs, attrs });
     return outputs;
+  }
+
+  /** Exposes `source` as a graph output named `name` (through an Identity node that ORT optimises away). */
+  exposeOutput(source: string, name: string, shape?: (number | string)[]): void {
+    this.names.add(name);
+    this.nodes.push({ name: this.unique(`${name}/output`), op: 'Identity', inputs: [source], outputs: [name], attrs: {} });
+    this.outputs.push({ name, type: 'float32', shape });
   }
 
   /** Consumers of each tensor, for rewrites that need to look downstream. */
@@ -203,8 +210,10 @@ function writeValueInfo(w: ProtoWriter, v: ValueInfo): void {
   w.message(2, (type) =>
     type.message(1, (tensor) => {
       tensor.int(1, ONNX_TYPE[v.type]);
+      const dims = v.shape;
+      if (!dims) return;
       tensor.message(2, (shape) => {
-        for (const d of v.shape) {
+        for (const d of dims) {
           shape.message(1, (dim) => (typeof d === 'number' ? dim.int(1, d) : dim.string(2, d)));
         }
       });
