@@ -1,0 +1,9 @@
+// Public API of the configuration subsystem.
+
+export { type ChangeClassification, classifyChange, LIVE_KEYS } from './changes.ts';
+export { CONFIG_DIR, type LoadConfigOptions, listBoards, loadConfig } from './load.ts';
+export { mergeConfig } from './merge.ts';
+export { REDACTED, redactSecrets } from './redact.ts';
+export { saveConfigAtomic } from './save.ts';
+export * from './schema.ts';
+export { ConfigError, type ValidationResult, validateConfig } from './validate.ts';

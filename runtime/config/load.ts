@@ -1,0 +1,245 @@
+// The effective configuration is layered: configs/default.yaml <- configs/boards/<board>.yaml <- user file
+// <- FACEGATE_* environment variables. Validation runs once, on the merged result, and each problem is
+// traced back to the layer that set the offending value so the message says which file to fix.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
+import schema from '../../configs/schema.json' with { type: 'json' };
+import { mergeConfig } from './merge.ts';
+import type { Config } from './schema.ts';
+import { formatPath, getOwn, isPlainObject, type PathSegment, setOwn } from './util.ts';
+import { ConfigError, findProblems, formatProblem } from './validate.ts';
+
+export const CONFIG_DIR = fileURLToPath(new URL('../../configs/', import.meta.url));
+const BOARD_DIR = join(CONFIG_DIR, 'boards');
+const ENV_PREFIX = 'FACEGATE_';
+const BOARD_VAR = 'FACEGATE_BOARD';
+
+export interface LoadConfigOptions {
+  /** User YAML file, merged over the defaults and the board profile. */
+  file?: string;
+  /** Board profile: a file name in configs/boards without `.yaml`. Defaults to $FACEGATE_BOARD. */
+  board?: string;
+  /** Where FACEGATE_* overrides are read from; defaults to process.env. */
+  env?: Record<string, string | undefined>;
+}
+
+interface Layer {
+  name: string;
+  data: Record<string, unknown>;
+}
+
+interface EnvAssignment {
+  variable: string;
+  path: PathSegment[];
+  /** undefined removes the key, like null in a YAML layer. */
+  value: unknown;
+}
+
+/** Loads, merges and validates the configuration; throws ConfigError naming every problem and its source. */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const board = options.board ?? (env[BOARD_VAR] || undefined);
+  const layers = [readLayer(join(CONFIG_DIR, 'default.yaml'))];
+  if (board) layers.push(readLayer(boardFile(board)));
+  if (options.file) layers.push(readLayer(resolve(options.file)));
+
+  let merged: Record<string, unknown> = {};
+  for (const layer of layers) merged = mergeConfig(merged, layer.data) as Record<string, unknown>;
+  const assignments = envAssignments(env);
+  for (const assignment of assignments) assign(merged, assignment);
+
+  const problems = findProblems(merged);
+  if (problems.length === 0) return merged as unknown as Config;
+  const sources = [...layers.map((l) => l.name), ...(assignments.length > 0 ? ['environment'] : [])];
+  const lines = problems.map((p) => `  ${formatProblem(p)} (from ${sourceOf(p.path, layers, assignments)})`);
+  throw new ConfigError(
+    `Invalid configuration (${sources.join(' <- ')}):\n${lines.join('\n')}`,
+    problems.map(formatProblem),
+  );
+}
+
+export function listBoards(): string[] {
+  return readdirSync(BOARD_DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => f.slice(0, -'.yaml'.length))
+    .sort();
+}
+
+function boardFile(board: string): string {
+  const boards = listBoards();
+  // Matching against the directory listing also keeps the name from escaping configs/boards.
+  if (!boards.includes(board)) {
+    throw new ConfigError(`Unknown board '${board}' (available: ${boards.join(', ')})`);
+  }
+  return join(BOARD_DIR, `${board}.yaml`);
+}
+
+function readLayer(file: string): Layer {
+  const name = displayName(file);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${name}: cannot read config file: ${(error as Error).message}`);
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  // Warnings (e.g. unknown tags such as !include) would silently change values, so they are fatal too.
+  const issues = [...doc.errors, ...doc.warnings].map((e) => e.message);
+  let data: unknown;
+  if (issues.length === 0) {
+    try {
+      data = doc.toJS();
+    } catch (error) {
+      issues.push((error as Error).message);
+    }
+  }
+  if (issues.length > 0) {
+    throw new ConfigError(`${name}: invalid YAML\n${issues.map((m) => indent(m)).join('\n')}`, issues);
+  }
+  if (data === null || data === undefined) return { name, data: {} };
+  if (!isPlainObject(data)) throw new ConfigError(`${name}: the top level must be a mapping of sections`);
+  return { name, data };
+}
+
+function displayName(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel.startsWith('..') || isAbsolute(rel) ? file : rel;
+}
+
+function indent(text: string): string {
+  return text.replace(/^/gm, '  ');
+}
+
+interface SchemaNode {
+  type?: string | string[];
+  properties?: Record<string, SchemaNode>;
+  items?: SchemaNode;
+  $ref?: string;
+}
+
+const definitions = (schema as { definitions: Record<string, SchemaNode> }).definitions;
+
+function deref(node: SchemaNode): SchemaNode {
+  let current = node;
+  while (current.$ref) current = definitions[current.$ref.replace('#/definitions/', '')];
+  return current;
+}
+
+// Environment names are upper case, so each `__`-separated level is matched against the schema ignoring
+// case and underscores: FACEGATE_MQTT__BASE_TOPIC and FACEGATE_MQTT__BASETOPIC both reach mqtt.baseTopic.
+function envAssignments(env: Record<string, string | undefined>): EnvAssignment[] {
+  const assignments = Object.keys(env)
+    .filter((name) => name.startsWith(ENV_PREFIX) && name !== BOARD_VAR)
+    .map((variable) => {
+      const { path, node } = resolveEnvName(variable);
+      const raw = env[variable] ?? '';
+      return { variable, path, value: raw === '' ? undefined : envValue(raw, node) };
+    });
+  // Shallow before deep, so FACEGATE_CAMERAS__0__FPS refines FACEGATE_CAMERAS instead of being overwritten.
+  return assignments.sort((a, b) => a.path.length - b.path.length || a.variable.localeCompare(b.variable));
+}
+
+function resolveEnvName(variable: string): { path: PathSegment[]; node: SchemaNode } {
+  const path: PathSegment[] = [];
+  let node = deref(schema as SchemaNode);
+  for (const segment of variable.slice(ENV_PREFIX.length).split('__')) {
+    if (node.type === 'array' && node.items && /^\d+$/.test(segment)) {
+      path.push(Number(segment));
+      node = deref(node.items);
+      continue;
+    }
+    const wanted = normalize(segment);
+    const key = Object.keys(node.properties ?? {}).find((k) => normalize(k) === wanted);
+    if (key === undefined || !node.properties) {
+      const where = path.length === 0 ? 'the configuration' : formatPath(path);
+      throw new ConfigError(`${variable}: ${where} has no field '${segment}'`);
+    }
+    path.push(key);
+    node = deref(node.properties[key]);
+  }
+  return { path, node };
+}
+
+function normalize(name: string): string {
+  return name.replaceAll('_', '').toLowerCase();
+}
+
+/**
+ * Values are YAML so numbers, booleans and flow lists (`[health, snapshot]`) work, except for string
+ * fields: a password of `123` or `yes` must stay the string it was typed as.
+ */
+function envValue(raw: string, node: SchemaNode): unknown {
+  if (node.type === 'string') return raw;
+  const doc = parseDocument(raw);
+  if (doc.errors.length > 0) return raw;
+  const value: unknown = doc.toJS();
+  return value === null ? undefined : value;
+}
+
+function assign(root: Record<string, unknown>, { variable, path, value }: EnvAssignment): void {
+  let node: Record<string, unknown> | unknown[] = root;
+  for (let i = 0; i < path.length - 1; i++) {
+    const wantArray = typeof path[i + 1] === 'number';
+    let child = getOwn(node, path[i]);
+    if (wantArray ? !Array.isArray(child) : !isPlainObject(child)) {
+      child = wantArray ? [] : {};
+      put(node, path[i], child, variable, path.slice(0, i));
+    }
+    node = child as Record<string, unknown> | unknown[];
+  }
+  put(node, path[path.length - 1], value, variable, path.slice(0, -1));
+}
+
+function put(
+  node: Record<string, unknown> | unknown[],
+  key: PathSegment,
+  value: unknown,
+  variable: string,
+  at: PathSegment[],
+): void {
+  if (Array.isArray(node)) {
+    const index = key as number;
+    if (index > node.length) {
+      throw new ConfigError(`${variable}: ${formatPath(at)} has only ${node.length} items`);
+    }
+    if (value === undefined) node.splice(index, 1);
+    else node[index] = value;
+  } else if (value === undefined) {
+    delete node[key as string];
+  } else {
+    setOwn(node, key as string, value);
+  }
+}
+
+/** The layer that set the value at `path`: the environment, else the latest file reaching deepest into it. */
+function sourceOf(path: PathSegment[], layers: Layer[], assignments: EnvAssignment[]): string {
+  for (const a of [...assignments].reverse()) {
+    if (a.path.every((segment, i) => path[i] === segment)) return `environment ${a.variable}`;
+  }
+  let best = layers[0];
+  let bestDepth = -1;
+  for (const layer of [...layers].reverse()) {
+    let node: unknown = layer.data;
+    let depth = 0;
+    let replacedArray = false;
+    for (const key of path) {
+      if (Array.isArray(node)) replacedArray = true;
+      const present = Array.isArray(node)
+        ? typeof key === 'number' && key < node.length
+        : isPlainObject(node) && Object.hasOwn(node, key);
+      if (!present) break;
+      node = getOwn(node, key);
+      depth++;
+    }
+    if (depth > bestDepth) {
+      best = layer;
+      bestDepth = depth;
+    }
+    // Arrays replace: nothing an earlier layer had inside this array survived the merge.
+    if (replacedArray) break;
+  }
+  return best.name;
+}

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type Config,
+  loadConfig,
+  mergeConfig,
+  REDACTED,
+  redactSecrets,
+  validateConfig,
+} from '../../../runtime/config/index.ts';
+
+const config = mergeConfig(loadConfig({ env: {} }), {
+  mqtt: {
+    url: 'mqtts://dev:s3cret@broker:8883',
+    username: 'dev',
+    password: 'hunter2',
+    tls: { cert: '/etc/facegate/client.pem', key: '/etc/facegate/client.key' },
+  },
+  cameras: [
+    {
+      id: 'gate',
+      source: { kind: 'rtsp', url: 'rtsp://admin:p@ss:w0rd@10.0.0.5:554/stream1' },
+      width: 640,
+      height: 480,
+      fps: 10,
+      restart: { initialDelayMs: 1000, maxDelayMs: 30000, stallTimeoutMs: 10000, healthyAfterMs: 30000 },
+    },
+  ],
+  models: {
+    update: { manifestUrl: 'https://updates.example.com/m.json?channel=stable&access_token=abc123' },
+  },
+}) as Config;
+
+describe('redactSecrets', () => {
+  const redacted = redactSecrets(config);
+
+  it('replaces passwords and private key paths', () => {
+    expect(redacted.mqtt.password).toBe(REDACTED);
+    expect(redacted.mqtt.tls.key).toBe(REDACTED);
+  });
+
+  it('removes credentials from URLs but keeps the rest of the URL', () => {
+    expect(redacted.mqtt.url).toBe('mqtts://dev:***@broker:8883');
+    expect(redacted.cameras[0].source).toEqual({
+      kind: 'rtsp',
+      url: 'rtsp://admin:***@10.0.0.5:554/stream1',
+    });
+    expect(redacted.models.update.manifestUrl).toBe(
+      'https://updates.example.com/m.json?channel=stable&access_token=***',
+    );
+  });
+
+  it('leaves everything else alone, including public keys and usernames', () => {
+    expect(redacted.mqtt.username).toBe('dev');
+    expect(redacted.mqtt.tls.cert).toBe('/etc/facegate/client.pem');
+    expect({ ...redacted, mqtt: undefined, cameras: undefined, models: undefined }).toEqual({
+      ...config,
+      mqtt: undefined,
+      cameras: undefined,
+      models: undefined,
+    });
+    expect(JSON.stringify(redacted)).not.toMatch(/hunter2|s3cret|p@ss|abc123|client\.key/);
+  });
+
+  it('does not modify its input and still produces a valid config', () => {
+    expect(config.mqtt.password).toBe('hunter2');
+    expect(validateConfig(redacted).ok).toBe(true);
+  });
+
+  it('leaves a config without secrets unchanged', () => {
+    const plain = loadConfig({ env: {} });
+    expect(redactSecrets(plain)).toEqual(plain);
+  });
+});

@@ -1,0 +1,176 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import schema from '../../../configs/schema.json' with { type: 'json' };
+import { COMMANDS, CONFIG_KEYS, type Config, validateConfig } from '../../../runtime/config/index.ts';
+
+type DeepRequired<T> = T extends (infer U)[]
+  ? DeepRequired<U>[]
+  : T extends object
+    ? { [K in keyof T]-?: DeepRequired<T[K]> }
+    : T;
+
+interface SchemaNode {
+  type?: string | string[];
+  description?: string;
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: boolean;
+  required?: string[];
+  items?: SchemaNode;
+  enum?: unknown[];
+  $ref?: string;
+}
+
+const definitions = schema.definitions as Record<string, SchemaNode>;
+const deref = (node: SchemaNode): SchemaNode =>
+  node.$ref ? deref(definitions[node.$ref.replace('#/definitions/', '')]) : node;
+
+/** Every field path in the schema, arrays of objects written `cameras[]`. */
+function schemaPaths(node: SchemaNode, prefix = ''): string[] {
+  const n = deref(node);
+  if (n.type === 'array' && n.items && deref(n.items).properties) return schemaPaths(n.items, `${prefix}[]`);
+  if (!n.properties) return [prefix];
+  return Object.entries(n.properties).flatMap(([k, v]) => schemaPaths(v, prefix ? `${prefix}.${k}` : k));
+}
+
+function valuePaths(value: unknown, prefix = ''): string[] {
+  if (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((v) => typeof v === 'object' && !Array.isArray(v))
+  ) {
+    return value.flatMap((v) => valuePaths(v, `${prefix}[]`));
+  }
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    return Object.entries(value).flatMap(([k, v]) => valuePaths(v, prefix ? `${prefix}.${k}` : k));
+  }
+  return [prefix];
+}
+
+const defaults = parse(readFileSync(new URL('../../../configs/default.yaml', import.meta.url), 'utf8'));
+
+// DeepRequired makes tsc insist on every optional field of every source kind, and the object literal
+// rejects fields the type lacks; validating it against the schema then checks the other direction.
+const camera = {
+  width: 640,
+  height: 480,
+  fps: 10,
+  restart: { initialDelayMs: 100, maxDelayMs: 1000, stallTimeoutMs: 5000, healthyAfterMs: 2000 },
+};
+const full: DeepRequired<Config> = {
+  device: { id: 'door-1', name: 'Door' },
+  cameras: [
+    { id: 'a', source: { kind: 'video', path: 'x.mp4', loop: true, realtime: false }, ...camera },
+    { id: 'b', source: { kind: 'rtsp', url: 'rtsp://cam/stream' }, ...camera },
+    { id: 'c', source: { kind: 'v4l2', device: '/dev/video0' }, ...camera },
+    { id: 'd', source: { kind: 'jetson-csi', sensorId: 1 }, ...camera },
+  ],
+  models: {
+    dir: 'models',
+    precision: 'fp32',
+    engine: 'kernels',
+    threads: 2,
+    detector: 'blazeface',
+    embedder: 'facerec',
+    antispoof: 'as',
+    liveness: 'lv',
+    update: {
+      allowUnsigned: false,
+      publicKeys: ['-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n'],
+      maxDownloadBytes: 1_000_000,
+      manifestUrl: 'https://example.com/manifest.json',
+      healthFrames: 10,
+      maxLatencyMs: 100,
+    },
+  },
+  detection: { minScore: 0.5, iouThreshold: 0.3, maxFaces: 3, minFaceSize: 30 },
+  quality: { minSharpness: 10, maxYawDeg: 30, maxRollDeg: 20 },
+  recognition: {
+    targetFar: 0.01,
+    k: 2,
+    n: 3,
+    cooldownSeconds: 5,
+    unknownAfterFrames: 5,
+    trackIou: 0.3,
+    trackMaxAgeMs: 1000,
+  },
+  presentationAttack: { enabled: true, antispoofMinScore: 0.5, livenessMinScore: 0.5 },
+  gallery: { path: 'g.db' },
+  mqtt: {
+    url: 'mqtts://broker:8883',
+    inProcessBrokerHost: '127.0.0.1',
+    inProcessBrokerPort: 1883,
+    baseTopic: 'site/facegate',
+    clientId: 'c1',
+    username: 'u',
+    password: 'p',
+    tls: { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem', rejectUnauthorized: true },
+    keepaliveSeconds: 30,
+    snapshots: true,
+    qos: 2,
+  },
+  control: {
+    maxPayloadBytes: 4096,
+    allow: ['health'],
+    requireSignedCommands: true,
+    commandPublicKeys: ['-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----'],
+    maxCommandAgeSeconds: 60,
+  },
+  schedules: {
+    heartbeat: '*/30 * * * * *',
+    modelUpdateCheck: '0 4 * * *',
+    galleryBackup: '',
+    backupDir: 'b',
+  },
+  offlineQueue: { path: 'q.db', maxEvents: 10, whenFull: 'drop-newest' },
+  homeAssistant: { enabled: true, discoveryPrefix: 'homeassistant' },
+  logging: { level: 'debug' },
+  dataDir: 'var',
+};
+
+describe('configs/schema.json', () => {
+  it('accepts configs/default.yaml as it is', () => {
+    expect(validateConfig(defaults)).toEqual({ ok: true, config: defaults });
+  });
+
+  it('has the same top-level keys as the Config type, all required', () => {
+    expect(Object.keys(schema.properties).sort()).toEqual([...CONFIG_KEYS].sort());
+    expect([...schema.required].sort()).toEqual([...CONFIG_KEYS].sort());
+  });
+
+  it('accepts a config that sets every field the Config type has', () => {
+    expect(validateConfig(full)).toMatchObject({ ok: true });
+  });
+
+  it('has no field the Config type lacks', () => {
+    const fromType = new Set(valuePaths(full));
+    expect(schemaPaths(schema as SchemaNode).filter((p) => !fromType.has(p))).toEqual([]);
+    expect([...fromType].filter((p) => !schemaPaths(schema as SchemaNode).includes(p))).toEqual([]);
+  });
+
+  it('lists the same command names as COMMANDS', () => {
+    expect(schema.properties.control.properties.allow.items.enum).toEqual([...COMMANDS]);
+  });
+
+  it('documents every field and rejects unknown fields in every object', () => {
+    const undocumented: string[] = [];
+    const open: string[] = [];
+    const walk = (node: SchemaNode, path: string, isField: boolean) => {
+      const n = deref(node);
+      if (isField && !node.description && !n.description) undocumented.push(path);
+      if (n.type === 'object' && n.additionalProperties !== false) open.push(path);
+      for (const [k, v] of Object.entries(n.properties ?? {})) walk(v, path ? `${path}.${k}` : k, true);
+      // Array items are described by their array.
+      if (n.items) walk(n.items, `${path}[]`, false);
+    };
+    walk(schema as SchemaNode, '', true);
+    expect(undocumented).toEqual([]);
+    expect(open).toEqual([]);
+  });
+
+  it('is described field by field in docs/config.md', () => {
+    const docs = readFileSync(new URL('../../../docs/config.md', import.meta.url), 'utf8');
+    const missing = schemaPaths(schema as SchemaNode).filter((p) => !docs.includes(`\`${p}\``));
+    expect(missing).toEqual([]);
+  });
+});
