@@ -1,0 +1,108 @@
+// Model manifests: the JSON beside each .onnx file. Loading a model always goes through here, so a
+// model whose bytes do not match its manifest never reaches an inference engine.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { Ajv } from 'ajv';
+import schema from './manifest.schema.json' with { type: 'json' };
+
+export type ModelTask = 'face-detection' | 'face-embedding' | 'anti-spoof' | 'liveness';
+export type Precision = 'fp32' | 'int8';
+export type CalibrationMethodName = 'minmax' | 'percentile' | 'entropy';
+
+export interface ModelManifest {
+  schemaVersion: 1;
+  name: string;
+  version: string;
+  task: ModelTask;
+  file: string;
+  sha256: string;
+  bytes: number;
+  precision: Precision;
+  input: {
+    name: string;
+    layout: 'NCHW';
+    shape: number[];
+    channelOrder: 'RGB' | 'BGR';
+    mean: number[];
+    std: number[];
+    description?: string;
+  };
+  outputs: { name: string; shape: number[]; description?: string }[];
+  quantization?: {
+    format: 'QDQ';
+    weights: 'int8 symmetric per-channel';
+    activations: 'uint8 asymmetric per-tensor';
+    method: CalibrationMethodName;
+    percentile?: number;
+    calibration: { dataset: string; samples: number; heldOut?: number };
+    methodFidelity?: Partial<Record<CalibrationMethodName, number>>;
+    quantizedTensors?: number;
+  };
+  thresholds?: {
+    far: { '0.01': number; '0.001': number };
+    measuredOn: string;
+    impostorPairs: number;
+    genuinePairs: number;
+  };
+  source: { package: string; version: string; files: string[]; license?: string };
+  gates?: Record<string, unknown>;
+  signature?: { algorithm: 'ed25519'; keyId: string; value: string };
+}
+
+export class ManifestError extends Error {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`model manifest ${path}: ${reason}`);
+    this.name = 'ManifestError';
+  }
+}
+
+const validator = new Ajv({ allErrors: true }).compile(schema);
+
+export function validateManifest(value: unknown): string[] {
+  if (validator(value)) return [];
+  return (validator.errors ?? []).map((e) => `${e.instancePath || '(root)'}: ${e.message}`);
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export function manifestPathFor(dir: string, name: string, precision: Precision): string {
+  return join(dir, `${name}.${precision}.json`);
+}
+
+export interface LoadedModel {
+  manifest: ModelManifest;
+  manifestPath: string;
+  onnx: Uint8Array;
+}
+
+/** Reads a manifest and its model, verifying schema, size and sha256. */
+export function loadModel(manifestPath: string): LoadedModel {
+  if (!existsSync(manifestPath)) throw new ManifestError(manifestPath, 'missing (run `npm run models`)');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(manifestPath, 'utf8'));
+  } catch (e) {
+    throw new ManifestError(manifestPath, `not valid JSON (${(e as Error).message})`);
+  }
+  const errors = validateManifest(parsed);
+  if (errors.length > 0) throw new ManifestError(manifestPath, `invalid: ${errors.join('; ')}`);
+  const manifest = parsed as ModelManifest;
+  const onnxPath = join(dirname(manifestPath), manifest.file);
+  if (basename(onnxPath) !== manifest.file) throw new ManifestError(manifestPath, `file "${manifest.file}" must be a plain name`);
+  if (!existsSync(onnxPath)) throw new ManifestError(manifestPath, `model file ${onnxPath} is missing`);
+  const onnx = readFileSync(onnxPath);
+  if (onnx.length !== manifest.bytes) {
+    throw new ManifestError(manifestPath, `${manifest.file} has ${onnx.length} bytes, the manifest says ${manifest.bytes} (truncated or replaced)`);
+  }
+  const digest = sha256(onnx);
+  if (digest !== manifest.sha256) {
+    throw new ManifestError(manifestPath, `${manifest.file} sha256 ${digest} does not match the manifest's ${manifest.sha256} (tampered or corrupt)`);
+  }
+  return { manifest, manifestPath, onnx };
+}
