@@ -1,0 +1,57 @@
+// Face embedding: aligned RGB crops -> normalised NCHW batch -> engine -> unit-length embeddings.
+import type { InferenceEngine } from '../engine/types.ts';
+import type { ModelManifest } from '../models/manifest.ts';
+
+export class FaceEmbedder {
+  readonly size: number;
+  private readonly mean: number[];
+  private readonly std: number[];
+
+  constructor(
+    private engine: InferenceEngine,
+    readonly manifest: ModelManifest,
+  ) {
+    if (manifest.task !== 'face-embedding')
+      throw new Error(`model ${manifest.name} is a ${manifest.task} model, not an embedder`);
+    this.size = manifest.input.shape[3];
+    this.mean = manifest.input.mean;
+    this.std = manifest.input.std;
+  }
+
+  /** Each crop is size*size*3 packed RGB. */
+  async embed(crops: Buffer[]): Promise<Float32Array[]> {
+    if (crops.length === 0) return [];
+    const plane = this.size * this.size;
+    const data = new Float32Array(crops.length * 3 * plane);
+    crops.forEach((crop, n) => {
+      if (crop.length !== plane * 3)
+        throw new Error(`embed: crop ${n} has ${crop.length} bytes, expected ${plane * 3}`);
+      const base = n * 3 * plane;
+      for (let c = 0; c < 3; c++) {
+        const mean = this.mean[c];
+        const inv = 1 / this.std[c];
+        const dst = base + c * plane;
+        for (let p = 0; p < plane; p++) data[dst + p] = (crop[p * 3 + c] - mean) * inv;
+      }
+    });
+    const out = await this.engine.run({
+      [this.manifest.input.name]: { data, dims: [crops.length, 3, this.size, this.size] },
+    });
+    const emb = out[this.manifest.outputs[0].name];
+    const dim = emb.dims[1];
+    return crops.map((_, n) => normalize(emb.data.slice(n * dim, (n + 1) * dim)));
+  }
+}
+
+export function normalize(v: Float32Array): Float32Array {
+  let sum = 0;
+  for (const x of v) sum += x * x;
+  const inv = sum > 0 ? 1 / Math.sqrt(sum) : 0;
+  return v.map((x) => x * inv);
+}
+
+export function cosine(a: Float32Array, b: Float32Array): number {
+  let dot = 0;
+  for (let i = 0; i < a.length; i++) dot += a[i] * b[i];
+  return dot;
+}
