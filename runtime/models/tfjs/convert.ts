@@ -78,9 +78,20 @@ export function convertTfjsGraph(json: TfjsModelJson, weights: Map<string, Weigh
   return new Converter(json, weights, graphName).run();
 }
 
+/** Keras exports prefix every node with the same scopes ("StatefulPartitionedCall/functional_1/");
+ * names repeat in every node and Q/DQ pair of the ONNX file, so the common scope is dropped. */
+function commonScope(nodes: TfNode[]): string {
+  const named = nodes.filter((n) => !['Placeholder', 'Identity', 'Const'].includes(n.op)).map((n) => n.name);
+  if (named.length === 0) return '';
+  let prefix = named[0].slice(0, named[0].lastIndexOf('/') + 1);
+  for (const name of named) while (prefix && !name.startsWith(prefix)) prefix = prefix.slice(0, prefix.lastIndexOf('/', prefix.length - 2) + 1);
+  return prefix;
+}
+
 class Converter {
   private graph: Graph;
   private values = new Map<string, Value>();
+  private scope: string;
 
   constructor(
     private json: TfjsModelJson,
@@ -88,10 +99,11 @@ class Converter {
     graphName: string,
   ) {
     this.graph = new Graph(graphName);
+    this.scope = commonScope(json.modelTopology.node);
   }
 
   run(): Graph {
-    for (const node of topologicalOrder(this.json.modelTopology.node)) this.convert(node);
+    for (const node of topologicalOrder(this.json.modelTopology.node)) this.convert(this.shortNamed(node));
     for (const out of this.outputNames()) {
       const v = this.value(out, 'graph output');
       if (v.kind === 'const') throw new UnsupportedOpError('Const', out, 'constant graph outputs are not supported');
@@ -102,11 +114,20 @@ class Converter {
     return this.graph;
   }
 
+  /** The node with its name (the ONNX names derived from it) shortened; values stay keyed by it too. */
+  private shortNamed(node: TfNode): TfNode {
+    return { ...node, name: this.short(node.name), input: node.input?.map((i) => (i.startsWith('^') ? i : this.short(i))) };
+  }
+
+  private short(name: string): string {
+    return this.scope && name.startsWith(this.scope) ? name.slice(this.scope.length) : name;
+  }
+
   private outputNames(): string[] {
     const sig = this.json.signature ?? this.json.userDefinedMetadata?.signature;
-    if (sig?.outputs) return Object.values(sig.outputs).map((o) => stripPort(o.name));
+    if (sig?.outputs) return Object.values(sig.outputs).map((o) => this.short(stripPort(o.name)));
     const consumed = new Set(this.json.modelTopology.node.flatMap((n) => (n.input ?? []).map(stripPort)));
-    return this.json.modelTopology.node.filter((n) => n.op !== 'Const' && !consumed.has(n.name)).map((n) => n.name);
+    return this.json.modelTopology.node.filter((n) => n.op !== 'Const' && !consumed.has(n.name)).map((n) => this.short(n.name));
   }
 
   private value(ref: string, consumer: string): Value {
@@ -128,7 +149,7 @@ class Converter {
     const ins = () => this.inputs(node);
     switch (node.op) {
       case 'Const': {
-        const w = this.weights.get(node.name);
+        const w = this.weights.get(node.name) ?? this.weights.get(this.scope + node.name);
         if (!w) throw new Error(`Const node "${node.name}" has no entry in the weights manifest`);
         this.values.set(node.name, { kind: 'const', tensor: w });
         return;

@@ -1,0 +1,62 @@
+// Calibration samples from lfw/calib (never lfw/dev), produced by the project's own fp32 detector and
+// alignment, exactly as the runtime will produce them.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Progress } from '../../report/progress.ts';
+import { BLAZEFACE_INPUT_SIZE } from '../../vision/blazeface.ts';
+import type { FaceDetector } from '../../vision/detector.ts';
+import { alignedFaceCrop, boxCrop } from '../../vision/face-crop.ts';
+import { decodeImage, letterbox } from '../../vision/image.ts';
+
+export interface CalibrationSample {
+  /** `<Person>/<file>` relative to the calib folder. */
+  file: string;
+  person: string;
+  /** Detector input, NCHW [1,3,256,256] in [-1, 1]. */
+  detectorInput: Float32Array;
+  /** 150x150 aligned RGB crop (embedder). */
+  aligned: Buffer;
+  /** Box crops for the presentation-attack models (null when no face was found). */
+  antispoof: Buffer | null;
+  liveness: Buffer | null;
+}
+
+export function listCalibrationImages(dir: string, limit = Number.POSITIVE_INFINITY): string[] {
+  const files = readdirSync(dir)
+    .sort()
+    .flatMap((person) =>
+      readdirSync(join(dir, person))
+        .filter((f) => /\.(jpe?g|png)$/i.test(f))
+        .sort()
+        .map((f) => `${person}/${f}`),
+    );
+  if (files.length === 0) throw new Error(`no calibration images under ${dir}`);
+  return files.slice(0, limit);
+}
+
+export async function buildCalibrationSet(
+  dir: string,
+  files: string[],
+  detector: FaceDetector,
+  sizes: { antispoof: number; liveness: number },
+): Promise<{ samples: CalibrationSample[]; noFace: number }> {
+  const samples: CalibrationSample[] = [];
+  let noFace = 0;
+  const progress = new Progress('calibration faces', files.length);
+  for (const file of files) {
+    const image = await decodeImage(join(dir, file));
+    const { crop, face } = await alignedFaceCrop(detector, image);
+    if (!face) noFace++;
+    samples.push({
+      file,
+      person: file.split('/')[0],
+      detectorInput: (await letterbox(image, BLAZEFACE_INPUT_SIZE)).tensor.data,
+      aligned: crop,
+      antispoof: face ? await boxCrop(image, face, sizes.antispoof) : null,
+      liveness: face ? await boxCrop(image, face, sizes.liveness) : null,
+    });
+    progress.tick();
+  }
+  progress.done();
+  return { samples, noFace };
+}

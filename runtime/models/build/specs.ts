@@ -1,0 +1,157 @@
+// The four face models: where each comes from, how it is fed, and what it is calibrated on.
+import * as ort from 'onnxruntime-node';
+import type { ModelManifest, ModelTask } from '../manifest.ts';
+import { buildFaceRecGraph, FACEREC_INPUT_SIZE, FACEREC_MEAN_RGB, FACEREC_STD, loadFaceRecWeights } from '../facerec/build.ts';
+import type { Graph } from '../onnx/graph.ts';
+import { convertTfjsFile } from '../tfjs/convert.ts';
+import type { CalibrationSample } from './calibration-set.ts';
+import { FACE_API, HUMAN, sourceFile, sourcePackage } from './sources.ts';
+
+/** Version of the models this toolchain builds; bump when the conversion or calibration changes. */
+export const MODELS_VERSION = '1.0.0';
+
+export type CalibrationFeed = Record<string, ort.Tensor>;
+
+export interface ModelSpec {
+  name: string;
+  task: ModelTask;
+  input: ModelManifest['input'];
+  outputs: ModelManifest['outputs'];
+  source(): ModelManifest['source'];
+  build(): Graph;
+  /** One feed per usable sample. */
+  calibrationInputs(samples: CalibrationSample[]): CalibrationFeed[];
+  /** Calibration cost grows with activation size; large-activation models use an evenly spaced subset. */
+  maxCalibrationSamples: number;
+  /** How close an int8 output is to the fp32 one (1 = identical); used to pick the calibration method. */
+  fidelity(fp32: ort.InferenceSession.ReturnType, int8: ort.InferenceSession.ReturnType): number;
+}
+
+/** RGB bytes (HWC) -> normalised NCHW tensor, as the manifest's mean/std say. */
+export function rgbToTensor(rgb: Buffer, size: number, mean: number[], std: number[]): ort.Tensor {
+  const plane = size * size;
+  const data = new Float32Array(3 * plane);
+  for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) data[c * plane + p] = (rgb[p * 3 + c] - mean[c]) / std[c];
+  return new ort.Tensor('float32', data, [1, 3, size, size]);
+}
+
+function flatCosine(a: ort.InferenceSession.ReturnType, b: ort.InferenceSession.ReturnType): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (const name of Object.keys(a)) {
+    const x = a[name].data as Float32Array;
+    const y = b[name].data as Float32Array;
+    for (let i = 0; i < x.length; i++) {
+      dot += x[i] * y[i];
+      na += x[i] * x[i];
+      nb += y[i] * y[i];
+    }
+  }
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
+}
+
+function scoreAgreement(a: ort.InferenceSession.ReturnType, b: ort.InferenceSession.ReturnType): number {
+  const name = Object.keys(a)[0];
+  const x = a[name].data as Float32Array;
+  const y = b[name].data as Float32Array;
+  return 1 - Math.abs(x[x.length - 1] - y[y.length - 1]);
+}
+
+const PA_NORMALISATION = { channelOrder: 'RGB' as const, mean: [0, 0, 0], std: [255, 255, 255] };
+
+function boxCropModel(name: string, task: ModelTask, size: number, outputs: ModelManifest['outputs'], pick: (s: CalibrationSample) => Buffer | null, fidelity: ModelSpec['fidelity']): ModelSpec {
+  const input = {
+    name: 'input',
+    layout: 'NCHW' as const,
+    shape: [-1, 3, size, size],
+    ...PA_NORMALISATION,
+    description: `square box crop around the detected face (box enlarged 1.4x), ${size}x${size}, values 0..1`,
+  };
+  return {
+    name,
+    task,
+    input,
+    outputs,
+    source: () => {
+      const src = sourcePackage(HUMAN);
+      return { package: src.package, version: src.version, license: src.license, files: [`models/${name}.json`, `models/${name}.bin`] };
+    },
+    build: () => renameInput(convertTfjsFile(sourceFile(sourcePackage(HUMAN), `models/${name}.json`), name)),
+    calibrationInputs: (samples) =>
+      samples.flatMap((s) => {
+        const crop = pick(s);
+        return crop ? [{ input: rgbToTensor(crop, size, input.mean, input.std) }] : [];
+      }),
+    maxCalibrationSamples: 800,
+    fidelity,
+  };
+}
+
+/** Converted graphs keep tfjs' placeholder names; the runtime addresses every model's input as `input`. */
+function renameInput(g: Graph): Graph {
+  const old = g.inputs[0].name;
+  g.inputs[0] = { ...g.inputs[0], name: 'input' };
+  for (const n of g.nodes) n.inputs = n.inputs.map((i) => (i === old ? 'input' : i));
+  return g;
+}
+
+export const MODEL_SPECS: ModelSpec[] = [
+  {
+    name: 'blazeface',
+    task: 'face-detection',
+    input: {
+      name: 'input',
+      layout: 'NCHW',
+      shape: [1, 3, 256, 256],
+      channelOrder: 'RGB',
+      mean: [127.5, 127.5, 127.5],
+      std: [127.5, 127.5, 127.5],
+      description: 'whole frame letterboxed (aspect kept, black padding) to 256x256, values -1..1',
+    },
+    outputs: [
+      { name: 'Identity', shape: [1, 512, 1], description: 'logits, stride-16 anchors' },
+      { name: 'Identity_1', shape: [1, 384, 1], description: 'logits, stride-32 anchors' },
+      { name: 'Identity_2', shape: [1, 512, 16], description: 'box (cx, cy, w, h) + 6 keypoints, anchor-relative pixels, stride 16' },
+      { name: 'Identity_3', shape: [1, 384, 16], description: 'box + keypoints, stride 32' },
+    ],
+    source: () => {
+      const src = sourcePackage(HUMAN);
+      return { package: src.package, version: src.version, license: src.license, files: ['models/blazeface.json', 'models/blazeface.bin'] };
+    },
+    build: () => renameInput(convertTfjsFile(sourceFile(sourcePackage(HUMAN), 'models/blazeface.json'), 'blazeface')),
+    calibrationInputs: (samples) => samples.map((s) => ({ input: new ort.Tensor('float32', s.detectorInput, [1, 3, 256, 256]) })),
+    maxCalibrationSamples: 400,
+    fidelity: flatCosine,
+  },
+  {
+    name: 'facerec',
+    task: 'face-embedding',
+    input: {
+      name: 'input',
+      layout: 'NCHW',
+      shape: [-1, 3, FACEREC_INPUT_SIZE, FACEREC_INPUT_SIZE],
+      channelOrder: 'RGB',
+      mean: FACEREC_MEAN_RGB,
+      std: [FACEREC_STD, FACEREC_STD, FACEREC_STD],
+      description: '150x150 face chip aligned by similarity transform onto the dlib template',
+    },
+    outputs: [{ name: 'embedding', shape: [-1, 128], description: '128-d embedding (L2-normalise before cosine)' }],
+    source: () => {
+      const src = sourcePackage(FACE_API);
+      return {
+        package: src.package,
+        version: src.version,
+        license: src.license,
+        files: ['model/face_recognition_model-weights_manifest.json', 'model/face_recognition_model.bin'],
+      };
+    },
+    build: () => buildFaceRecGraph(loadFaceRecWeights(sourceFile(sourcePackage(FACE_API), 'model/face_recognition_model-weights_manifest.json'))),
+    calibrationInputs: (samples) =>
+      samples.map((s) => ({ input: rgbToTensor(s.aligned, FACEREC_INPUT_SIZE, FACEREC_MEAN_RGB, [FACEREC_STD, FACEREC_STD, FACEREC_STD]) })),
+    maxCalibrationSamples: Number.POSITIVE_INFINITY,
+    fidelity: flatCosine,
+  },
+  boxCropModel('antispoof', 'anti-spoof', 128, [{ name: 'Identity', shape: [-1, 1], description: 'spoof probability (human: real when below its threshold)' }], (s) => s.antispoof, scoreAgreement),
+  boxCropModel('liveness', 'liveness', 32, [{ name: 'Identity', shape: [-1, 2], description: 'softmax [fake, live]' }], (s) => s.liveness, scoreAgreement),
+];
