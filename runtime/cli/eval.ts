@@ -1,0 +1,64 @@
+// `facegate eval lfw`: verification accuracy of the deployed pipeline on LFW-format data.
+import { parseArgs } from 'node:util';
+import { evalLfw, type LfwReport } from '../eval/lfw.ts';
+
+const USAGE =
+  'usage: facegate eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--engine ort|kernels] [--threads N] [--models DIR] [--json] [--roc FILE.png]';
+
+export async function evalCommand(args: string[]): Promise<number> {
+  const [target, ...rest] = args;
+  if (target !== 'lfw') {
+    console.error(USAGE);
+    return 2;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      images: { type: 'string' },
+      pairs: { type: 'string' },
+      precision: { type: 'string', default: 'int8' },
+      engine: { type: 'string', default: 'ort' },
+      threads: { type: 'string', default: '2' },
+      models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
+      json: { type: 'boolean', default: false },
+      roc: { type: 'string' },
+    },
+  });
+  if (!values.images || !values.pairs) {
+    console.error(USAGE);
+    return 2;
+  }
+  if (values.precision !== 'fp32' && values.precision !== 'int8') throw new Error(`--precision must be fp32 or int8, not "${values.precision}"`);
+  if (values.engine !== 'ort' && values.engine !== 'kernels') throw new Error(`--engine must be ort or kernels, not "${values.engine}"`);
+  const threads = Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, not "${values.threads}"`);
+
+  const report = await evalLfw({
+    images: values.images,
+    pairs: values.pairs,
+    modelsDir: values.models,
+    precision: values.precision,
+    engine: values.engine,
+    threads,
+    rocPath: values.roc,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  console.log(values.json ? JSON.stringify(report) : formatReport(report));
+  return 0;
+}
+
+function pct(v: number): string {
+  return `${(100 * v).toFixed(2)}%`;
+}
+
+export function formatReport(r: LfwReport): string {
+  return [
+    `model         ${r.model} (${r.precision}, engine ${r.engine}, ${r.threads} threads)`,
+    `pairs         ${r.pairs} over ${r.folds.length} folds, ${r.images} images, ${r.no_face} without a detected face (centre-cropped)`,
+    `accuracy      ${pct(r.accuracy)} ± ${pct(r.accuracy_std)}  (per fold: ${r.folds.map((f) => pct(f.accuracy)).join(' ')})`,
+    `TPR@FAR 1e-2  ${pct(r.tpr_at_far['0.01'])}   TPR@FAR 1e-3  ${pct(r.tpr_at_far['0.001'])}   (View-2 pairs)`,
+    `TPR@FAR 1e-2  ${pct(r.tpr_at_far_all_pairs['0.01'])}   TPR@FAR 1e-3  ${pct(r.tpr_at_far_all_pairs['0.001'])}   (all ${r.tpr_at_far_all_pairs.genuine} genuine / ${r.tpr_at_far_all_pairs.impostor} impostor combinations)`,
+    `AUC           ${r.auc.toFixed(5)}`,
+    `throughput    ${r.images_per_s.toFixed(1)} images/s (decode, detect, align, embed)`,
+  ].join('\n');
+}

@@ -1,0 +1,35 @@
+// `facegate <command>`: the command-line entry point. Each command lives in its own module.
+import * as ort from 'onnxruntime-node';
+import { evalCommand } from './eval.ts';
+
+// ORT's warnings (e.g. about shape merging) are not for operators; errors still surface as exceptions.
+ort.env.logLevel = 'error';
+
+const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
+  eval: { run: evalCommand, help: 'eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--engine ort] [--json] [--roc FILE.png]' },
+};
+
+function usage(): string {
+  return ['usage: facegate <command> [options]', '', ...Object.values(COMMANDS).map((c) => `  facegate ${c.help}`)].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`facegate: unknown command "${name}"\n${usage()}`);
+    return 2;
+  }
+  return command.run(rest);
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (e) {
+  console.error(`facegate: ${(e as Error).message}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,126 @@
+// `facegate eval lfw`: the deployed pipeline (detect, align, embed, cosine) on raw LFW images, scored
+// with the View-2 protocol: accuracy over folds with each fold's threshold chosen on the others, and
+// TPR at fixed FAR.
+import { join } from 'node:path';
+import type { Precision } from '../models/manifest.ts';
+import { MODEL_NAMES, openModel } from '../models/registry.ts';
+import { renderRoc } from '../report/plot.ts';
+import { FaceDetector } from '../vision/detector.ts';
+import { cosine, FaceEmbedder } from '../vision/embedder.ts';
+import { alignedFaceCrop } from '../vision/face-crop.ts';
+import { decodeImage } from '../vision/image.ts';
+import { readLfwPairs } from './lfw-pairs.ts';
+import { allPairScores } from './pair-scores.ts';
+import { kFoldAccuracy, rocCurve, tprAtFar } from './metrics.ts';
+import { Progress } from '../report/progress.ts';
+
+export interface LfwEvalOptions {
+  images: string;
+  pairs: string;
+  modelsDir: string;
+  precision: Precision;
+  engine: 'ort' | 'kernels';
+  threads: number;
+  rocPath?: string;
+  /** Progress lines go here (stderr), so stdout can stay one JSON object. */
+  log?: (line: string) => void;
+}
+
+export interface LfwReport {
+  accuracy: number;
+  accuracy_std: number;
+  folds: { fold: number; threshold: number; accuracy: number }[];
+  tpr_at_far: { '0.01': number; '0.001': number };
+  /** Same, from every same-person and every different-person combination of the evaluated images. */
+  tpr_at_far_all_pairs: { '0.01': number; '0.001': number; genuine: number; impostor: number };
+  auc: number;
+  pairs: number;
+  images: number;
+  no_face: number;
+  model: string;
+  precision: Precision;
+  engine: string;
+  threads: number;
+  images_per_s: number;
+}
+
+const BATCH = 8;
+
+export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
+  if (opts.engine !== 'ort') throw new Error(`engine "${opts.engine}" is not available in this build; use --engine ort`);
+  const log = opts.log ?? (() => {});
+  const { pairs } = await readLfwPairs(opts.pairs);
+  const files = [...new Set(pairs.flatMap((p) => [p.a, p.b]))].sort();
+  const detectorModel = await openModel({ dir: opts.modelsDir, name: MODEL_NAMES.detector, precision: opts.precision, threads: opts.threads });
+  const embedderModel = await openModel({ dir: opts.modelsDir, name: MODEL_NAMES.embedder, precision: opts.precision, threads: opts.threads });
+  const detector = new FaceDetector(detectorModel.engine);
+  const embedder = new FaceEmbedder(embedderModel.engine, embedderModel.manifest);
+
+  const embeddings = new Map<string, Float32Array>();
+  let noFace = 0;
+  const progress = new Progress('eval lfw', files.length, log);
+  const started = performance.now();
+  for (let i = 0; i < files.length; i += BATCH) {
+    const batch = files.slice(i, i + BATCH);
+    const crops: Buffer[] = [];
+    for (const f of batch) {
+      const { crop, face } = await alignedFaceCrop(detector, await decodeImage(join(opts.images, f)));
+      if (!face) noFace++;
+      crops.push(crop);
+    }
+    (await embedder.embed(crops)).forEach((e, k) => embeddings.set(batch[k], e));
+    progress.tick(batch.length);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  progress.done();
+  await detectorModel.engine.close();
+  await embedderModel.engine.close();
+
+  const scored = pairs.map((p) => ({
+    fold: p.fold,
+    same: p.same,
+    score: cosine(embeddings.get(p.a) as Float32Array, embeddings.get(p.b) as Float32Array),
+  }));
+  const kfold = kFoldAccuracy(scored);
+  const genuine = scored.filter((p) => p.same).map((p) => p.score);
+  const impostor = scored.filter((p) => !p.same).map((p) => p.score);
+  // LFW file names are `<Person>/<Person>_NNNN.jpg`.
+  const all = allPairScores(
+    files.map((f) => f.split('/')[0]),
+    files.map((f) => embeddings.get(f) as Float32Array),
+    cosine,
+  );
+  const roc = rocCurve(genuine, impostor);
+  if (opts.rocPath) {
+    const allRoc = rocCurve(all.genuine, all.impostor);
+    await renderRoc(
+      [
+        { name: `View-2 pairs (${pairs.length})`, points: roc.points },
+        { name: `all combinations (${all.impostor.length} impostor)`, points: allRoc.points, dashed: true },
+      ],
+      opts.rocPath,
+      `LFW dev ROC: ${embedderModel.manifest.name} ${opts.precision} (${opts.engine})`,
+    );
+  }
+  return {
+    accuracy: kfold.mean,
+    accuracy_std: kfold.std,
+    folds: kfold.perFold,
+    tpr_at_far: { '0.01': tprAtFar(genuine, impostor, 0.01).tpr, '0.001': tprAtFar(genuine, impostor, 0.001).tpr },
+    tpr_at_far_all_pairs: {
+      '0.01': tprAtFar(all.genuine, all.impostor, 0.01).tpr,
+      '0.001': tprAtFar(all.genuine, all.impostor, 0.001).tpr,
+      genuine: all.genuine.length,
+      impostor: all.impostor.length,
+    },
+    auc: roc.auc,
+    pairs: pairs.length,
+    images: files.length,
+    no_face: noFace,
+    model: `${embedderModel.manifest.name}@${embedderModel.manifest.version}`,
+    precision: opts.precision,
+    engine: opts.engine,
+    threads: opts.threads,
+    images_per_s: files.length / seconds,
+  };
+}
