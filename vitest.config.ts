@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 300_000,
     // Model-heavy suites share two cores; running files one at a time keeps timings sane.
     fileParallelism: false,
+    globalSetup: ['test/setup/models.ts'],
   },
 });

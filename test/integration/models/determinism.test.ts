@@ -1,0 +1,34 @@
+// Reproducible builds: two separate `npm run models` processes on the same inputs write byte-identical
+// .onnx files and manifests.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { sha256 } from '../../../runtime/models/manifest.ts';
+
+const run = promisify(execFile);
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function build(): Promise<Map<string, string>> {
+  const out = mkdtempSync(join(tmpdir(), 'facegate-build-'));
+  dirs.push(out);
+  // A small calibration subset keeps this quick; the code path is the full build's.
+  await run('node', ['--import', 'tsx', 'runtime/models/build/main.ts'], {
+    env: { ...process.env, FACEGATE_MODELS_DIR: out, FACEGATE_CALIB_LIMIT: '40' },
+    maxBuffer: 16 << 20,
+  });
+  return new Map(readdirSync(out).sort().map((f) => [f, sha256(readFileSync(join(out, f)))]));
+}
+
+describe('model build', () => {
+  it('is byte-for-byte reproducible', async () => {
+    const [a, b] = [await build(), await build()];
+    expect([...a.keys()].filter((f) => f.endsWith('.onnx'))).toHaveLength(8);
+    expect([...b.entries()]).toEqual([...a.entries()]);
+  }, 600_000);
+});

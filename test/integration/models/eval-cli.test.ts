@@ -1,0 +1,55 @@
+// `npx facegate eval lfw --json` end to end on one LFW dev fold (the full run is a measurement, not a test).
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DATA_DIR } from '../../helpers/paths.ts';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'facegate-eval-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Fold 1 of pairs-dev.txt (300 same + 300 different), trimmed to 60 + 60, as its own 1-fold file
+ * duplicated into two folds so the k-fold protocol has a fold to choose thresholds on. */
+function smallPairs(): string {
+  const lines = readFileSync(join(DATA_DIR, 'lfw', 'pairs-dev.txt'), 'utf8').trim().split('\n');
+  const same = lines.slice(1, 61);
+  const diff = lines.slice(301, 361);
+  const fold = [...same.slice(0, 30), ...diff.slice(0, 30)];
+  const fold2 = [...same.slice(30), ...diff.slice(30)];
+  const path = join(dir, 'pairs.txt');
+  writeFileSync(path, ['2\t30', ...fold, ...fold2].join('\n'));
+  return path;
+}
+
+describe('facegate eval lfw', () => {
+  it('prints one JSON object with the documented keys and writes a ROC PNG', async () => {
+    const roc = join(dir, 'roc.png');
+    const { stdout, stderr } = await run(
+      'npx',
+      ['facegate', 'eval', 'lfw', '--images', join(DATA_DIR, 'lfw', 'dev'), '--pairs', smallPairs(), '--precision', 'int8', '--json', '--roc', roc],
+      { maxBuffer: 16 << 20 },
+    );
+    const report = JSON.parse(stdout);
+    for (const key of ['accuracy', 'accuracy_std', 'tpr_at_far', 'pairs', 'no_face', 'model', 'precision', 'engine', 'images_per_s']) {
+      expect(report).toHaveProperty(key);
+    }
+    expect(Object.keys(report.tpr_at_far).sort()).toEqual(['0.001', '0.01']);
+    expect(report.pairs).toBe(120);
+    expect(report.precision).toBe('int8');
+    expect(report.engine).toBe('ort');
+    expect(report.accuracy).toBeGreaterThan(0.9);
+    expect(report.images_per_s).toBeGreaterThan(0);
+    expect(stderr).toMatch(/\[eval lfw\] .* done/);
+    expect(existsSync(roc)).toBe(true);
+    expect((await sharp(roc).metadata()).format).toBe('png');
+  });
+
+  it('rejects a bad --precision with a clear error', async () => {
+    const result = run('npx', ['facegate', 'eval', 'lfw', '--images', dir, '--pairs', smallPairs(), '--precision', 'int4']);
+    await expect(result).rejects.toMatchObject({ stderr: expect.stringMatching(/--precision must be fp32 or int8, not "int4"/) });
+  });
+});
