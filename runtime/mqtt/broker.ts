@@ -1,0 +1,61 @@
+// In-process MQTT broker for demos and single-box installs where no broker is configured. Nothing is
+// persisted: retained messages and sessions live as long as the process.
+
+import { createServer, type Socket } from 'node:net';
+import { Aedes } from 'aedes';
+
+export interface InProcessBrokerOptions {
+  /** Loopback by default so the broker is not reachable from the network. */
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+}
+
+export interface InProcessBroker {
+  readonly host: string;
+  readonly port: number;
+  /** `mqtt://<host>:<port>` */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export async function startInProcessBroker(opts: InProcessBrokerOptions = {}): Promise<InProcessBroker> {
+  const host = opts.host ?? '127.0.0.1';
+  const aedes = await Aedes.createBroker();
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    aedes.handle(socket);
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    throw err;
+  }
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : (opts.port ?? 0);
+  let stopped: Promise<void> | null = null;
+  return {
+    host,
+    port,
+    url: `mqtt://${host}:${port}`,
+    stop() {
+      stopped ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        await new Promise<void>((resolve) => aedes.close(() => resolve()));
+        // Clients that never completed CONNECT are not known to aedes; end them here.
+        for (const socket of sockets) socket.destroy();
+        await closed;
+      })();
+      return stopped;
+    },
+  };
+}

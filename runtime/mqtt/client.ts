@@ -1,0 +1,364 @@
+// The device's MQTT connection: availability with a last will, face events with QoS 1 and a durable
+// offline queue behind them, and retained status topics.
+//
+// Ordering: an event is published directly only while connected with nothing queued and no replay
+// running; otherwise it is appended to the queue, which is written synchronously, so the queue order is
+// the call order. When a connection breaks, direct publishes still waiting for their PUBACK are moved to
+// the queue in send order before anything newer can be appended, and mqtt.js is told to forget them
+// (its in-memory resend on reconnect would bypass the queue and the order).
+//
+// Delivery is at-least-once: an event whose PUBACK was lost is replayed; consumers deduplicate on `id`.
+
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import type { EventQueue, QueueStats } from '../events/queue.ts';
+import type { FaceEvent } from '../events/schema.ts';
+import type { AvailabilityPayload, Topics } from './topics.ts';
+
+export interface MqttTlsFiles {
+  /** CA certificate (PEM file) to trust instead of the system store. */
+  ca?: string;
+  /** Client certificate and key (PEM files) for mutual TLS. */
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: boolean;
+}
+
+export type LogLevel = 'info' | 'warn' | 'error';
+
+export interface FacegateMqttOptions {
+  /** mqtt://, mqtts://, ws:// or wss:// */
+  url: string;
+  topics: Topics;
+  /** Opened by the caller, who also closes it after stop(). */
+  queue: EventQueue;
+  /** Default `facegate-<deviceId>`. */
+  clientId?: string;
+  username?: string;
+  password?: string;
+  tls?: MqttTlsFiles;
+  keepaliveSeconds?: number;
+  /** Delay between reconnection attempts, also after a refused CONNACK. */
+  reconnectPeriodMs?: number;
+  connectTimeoutMs?: number;
+  /** A publish not acknowledged in this time is treated as a dead connection (which is then recycled). */
+  publishTimeoutMs?: number;
+  /** Queued events in flight at once during a replay. */
+  replayWindow?: number;
+  /** Bound on stop(): flushing, `stopped`, DISCONNECT. */
+  stopTimeoutMs?: number;
+  log?: (level: LogLevel, message: string) => void;
+}
+
+export type PublishOutcome = 'published' | 'queued' | 'dropped';
+
+export interface FacegateMqttStats {
+  connected: boolean;
+  connects: number;
+  /** Events acknowledged by the broker on first try. */
+  published: number;
+  /** Events acknowledged by the broker from the offline queue. */
+  replayed: number;
+  /** Events written to the offline queue. */
+  queued: number;
+  /** Events refused by a full drop-newest queue. */
+  dropped: number;
+  queue: QueueStats;
+}
+
+interface DirectPublish {
+  event: FaceEvent;
+  settled: boolean;
+  resolve: (outcome: PublishOutcome) => void;
+  reject: (err: unknown) => void;
+}
+
+interface ClientEvents {
+  connect: [];
+  disconnect: [];
+  /** The offline queue became empty through a replay. */
+  drained: [];
+}
+
+function defaultLog(level: LogLevel, message: string): void {
+  if (level !== 'info') console[level](`[mqtt] ${message}`);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Whether `promise` settled within `ms`; the timer is cleared so it never holds the process open. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class FacegateMqttClient extends EventEmitter<ClientEvents> {
+  readonly topics: Topics;
+  private readonly queue: EventQueue;
+  private readonly client: MqttClient;
+  private readonly publishTimeoutMs: number;
+  private readonly replayWindow: number;
+  private readonly stopTimeoutMs: number;
+  private readonly log: (level: LogLevel, message: string) => void;
+
+  /** Connected and not known to be broken; direct publishes and replays only happen while true. */
+  private online = false;
+  private draining = false;
+  private stopping: Promise<void> | null = null;
+  private readonly inflight: DirectPublish[] = [];
+  private readonly pendingStores = new Set<Promise<unknown>>();
+  private readonly retained = new Map<string, string>();
+  private lastError = '';
+  private readonly counters = { connects: 0, published: 0, replayed: 0, queued: 0, dropped: 0 };
+
+  private constructor(opts: FacegateMqttOptions, clientOptions: IClientOptions) {
+    super();
+    this.topics = opts.topics;
+    this.queue = opts.queue;
+    this.publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
+    this.replayWindow = opts.replayWindow ?? 16;
+    this.stopTimeoutMs = opts.stopTimeoutMs ?? 5_000;
+    this.log = opts.log ?? defaultLog;
+    this.client = connect(opts.url, clientOptions);
+    this.client.on('connect', () => this.onConnect());
+    this.client.on('close', () => this.connectionLost('connection closed'));
+    this.client.on('error', (err) => this.logError(err));
+  }
+
+  /** Starts connecting and returns at once: a broker that is down is retried while events queue up. */
+  static async start(opts: FacegateMqttOptions): Promise<FacegateMqttClient> {
+    const tls = opts.tls;
+    const [ca, cert, key] = await Promise.all(
+      [tls?.ca, tls?.cert, tls?.key].map((file) => (file ? readFile(file) : undefined)),
+    );
+    return new FacegateMqttClient(opts, {
+      clientId: opts.clientId ?? `facegate-${opts.topics.deviceId}`,
+      username: opts.username,
+      password: opts.password,
+      keepalive: opts.keepaliveSeconds ?? 30,
+      reconnectPeriod: opts.reconnectPeriodMs ?? 2_000,
+      reconnectOnConnackError: true,
+      connectTimeout: opts.connectTimeoutMs ?? 10_000,
+      clean: true,
+      will: {
+        topic: opts.topics.availability,
+        payload: Buffer.from('offline' satisfies AvailabilityPayload),
+        qos: 1,
+        retain: true,
+      },
+      ...(tls ? { ca, cert, key, rejectUnauthorized: tls.rejectUnauthorized } : {}),
+    });
+  }
+
+  get connected(): boolean {
+    return this.online;
+  }
+
+  stats(): FacegateMqttStats {
+    return { connected: this.online, ...this.counters, queue: this.queue.stats() };
+  }
+
+  /**
+   * Resolves 'published' once the broker acknowledged the event, 'queued' once it is on disk for a later
+   * replay, or 'dropped' when a full drop-newest queue refused it.
+   */
+  publishEvent(event: FaceEvent): Promise<PublishOutcome> {
+    if (this.stopping) return Promise.reject(new Error('MQTT client is stopped'));
+    if (this.online && this.queue.size === 0 && !this.draining) return this.publishDirect(event);
+    return this.store(event);
+  }
+
+  /** Retained QoS 1 publish whose latest value is re-sent on every (re)connect. */
+  publishRetained(topic: string, payload: string | object): void {
+    const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
+    this.retained.set(topic, text);
+    if (this.online) this.sendRetained(topic, text);
+  }
+
+  /**
+   * Flushes direct publishes and the replay of the queue (bounded by stopTimeoutMs; what is left stays
+   * queued), publishes `stopped` and disconnects cleanly, so the broker does not send the last will.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    const deadline = Date.now() + this.stopTimeoutMs;
+    while (Date.now() < deadline && (this.inflight.length > 0 || (this.online && this.queue.size > 0))) {
+      await sleep(10);
+    }
+    if (this.inflight.length > 0 || this.draining) this.connectionLost('stop timed out while flushing');
+    while (this.draining && Date.now() < deadline + 1_000) await sleep(10);
+    await Promise.allSettled([...this.pendingStores]);
+
+    const graceful = this.online;
+    if (graceful) {
+      try {
+        await this.publishQos1(this.topics.availability, 'stopped' satisfies AvailabilityPayload, true);
+      } catch (err) {
+        this.logError(err);
+      }
+    }
+    // Offline from here on, so the close caused by our own DISCONNECT is not reported as a loss.
+    this.online = false;
+    const ended = await settlesWithin(this.client.endAsync(!graceful), Math.max(deadline - Date.now(), 500));
+    // A second end() is ignored by mqtt.js while the first is pending; dropping the socket is not.
+    if (!ended) this.client.stream?.destroy();
+    this.client.removeAllListeners();
+    // mqtt.js may still report errors from a socket being torn down; they are of no interest now.
+    this.client.on('error', () => {});
+  }
+
+  private onConnect(): void {
+    this.online = true;
+    this.lastError = '';
+    this.counters.connects++;
+    this.log('info', 'connected');
+    this.sendRetained(this.topics.availability, 'online' satisfies AvailabilityPayload);
+    for (const [topic, payload] of this.retained) this.sendRetained(topic, payload);
+    this.emit('connect');
+    this.kickReplay();
+  }
+
+  /**
+   * The connection is broken or untrustworthy: move unacknowledged direct publishes to the queue in
+   * order, make mqtt.js forget its copies, and make sure the socket is gone so mqtt.js reconnects.
+   */
+  private connectionLost(reason: string): void {
+    const wasOnline = this.online;
+    this.online = false;
+    for (const entry of this.inflight.splice(0)) {
+      if (entry.settled) continue;
+      entry.settled = true;
+      this.store(entry.event).then(entry.resolve, entry.reject);
+    }
+    for (const [id, pending] of Object.entries(this.client.outgoing)) {
+      if (pending.cmd === 'publish') this.client.removeOutgoingMessage(Number(id));
+    }
+    if (this.client.connected) this.client.stream.destroy();
+    if (wasOnline) {
+      this.log('warn', `disconnected: ${reason}`);
+      this.emit('disconnect');
+    }
+  }
+
+  private publishDirect(event: FaceEvent): Promise<PublishOutcome> {
+    return new Promise((resolve, reject) => {
+      const entry: DirectPublish = { event, settled: false, resolve, reject };
+      this.inflight.push(entry);
+      this.publishQos1(this.topics.event, JSON.stringify(event)).then(
+        () => {
+          if (entry.settled) return;
+          entry.settled = true;
+          this.inflight.splice(this.inflight.indexOf(entry), 1);
+          this.counters.published++;
+          resolve('published');
+        },
+        (err) => {
+          if (!entry.settled) this.connectionLost(`publish failed: ${(err as Error).message}`);
+        },
+      );
+    });
+  }
+
+  private store(event: FaceEvent): Promise<PublishOutcome> {
+    // append() writes synchronously: the queue position is fixed before this returns.
+    const stored = this.queue.append(event).then((kept): PublishOutcome => {
+      if (kept) this.counters.queued++;
+      else this.counters.dropped++;
+      return kept ? 'queued' : 'dropped';
+    });
+    this.pendingStores.add(stored);
+    stored.finally(() => this.pendingStores.delete(stored)).catch(() => {});
+    this.kickReplay();
+    return stored;
+  }
+
+  private kickReplay(): void {
+    if (this.online && !this.draining && this.queue.size > 0) void this.replay();
+  }
+
+  /** Publishes the queue head in windows; acknowledges only the prefix the broker confirmed. */
+  private async replay(): Promise<void> {
+    this.draining = true;
+    let failed = false;
+    try {
+      while (this.online && this.queue.size > 0) {
+        const batch = this.queue.peek(this.replayWindow);
+        const results = await Promise.allSettled(
+          batch.map(({ event }) =>
+            this.publishQos1(
+              this.topics.event,
+              JSON.stringify({ ...event, replayed: true } satisfies FaceEvent),
+            ),
+          ),
+        );
+        const firstFailure = results.findIndex((r) => r.status === 'rejected');
+        const confirmed = firstFailure === -1 ? batch.length : firstFailure;
+        if (confirmed > 0) {
+          await this.queue.ack(batch[confirmed - 1].seq);
+          this.counters.replayed += confirmed;
+        }
+        if (confirmed < batch.length) {
+          this.connectionLost(`replay failed: ${(results[confirmed] as PromiseRejectedResult).reason}`);
+          return;
+        }
+      }
+    } catch (err) {
+      failed = true;
+      this.logError(err);
+    } finally {
+      this.draining = false;
+    }
+    if (failed) return;
+    if (this.queue.size === 0) this.emit('drained');
+    // A reconnect that happened while this replay was finishing found it still running.
+    else this.kickReplay();
+  }
+
+  private sendRetained(topic: string, payload: string): void {
+    this.publishQos1(topic, payload, true).catch((err) => this.logError(err));
+  }
+
+  private publishQos1(topic: string, payload: string, retain = false): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no PUBACK within ${this.publishTimeoutMs} ms on ${topic}`)),
+        this.publishTimeoutMs,
+      );
+      this.client.publish(topic, payload, { qos: 1, retain }, (err) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      });
+    });
+  }
+
+  /** Reconnect loops repeat the same error every period; log it once until something changes. */
+  private logError(err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    if (message === this.lastError) return;
+    this.lastError = message;
+    this.log('error', message);
+  }
+}
+
+export function startMqttClient(opts: FacegateMqttOptions): Promise<FacegateMqttClient> {
+  return FacegateMqttClient.start(opts);
+}

@@ -1,0 +1,133 @@
+// Every MQTT topic facegate publishes or subscribes to is built here, so the topic tree documented in
+// docs/mqtt.md has exactly one implementation.
+
+/** Identifiers are short enough that a full topic stays far below MQTT's 65535-byte limit. */
+export const MAX_TOPIC_ID_LENGTH = 64;
+
+/** The device-id slot that addresses every device at once; a device may not be called this. */
+export const ALL_DEVICES = 'all';
+
+export const DEFAULT_DISCOVERY_PREFIX = 'homeassistant';
+
+export type AvailabilityPayload = 'online' | 'offline' | 'stopped';
+
+/** Home Assistant MQTT discovery components facegate may announce. */
+export type DiscoveryComponent = 'sensor' | 'binary_sensor' | 'camera' | 'button' | 'switch' | 'image';
+
+export interface TopicConfig {
+  /** One or more topic levels, e.g. `facegate` or `site1/facegate`. */
+  baseTopic: string;
+  deviceId: string;
+  /** Home Assistant discovery prefix; `homeassistant` unless HA was configured otherwise. */
+  discoveryPrefix?: string;
+}
+
+export interface Topics {
+  readonly baseTopic: string;
+  readonly deviceId: string;
+  /** Retained `online` | `offline` (last will) | `stopped`. */
+  readonly availability: string;
+  /** QoS 1 stream of face events for all cameras of the device (camera is in the payload). */
+  readonly event: string;
+  /** Retained state summary. */
+  readonly state: string;
+  /** Retained effective configuration, secrets redacted. */
+  readonly config: string;
+  /** Retained model update state. */
+  readonly model: string;
+  /** Latest snapshot JPEG (not retained). */
+  readonly snapshot: string;
+  /** Home Assistant birth/last-will topic (`online`/`offline`), so discovery can be re-sent. */
+  readonly homeAssistantStatus: string;
+  /** The two subscriptions that receive every request addressed to this device. */
+  readonly requestSubscriptions: readonly [string, string];
+  request(command: string): string;
+  response(command: string): string;
+  /** Fleet-wide request received by every device under the same base topic. */
+  allRequest(command: string): string;
+  /** `<prefix>/<component>/<deviceId>/<objectId>/config`. */
+  discovery(component: DiscoveryComponent, objectId: string): string;
+}
+
+export interface ParsedRequest {
+  scope: 'device' | 'all';
+  command: string;
+}
+
+export class TopicError extends Error {
+  override readonly name = 'TopicError';
+}
+
+/** Why `value` cannot be one topic level, or null when it can. */
+export function topicIdProblem(value: string, maxLength = MAX_TOPIC_ID_LENGTH): string | null {
+  if (typeof value !== 'string' || value.length === 0) return 'is empty';
+  if (value.length > maxLength) return `is longer than ${maxLength} characters`;
+  if (value.includes('+') || value.includes('#')) return 'contains an MQTT wildcard (+ or #)';
+  if (value.includes('/')) return 'contains the topic separator /';
+  // NUL is forbidden by the MQTT spec; other control characters break logs and HA entity ids.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(value)) return 'contains a control character';
+  if (value.trim() !== value) return 'has leading or trailing whitespace';
+  return null;
+}
+
+export function isValidTopicId(value: string, maxLength = MAX_TOPIC_ID_LENGTH): boolean {
+  return topicIdProblem(value, maxLength) === null;
+}
+
+/** Returns `value` when it is usable as a single topic level; throws a TopicError naming `what` otherwise. */
+export function assertTopicId(value: string, what = 'identifier', maxLength = MAX_TOPIC_ID_LENGTH): string {
+  const problem = topicIdProblem(value, maxLength);
+  if (problem !== null) throw new TopicError(`${what} ${JSON.stringify(value)} ${problem}`);
+  return value;
+}
+
+function assertBaseTopic(base: string): string {
+  if (typeof base !== 'string' || base.length === 0) throw new TopicError('base topic is empty');
+  // `$`-topics belong to the broker ($SYS) and are not matched by `#` subscriptions.
+  if (base.startsWith('$')) throw new TopicError(`base topic ${JSON.stringify(base)} starts with $`);
+  for (const level of base.split('/')) assertTopicId(level, `base topic level of ${JSON.stringify(base)}`);
+  return base;
+}
+
+export function buildTopics(cfg: TopicConfig): Topics {
+  const base = assertBaseTopic(cfg.baseTopic);
+  const deviceId = assertTopicId(cfg.deviceId, 'device id');
+  if (deviceId === ALL_DEVICES)
+    throw new TopicError(`device id "${ALL_DEVICES}" is reserved for fleet requests`);
+  const prefix = assertBaseTopic(cfg.discoveryPrefix ?? DEFAULT_DISCOVERY_PREFIX);
+  const device = `${base}/${deviceId}`;
+  return {
+    baseTopic: base,
+    deviceId,
+    availability: `${device}/availability`,
+    event: `${device}/event`,
+    state: `${device}/state`,
+    config: `${device}/config`,
+    model: `${device}/model`,
+    snapshot: `${device}/snapshot`,
+    homeAssistantStatus: `${prefix}/status`,
+    requestSubscriptions: [`${device}/request/+`, `${base}/${ALL_DEVICES}/request/+`],
+    request: (command) => `${device}/request/${assertTopicId(command, 'command')}`,
+    response: (command) => `${device}/response/${assertTopicId(command, 'command')}`,
+    allRequest: (command) => `${base}/${ALL_DEVICES}/request/${assertTopicId(command, 'command')}`,
+    discovery: (component, objectId) =>
+      `${prefix}/${assertTopicId(component, 'discovery component')}/${deviceId}/${assertTopicId(objectId, 'discovery object id')}/config`,
+  };
+}
+
+/**
+ * Maps an incoming topic to the request it carries, or null when the topic is not a well-formed request
+ * for this device (other devices, responses, extra levels, empty or invalid commands).
+ */
+export function parseRequestTopic(topics: Topics, topic: string): ParsedRequest | null {
+  const base = `${topics.baseTopic}/`;
+  if (!topic.startsWith(base)) return null;
+  const rest = topic.slice(base.length).split('/');
+  if (rest.length !== 3 || rest[1] !== 'request') return null;
+  const [target, , command] = rest;
+  if (!isValidTopicId(command)) return null;
+  if (target === topics.deviceId) return { scope: 'device', command };
+  if (target === ALL_DEVICES) return { scope: 'all', command };
+  return null;
+}
