@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { evalLfw, type LfwReport } from '../eval/lfw.ts';
 
 const USAGE =
-  'usage: facegate eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--engine ort|kernels] [--threads N] [--models DIR] [--json] [--roc FILE.png]';
+  'usage: facegate eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--detector-precision fp32|int8] [--engine ort|kernels] [--threads N] [--models DIR] [--json] [--roc FILE.png]';
 
 export async function evalCommand(args: string[]): Promise<number> {
   const [target, ...rest] = args;
@@ -17,6 +17,7 @@ export async function evalCommand(args: string[]): Promise<number> {
       images: { type: 'string' },
       pairs: { type: 'string' },
       precision: { type: 'string', default: 'int8' },
+      'detector-precision': { type: 'string', default: 'fp32' },
       engine: { type: 'string', default: 'ort' },
       threads: { type: 'string', default: '2' },
       models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
@@ -28,7 +29,8 @@ export async function evalCommand(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  if (values.precision !== 'fp32' && values.precision !== 'int8') throw new Error(`--precision must be fp32 or int8, not "${values.precision}"`);
+  const precision = parsePrecision('--precision', values.precision);
+  const detectorPrecision = parsePrecision('--detector-precision', values['detector-precision']);
   if (values.engine !== 'ort' && values.engine !== 'kernels') throw new Error(`--engine must be ort or kernels, not "${values.engine}"`);
   const threads = Number(values.threads);
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, not "${values.threads}"`);
@@ -37,7 +39,8 @@ export async function evalCommand(args: string[]): Promise<number> {
     images: values.images,
     pairs: values.pairs,
     modelsDir: values.models,
-    precision: values.precision,
+    precision,
+    detectorPrecision,
     engine: values.engine,
     threads,
     rocPath: values.roc,
@@ -47,13 +50,18 @@ export async function evalCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+function parsePrecision(flag: string, value: string): 'fp32' | 'int8' {
+  if (value !== 'fp32' && value !== 'int8') throw new Error(`${flag} must be fp32 or int8, not "${value}"`);
+  return value;
+}
+
 function pct(v: number): string {
   return `${(100 * v).toFixed(2)}%`;
 }
 
 export function formatReport(r: LfwReport): string {
   return [
-    `model         ${r.model} (${r.precision}, engine ${r.engine}, ${r.threads} threads)`,
+    `model         ${r.model} (${r.precision}, engine ${r.engine}, ${r.threads} threads; detector ${r.detector_precision})`,
     `pairs         ${r.pairs} over ${r.folds.length} folds, ${r.images} images, ${r.no_face} without a detected face (centre-cropped)`,
     `accuracy      ${pct(r.accuracy)} ± ${pct(r.accuracy_std)}  (per fold: ${r.folds.map((f) => pct(f.accuracy)).join(' ')})`,
     `TPR@FAR 1e-2  ${pct(r.tpr_at_far['0.01'])}   TPR@FAR 1e-3  ${pct(r.tpr_at_far['0.001'])}   (View-2 pairs)`,

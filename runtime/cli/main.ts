@@ -1,5 +1,6 @@
 // `facegate <command>`: the command-line entry point. Each command lives in its own module.
 import * as ort from 'onnxruntime-node';
+import { benchCommand } from './bench.ts';
 import { evalCommand } from './eval.ts';
 
 // ORT's warnings (e.g. about shape merging) are not for operators; errors still surface as exceptions.
@@ -7,6 +8,7 @@ ort.env.logLevel = 'error';
 
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
   eval: { run: evalCommand, help: 'eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--engine ort] [--json] [--roc FILE.png]' },
+  bench: { run: benchCommand, help: 'bench [--json] [--rounds N]' },
 };
 
 function usage(): string {

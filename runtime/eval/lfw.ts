@@ -18,7 +18,10 @@ export interface LfwEvalOptions {
   images: string;
   pairs: string;
   modelsDir: string;
+  /** Embedder precision. */
   precision: Precision;
+  /** The int8 detector's coarser keypoints cost alignment accuracy, so detection defaults to fp32. */
+  detectorPrecision: Precision;
   engine: 'ort' | 'kernels';
   threads: number;
   rocPath?: string;
@@ -39,6 +42,7 @@ export interface LfwReport {
   no_face: number;
   model: string;
   precision: Precision;
+  detector_precision: Precision;
   engine: string;
   threads: number;
   images_per_s: number;
@@ -51,7 +55,7 @@ export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
   const log = opts.log ?? (() => {});
   const { pairs } = await readLfwPairs(opts.pairs);
   const files = [...new Set(pairs.flatMap((p) => [p.a, p.b]))].sort();
-  const detectorModel = await openModel({ dir: opts.modelsDir, name: MODEL_NAMES.detector, precision: opts.precision, threads: opts.threads });
+  const detectorModel = await openModel({ dir: opts.modelsDir, name: MODEL_NAMES.detector, precision: opts.detectorPrecision, threads: opts.threads });
   const embedderModel = await openModel({ dir: opts.modelsDir, name: MODEL_NAMES.embedder, precision: opts.precision, threads: opts.threads });
   const detector = new FaceDetector(detectorModel.engine);
   const embedder = new FaceEmbedder(embedderModel.engine, embedderModel.manifest);
@@ -119,6 +123,7 @@ export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
     no_face: noFace,
     model: `${embedderModel.manifest.name}@${embedderModel.manifest.version}`,
     precision: opts.precision,
+    detector_precision: opts.detectorPrecision,
     engine: opts.engine,
     threads: opts.threads,
     images_per_s: files.length / seconds,

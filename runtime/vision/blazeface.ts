@@ -41,7 +41,7 @@ function sigmoid(logit: number): number {
   return 1 / (1 + Math.exp(-clamped));
 }
 
-function iou(a: FaceDetection['box'], b: FaceDetection['box']): number {
+export function iou(a: FaceDetection['box'], b: FaceDetection['box']): number {
   const ix = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
   const iy = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
   if (ix <= 0 || iy <= 0) return 0;

@@ -4,10 +4,12 @@
 import { Graph, type GraphNode } from '../onnx/graph.ts';
 import type { Range } from './calibrate.ts';
 
-/** Ops that run on quantized data (their activation inputs get Q/DQ). */
-const QUANTIZED_OPS = new Set(['Conv', 'Gemm', 'Add', 'MaxPool', 'AveragePool', 'Pad', 'ReduceMean', 'Concat', 'Reshape', 'Transpose', 'Relu']);
+/** Ops that run on quantized data (their activation inputs get Q/DQ). Reshape and Transpose are not
+ * among them: a tensor that only flows into those on its way out (a detector's box regressors) stays
+ * float, since 8 bits over a +-150 px range would round keypoints to 1 px. */
+const QUANTIZED_OPS = new Set(['Conv', 'Gemm', 'Add', 'MaxPool', 'AveragePool', 'Pad', 'ReduceMean', 'Concat', 'Relu']);
 /** Ops whose output has exactly the input's value set, so it shares the input's parameters. */
-const PASS_THROUGH = new Set(['MaxPool', 'Pad', 'Reshape', 'Transpose', 'AveragePool']);
+const PASS_THROUGH = new Set(['MaxPool', 'Pad', 'AveragePool']);
 /** Producers whose output, when it only feeds a ReLU, takes the ReLU's (zero-based) parameters. */
 const RELU_FUSABLE = new Set(['Conv', 'Gemm', 'Add']);
 
