@@ -1,0 +1,158 @@
+// The non-conv ops. Add has per-ISA SIMD kernels; the pools and mean are written once as
+// channel-inner loops the compiler vectorizes at the baseline ISA (they are < 1% of the MACs);
+// pad and fc are a copy and a 32K-MAC dot product, so their reference code is their only code.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/checks.h"
+#include "common/internal.h"
+#include "ref/ref.h"
+
+namespace facegate {
+
+using detail::fail;
+
+namespace {
+
+void check_pool(const char* what, const PoolDesc& d) {
+  detail::check_window(what, d.kh, d.kw, d.stride_h, d.stride_w, d.pad_top, d.pad_left, d.pad_bottom,
+                       d.pad_right);
+}
+
+// Input window [y0, y1) x [x0, x1) of output pixel (oy, ox), clipped to the image.
+struct Window {
+  int y0, y1, x0, x1;
+  int count() const { return (y1 - y0) * (x1 - x0); }
+};
+Window window(const PoolDesc& d, Shape s, int oy, int ox) {
+  const int y = oy * d.stride_h - d.pad_top, x = ox * d.stride_w - d.pad_left;
+  return {std::max(0, y), std::min(s.h, y + d.kh), std::max(0, x), std::min(s.w, x + d.kw)};
+}
+
+void maxpool_fast(const PoolDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
+  const Shape o = pool_out_shape(d, s);
+  for (int oy = 0; oy < o.h; ++oy)
+    for (int ox = 0; ox < o.w; ++ox) {
+      uint8_t* dst = out + (static_cast<size_t>(oy) * o.w + ox) * s.c;
+      const Window win = window(d, s, oy, ox);
+      std::memset(dst, 0, s.c);
+      for (int y = win.y0; y < win.y1; ++y)
+        for (int x = win.x0; x < win.x1; ++x) {
+          const uint8_t* src = in + (static_cast<size_t>(y) * s.w + x) * s.c;
+          for (int c = 0; c < s.c; ++c) dst[c] = std::max(dst[c], src[c]);
+        }
+    }
+}
+
+// Sums of (x - zp) are formed as sum(x) - count * zp: the same integer the reference computes.
+void requant_sums(const int32_t* sums, int c, int count, int zp_in, float mult, int zp_out, uint8_t* out) {
+  const float m = mult / static_cast<float>(count);
+  const float lo = detail::clamp_lo(zp_out, false), hi = detail::clamp_hi(zp_out);
+  for (int i = 0; i < c; ++i) out[i] = detail::requantize(sums[i] - count * zp_in, m, zp_out, lo, hi);
+}
+
+void avgpool_fast(const AvgPoolDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
+  const Shape o = pool_out_shape(d.pool, s);
+  std::vector<int32_t> sums(s.c);
+  for (int oy = 0; oy < o.h; ++oy)
+    for (int ox = 0; ox < o.w; ++ox) {
+      const Window win = window(d.pool, s, oy, ox);
+      std::fill(sums.begin(), sums.end(), 0);
+      for (int y = win.y0; y < win.y1; ++y)
+        for (int x = win.x0; x < win.x1; ++x) {
+          const uint8_t* src = in + (static_cast<size_t>(y) * s.w + x) * s.c;
+          for (int c = 0; c < s.c; ++c) sums[c] += src[c];
+        }
+      requant_sums(sums.data(), s.c, win.count(), d.zp_in, d.mult, d.zp_out,
+                   out + (static_cast<size_t>(oy) * o.w + ox) * s.c);
+    }
+}
+
+void mean_fast(const MeanDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
+  std::vector<int32_t> sums(s.c, 0);
+  for (int p = 0; p < s.h * s.w; ++p) {
+    const uint8_t* src = in + static_cast<size_t>(p) * s.c;
+    for (int c = 0; c < s.c; ++c) sums[c] += src[c];
+  }
+  requant_sums(sums.data(), s.c, s.h * s.w, d.zp_in, d.mult, d.zp_out, out);
+}
+
+bool scalar() { return active_isa() == Isa::Scalar; }
+
+}  // namespace
+
+void add(const AddDesc& d, const uint8_t* a, const uint8_t* b, uint8_t* out, size_t n, int threads) {
+  detail::check_add(d);
+  if (n > (size_t{1} << 30)) fail("add: more than 2^30 elements");
+  if (n > 0 && (!a || !b || !out)) fail("add: null buffer");
+  threads = detail::resolve_threads(threads);
+  const detail::IsaKernels* k = detail::kernels_for(active_isa());
+  const auto kernel = k ? k->add : ref::add;
+  constexpr int kChunk = 16384;
+  const int chunks = static_cast<int>((n + kChunk - 1) / kChunk);
+  detail::parallel_for(chunks, threads, [&](int b0, int b1) {
+    const size_t lo = static_cast<size_t>(b0) * kChunk, hi = std::min(n, static_cast<size_t>(b1) * kChunk);
+    kernel(d, a + lo, b + lo, out + lo, hi - lo);
+  });
+}
+
+Shape pool_out_shape(const PoolDesc& d, Shape in) {
+  check_pool("pool", d);
+  return detail::window_out("pool", in, d.kh, d.kw, d.stride_h, d.stride_w, d.pad_top, d.pad_left,
+                            d.pad_bottom, d.pad_right, in.c);
+}
+
+void maxpool(const PoolDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
+  pool_out_shape(d, s);
+  if (!in || !out) fail("maxpool: null buffer");
+  (scalar() ? ref::maxpool : maxpool_fast)(d, in, s, out);
+}
+
+void avgpool(const AvgPoolDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
+  pool_out_shape(d.pool, s);
+  detail::check_requant("avgpool", d.zp_in, d.zp_out, d.mult);
+  if (!in || !out) fail("avgpool: null buffer");
+  (scalar() ? ref::avgpool : avgpool_fast)(d, in, s, out);
+}
+
+Shape pad_out_shape(const PadDesc& d, Shape in) {
+  detail::check_shape("pad input", in);
+  for (const int p : {d.top, d.left, d.front, d.bottom, d.right, d.back}) detail::check_range("pad amount", p, 0, 1 << 12);
+  detail::check_zp("pad value", d.value);
+  const Shape o{in.h + d.top + d.bottom, in.w + d.left + d.right, in.c + d.front + d.back};
+  detail::check_shape("pad output", o);
+  return o;
+}
+
+void pad(const PadDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
+  pad_out_shape(d, s);
+  if (!in || !out) fail("pad: null buffer");
+  ref::pad(d, in, s, out);
+}
+
+void mean(const MeanDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
+  detail::check_shape("mean input", s);
+  detail::check_requant("mean", d.zp_in, d.zp_out, d.mult);
+  if (static_cast<long long>(s.h) * s.w * 255 > (1LL << 31) - 1) fail("mean: too many pixels for int32 sums");
+  if (!in || !out) fail("mean: null buffer");
+  (scalar() ? ref::mean : mean_fast)(d, in, s, out);
+}
+
+Fc::Fc(int cin, int cout, int zp_in, const int8_t* weights, const float* scale, const float* bias)
+    : cin_(cin), cout_(cout), zp_in_(zp_in) {
+  detail::check_range("fc cin", cin, 1, 1 << 16);
+  detail::check_range("fc cout", cout, 1, 1 << 16);
+  detail::check_zp("fc zp_in", zp_in);
+  if (!weights || !scale || !bias) fail("fc: weights, scale and bias are required");
+  w_.assign(weights, weights + static_cast<size_t>(cin) * cout);
+  scale_.assign(scale, scale + cout);
+  bias_.assign(bias, bias + cout);
+}
+
+void Fc::run(const uint8_t* in, float* out) const {
+  if (!in || !out) fail("fc: null buffer");
+  ref::fc(cin_, cout_, zp_in_, w_.data(), scale_.data(), bias_.data(), in, out);
+}
+
+}  // namespace facegate
