@@ -1,8 +1,8 @@
 // ONNX Runtime fp32 vs int8 for every face model, at 1 and 2 threads, interleaved in one process.
 import { join } from 'node:path';
 import { MODEL_SPECS, rgbToTensor } from '../models/build/specs.ts';
-import { openModel } from '../models/registry.ts';
 import type { Precision } from '../models/manifest.ts';
+import { openModel } from '../models/registry.ts';
 import { Progress } from '../report/progress.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { alignedFaceCrop, boxCrop } from '../vision/face-crop.ts';
@@ -21,11 +21,21 @@ export interface ModelBenchRow {
 /** Real inputs: one photo per person from the MIT-licensed face_recognition examples. */
 const PHOTOS = ['obama/obama.jpg', 'biden/biden.jpg', 'rose_leslie/img1.jpg', 'kit_harington/john1.jpeg'];
 
-export async function benchModels(opts: { modelsDir: string; dataDir: string; rounds: number; log: (line: string) => void }): Promise<ModelBenchRow[]> {
+export async function benchModels(opts: {
+  modelsDir: string;
+  dataDir: string;
+  rounds: number;
+  log: (line: string) => void;
+}): Promise<ModelBenchRow[]> {
   const images = await Promise.all(
-    PHOTOS.map((p) => decodeImage(join(opts.dataDir, 'faces', 'face_recognition_examples', 'knn_examples', 'train', p))),
+    PHOTOS.map((p) =>
+      decodeImage(join(opts.dataDir, 'faces', 'face_recognition_examples', 'knn_examples', 'train', p)),
+    ),
   );
-  const detector = new FaceDetector((await openModel({ dir: opts.modelsDir, name: 'blazeface', precision: 'fp32' })).engine, DEFAULT_DETECTION);
+  const detector = new FaceDetector(
+    (await openModel({ dir: opts.modelsDir, name: 'blazeface', precision: 'fp32' })).engine,
+    DEFAULT_DETECTION,
+  );
   const inputs = new Map<string, Float32Array[]>();
   for (const spec of MODEL_SPECS) inputs.set(spec.name, []);
   for (const image of images) {
@@ -36,7 +46,12 @@ export async function benchModels(opts: { modelsDir: string; dataDir: string; ro
       const data =
         spec.task === 'face-detection'
           ? (await letterbox(image, size)).tensor.data
-          : (rgbToTensor(spec.task === 'face-embedding' ? crop : await boxCrop(image, face, size), size, spec.input.mean, spec.input.std).data as Float32Array);
+          : (rgbToTensor(
+              spec.task === 'face-embedding' ? crop : await boxCrop(image, face, size),
+              size,
+              spec.input.mean,
+              spec.input.std,
+            ).data as Float32Array);
       inputs.get(spec.name)?.push(data);
     }
   }
@@ -45,16 +60,30 @@ export async function benchModels(opts: { modelsDir: string; dataDir: string; ro
   for (const threads of [1, 2]) {
     for (const spec of MODEL_SPECS) {
       const size = spec.input.shape[3];
-      const engines = await Promise.all((['fp32', 'int8'] as const).map((precision) => openModel({ dir: opts.modelsDir, name: spec.name, precision, threads })));
+      const engines = await Promise.all(
+        (['fp32', 'int8'] as const).map((precision) =>
+          openModel({ dir: opts.modelsDir, name: spec.name, precision, threads }),
+        ),
+      );
       const feeds = inputs.get(spec.name) as Float32Array[];
       const cases = engines.map(({ manifest, engine }) => {
         let i = 0;
-        return { name: manifest.precision, run: () => engine.run({ input: { data: feeds[i++ % feeds.length], dims: [1, 3, size, size] } }) };
+        return {
+          name: manifest.precision,
+          run: () => engine.run({ input: { data: feeds[i++ % feeds.length], dims: [1, 3, size, size] } }),
+        };
       });
       const timings = await interleaved(cases, { warmup: 5, rounds: opts.rounds });
       await Promise.all(engines.map((e) => e.engine.close()));
       for (const t of timings) {
-        rows.push({ model: spec.name, engine: 'ort', precision: t.name as Precision, threads, p50_ms: round(t.p50), p95_ms: round(t.p95) });
+        rows.push({
+          model: spec.name,
+          engine: 'ort',
+          precision: t.name as Precision,
+          threads,
+          p50_ms: round(t.p50),
+          p95_ms: round(t.p95),
+        });
       }
       progress.tick();
     }

@@ -19,9 +19,15 @@ export async function benchCommand(args: string[]): Promise<number> {
     },
   });
   const rounds = Number(values.rounds);
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, not "${values.rounds}"`);
+  if (!Number.isInteger(rounds) || rounds < 1)
+    throw new Error(`--rounds must be a positive integer, not "${values.rounds}"`);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const rows = await benchModels({ modelsDir: resolve(values.models), dataDir: resolve(values.data), rounds, log });
+  const rows = await benchModels({
+    modelsDir: resolve(values.models),
+    dataDir: resolve(values.data),
+    rounds,
+    log,
+  });
   const report: BenchReport = { rows, ratios: modelRatios(rows) };
   console.log(values.json ? JSON.stringify(report) : formatBench(report));
   return 0;
@@ -32,7 +38,8 @@ export function modelRatios(rows: ModelBenchRow[]): Record<string, number> {
   const ratios: Record<string, number> = {};
   for (const r of rows.filter((r) => r.precision === 'int8')) {
     const fp32 = rows.find((f) => f.model === r.model && f.threads === r.threads && f.precision === 'fp32');
-    if (fp32) ratios[`${r.model}_ort_int8_vs_fp32_${r.threads}t`] = Math.round((fp32.p50_ms / r.p50_ms) * 100) / 100;
+    if (fp32)
+      ratios[`${r.model}_ort_int8_vs_fp32_${r.threads}t`] = Math.round((fp32.p50_ms / r.p50_ms) * 100) / 100;
   }
   return ratios;
 }
@@ -40,8 +47,15 @@ export function modelRatios(rows: ModelBenchRow[]): Record<string, number> {
 export function formatBench(report: BenchReport): string {
   const header = 'model      engine  precision  threads   p50 ms   p95 ms';
   const lines = report.rows.map(
-    (r) => `${r.model.padEnd(10)} ${r.engine.padEnd(7)} ${r.precision.padEnd(10)} ${String(r.threads).padStart(7)} ${r.p50_ms.toFixed(3).padStart(8)} ${r.p95_ms.toFixed(3).padStart(8)}`,
+    (r) =>
+      `${r.model.padEnd(10)} ${r.engine.padEnd(7)} ${r.precision.padEnd(10)} ${String(r.threads).padStart(7)} ${r.p50_ms.toFixed(3).padStart(8)} ${r.p95_ms.toFixed(3).padStart(8)}`,
   );
   const ratios = Object.entries(report.ratios).map(([k, v]) => `${k.padEnd(40)} ${v.toFixed(2)}`);
-  return [header, ...lines, '', 'ratios (p50 of the slower / p50 of the faster; above 1: the first named is faster)', ...ratios].join('\n');
+  return [
+    header,
+    ...lines,
+    '',
+    'ratios (p50 of the slower / p50 of the faster; above 1: the first named is faster)',
+    ...ratios,
+  ].join('\n');
 }

@@ -31,9 +31,11 @@ export async function evalCommand(args: string[]): Promise<number> {
   }
   const precision = parsePrecision('--precision', values.precision);
   const detectorPrecision = parsePrecision('--detector-precision', values['detector-precision']);
-  if (values.engine !== 'ort' && values.engine !== 'kernels') throw new Error(`--engine must be ort or kernels, not "${values.engine}"`);
+  if (values.engine !== 'ort' && values.engine !== 'kernels')
+    throw new Error(`--engine must be ort or kernels, not "${values.engine}"`);
   const threads = Number(values.threads);
-  if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, not "${values.threads}"`);
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new Error(`--threads must be a positive integer, not "${values.threads}"`);
 
   const report = await evalLfw({
     images: values.images,

@@ -7,12 +7,19 @@ import { evalCommand } from './eval.ts';
 ort.env.logLevel = 'error';
 
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
-  eval: { run: evalCommand, help: 'eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--engine ort] [--json] [--roc FILE.png]' },
+  eval: {
+    run: evalCommand,
+    help: 'eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--engine ort] [--json] [--roc FILE.png]',
+  },
   bench: { run: benchCommand, help: 'bench [--json] [--rounds N]' },
 };
 
 function usage(): string {
-  return ['usage: facegate <command> [options]', '', ...Object.values(COMMANDS).map((c) => `  facegate ${c.help}`)].join('\n');
+  return [
+    'usage: facegate <command> [options]',
+    '',
+    ...Object.values(COMMANDS).map((c) => `  facegate ${c.help}`),
+  ].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -30,12 +30,15 @@ export class OrtEngine implements InferenceEngine {
     return this.session.outputNames;
   }
 
-  async run(inputs: Record<string, TensorIn>): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+  async run(
+    inputs: Record<string, TensorIn>,
+  ): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
     const feeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(inputs)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
     const out = await this.session.run(feeds);
     const result: Record<string, { data: Float32Array; dims: number[] }> = {};
-    for (const [name, t] of Object.entries(out)) result[name] = { data: t.data as Float32Array, dims: [...t.dims] };
+    for (const [name, t] of Object.entries(out))
+      result[name] = { data: t.data as Float32Array, dims: [...t.dims] };
     return result;
   }
 

@@ -5,14 +5,14 @@ import { join } from 'node:path';
 import type { Precision } from '../models/manifest.ts';
 import { MODEL_NAMES, openModel } from '../models/registry.ts';
 import { renderRoc } from '../report/plot.ts';
+import { Progress } from '../report/progress.ts';
 import { FaceDetector } from '../vision/detector.ts';
 import { cosine, FaceEmbedder } from '../vision/embedder.ts';
 import { alignedFaceCrop } from '../vision/face-crop.ts';
 import { decodeImage } from '../vision/image.ts';
 import { readLfwPairs } from './lfw-pairs.ts';
-import { allPairScores } from './pair-scores.ts';
 import { kFoldAccuracy, rocCurve, tprAtFar } from './metrics.ts';
-import { Progress } from '../report/progress.ts';
+import { allPairScores } from './pair-scores.ts';
 
 export interface LfwEvalOptions {
   images: string;
@@ -51,12 +51,23 @@ export interface LfwReport {
 const BATCH = 8;
 
 export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
-  if (opts.engine !== 'ort') throw new Error(`engine "${opts.engine}" is not available in this build; use --engine ort`);
+  if (opts.engine !== 'ort')
+    throw new Error(`engine "${opts.engine}" is not available in this build; use --engine ort`);
   const log = opts.log ?? (() => {});
   const { pairs } = await readLfwPairs(opts.pairs);
   const files = [...new Set(pairs.flatMap((p) => [p.a, p.b]))].sort();
-  const detectorModel = await openModel({ dir: opts.modelsDir, name: MODEL_NAMES.detector, precision: opts.detectorPrecision, threads: opts.threads });
-  const embedderModel = await openModel({ dir: opts.modelsDir, name: MODEL_NAMES.embedder, precision: opts.precision, threads: opts.threads });
+  const detectorModel = await openModel({
+    dir: opts.modelsDir,
+    name: MODEL_NAMES.detector,
+    precision: opts.detectorPrecision,
+    threads: opts.threads,
+  });
+  const embedderModel = await openModel({
+    dir: opts.modelsDir,
+    name: MODEL_NAMES.embedder,
+    precision: opts.precision,
+    threads: opts.threads,
+  });
   const detector = new FaceDetector(detectorModel.engine);
   const embedder = new FaceEmbedder(embedderModel.engine, embedderModel.manifest);
 
@@ -72,7 +83,9 @@ export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
       if (!face) noFace++;
       crops.push(crop);
     }
-    (await embedder.embed(crops)).forEach((e, k) => embeddings.set(batch[k], e));
+    (await embedder.embed(crops)).forEach((e, k) => {
+      embeddings.set(batch[k], e);
+    });
     progress.tick(batch.length);
   }
   const seconds = (performance.now() - started) / 1000;
@@ -110,7 +123,10 @@ export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
     accuracy: kfold.mean,
     accuracy_std: kfold.std,
     folds: kfold.perFold,
-    tpr_at_far: { '0.01': tprAtFar(genuine, impostor, 0.01).tpr, '0.001': tprAtFar(genuine, impostor, 0.001).tpr },
+    tpr_at_far: {
+      '0.01': tprAtFar(genuine, impostor, 0.01).tpr,
+      '0.001': tprAtFar(genuine, impostor, 0.001).tpr,
+    },
     tpr_at_far_all_pairs: {
       '0.01': tprAtFar(all.genuine, all.impostor, 0.01).tpr,
       '0.001': tprAtFar(all.genuine, all.impostor, 0.001).tpr,

@@ -6,7 +6,8 @@ export function allPairScores<T>(
   similarity: (a: T, b: T) => number,
 ): { genuine: Float64Array; impostor: Float64Array } {
   let same = 0;
-  for (let i = 0; i < persons.length; i++) for (let j = i + 1; j < persons.length; j++) if (persons[i] === persons[j]) same++;
+  for (let i = 0; i < persons.length; i++)
+    for (let j = i + 1; j < persons.length; j++) if (persons[i] === persons[j]) same++;
   const total = (persons.length * (persons.length - 1)) / 2;
   const genuine = new Float64Array(same);
   const impostor = new Float64Array(total - same);

@@ -94,15 +94,22 @@ export function loadModel(manifestPath: string): LoadedModel {
   if (errors.length > 0) throw new ManifestError(manifestPath, `invalid: ${errors.join('; ')}`);
   const manifest = parsed as ModelManifest;
   const onnxPath = join(dirname(manifestPath), manifest.file);
-  if (basename(onnxPath) !== manifest.file) throw new ManifestError(manifestPath, `file "${manifest.file}" must be a plain name`);
+  if (basename(onnxPath) !== manifest.file)
+    throw new ManifestError(manifestPath, `file "${manifest.file}" must be a plain name`);
   if (!existsSync(onnxPath)) throw new ManifestError(manifestPath, `model file ${onnxPath} is missing`);
   const onnx = readFileSync(onnxPath);
   if (onnx.length !== manifest.bytes) {
-    throw new ManifestError(manifestPath, `${manifest.file} has ${onnx.length} bytes, the manifest says ${manifest.bytes} (truncated or replaced)`);
+    throw new ManifestError(
+      manifestPath,
+      `${manifest.file} has ${onnx.length} bytes, the manifest says ${manifest.bytes} (truncated or replaced)`,
+    );
   }
   const digest = sha256(onnx);
   if (digest !== manifest.sha256) {
-    throw new ManifestError(manifestPath, `${manifest.file} sha256 ${digest} does not match the manifest's ${manifest.sha256} (tampered or corrupt)`);
+    throw new ManifestError(
+      manifestPath,
+      `${manifest.file} sha256 ${digest} does not match the manifest's ${manifest.sha256} (tampered or corrupt)`,
+    );
   }
   return { manifest, manifestPath, onnx };
 }

@@ -1,9 +1,14 @@
 // Opens a built model by name and precision: manifest verified, then handed to an inference engine.
 import { OrtEngine } from '../engine/ort.ts';
 import type { InferenceEngine } from '../engine/types.ts';
-import { loadModel, manifestPathFor, type ModelManifest, type Precision } from './manifest.ts';
+import { loadModel, type ModelManifest, manifestPathFor, type Precision } from './manifest.ts';
 
-export const MODEL_NAMES = { detector: 'blazeface', embedder: 'facerec', antispoof: 'antispoof', liveness: 'liveness' } as const;
+export const MODEL_NAMES = {
+  detector: 'blazeface',
+  embedder: 'facerec',
+  antispoof: 'antispoof',
+  liveness: 'liveness',
+} as const;
 
 export type EngineKind = 'ort' | 'kernels';
 

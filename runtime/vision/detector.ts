@@ -10,7 +10,12 @@ import {
 import { letterbox, type RgbImage } from './image.ts';
 import type { FaceDetection } from './types.ts';
 
-export const DEFAULT_DETECTION: FaceDetectorOptions = { minScore: 0.5, iouThreshold: 0.3, maxFaces: 10, mirrorAverage: true };
+export const DEFAULT_DETECTION: FaceDetectorOptions = {
+  minScore: 0.5,
+  iouThreshold: 0.3,
+  maxFaces: 10,
+  mirrorAverage: true,
+};
 
 /** BlazeFace emits its two anchor grids as separate outputs: 512 (stride 16) then 384 (stride 32)
  * anchors, each as regressors [1, n, 16] and logits [1, n, 1]. Output names vary between
@@ -52,7 +57,9 @@ export class FaceDetector {
     const lb = await letterbox(image, BLAZEFACE_INPUT_SIZE);
     let faces = await this.run(lb.tensor.data);
     if (this.options.mirrorAverage && faces.length > 0) {
-      const mirrored = (await this.run(mirror(lb.tensor.data, BLAZEFACE_INPUT_SIZE))).map((f) => unmirror(f, BLAZEFACE_INPUT_SIZE));
+      const mirrored = (await this.run(mirror(lb.tensor.data, BLAZEFACE_INPUT_SIZE))).map((f) =>
+        unmirror(f, BLAZEFACE_INPUT_SIZE),
+      );
       faces = faces.map((f) => average(f, mirrored));
     }
     return detectionsToFrame(faces, lb.transform);
@@ -68,7 +75,8 @@ export class FaceDetector {
 
 function mirror(nchw: Float32Array, size: number): Float32Array {
   const out = new Float32Array(nchw.length);
-  for (let row = 0; row < nchw.length; row += size) for (let x = 0; x < size; x++) out[row + x] = nchw[row + size - 1 - x];
+  for (let row = 0; row < nchw.length; row += size)
+    for (let x = 0; x < size; x++) out[row + x] = nchw[row + size - 1 - x];
   return out;
 }
 
@@ -82,11 +90,17 @@ function unmirror(f: FaceDetection, size: number): FaceDetection {
 
 /** The mean of a detection and its best-overlapping mirrored twin (itself when there is none). */
 function average(f: FaceDetection, mirrored: FaceDetection[]): FaceDetection {
-  const twin = mirrored.reduce<FaceDetection | undefined>((best, m) => (iou(f.box, m.box) > (best ? iou(f.box, best.box) : 0.5) ? m : best), undefined);
+  const twin = mirrored.reduce<FaceDetection | undefined>(
+    (best, m) => (iou(f.box, m.box) > (best ? iou(f.box, best.box) : 0.5) ? m : best),
+    undefined,
+  );
   if (!twin) return f;
   return {
     box: [0, 1, 2, 3].map((i) => (f.box[i] + twin.box[i]) / 2) as FaceDetection['box'],
     score: f.score,
-    keypoints: f.keypoints.map((p, k) => [(p[0] + twin.keypoints[k][0]) / 2, (p[1] + twin.keypoints[k][1]) / 2]),
+    keypoints: f.keypoints.map((p, k) => [
+      (p[0] + twin.keypoints[k][0]) / 2,
+      (p[1] + twin.keypoints[k][1]) / 2,
+    ]),
   };
 }

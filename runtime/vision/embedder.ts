@@ -56,7 +56,8 @@ export class FaceEmbedder {
 function mirrorRgb(rgb: Buffer, size: number): Buffer {
   const out = Buffer.alloc(rgb.length);
   for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) rgb.copy(out, (y * size + x) * 3, (y * size + size - 1 - x) * 3, (y * size + size - x) * 3);
+    for (let x = 0; x < size; x++)
+      rgb.copy(out, (y * size + x) * 3, (y * size + size - 1 - x) * 3, (y * size + size - x) * 3);
   }
   return out;
 }

@@ -20,23 +20,47 @@ export class TfGraphBuilder {
   weights = new Map<string, WeightTensor>();
 
   placeholder(name: string, shape: number[]): string {
-    this.nodes.push({ name, op: 'Placeholder', attr: { dtype: FLOAT, shape: { shape: { dim: shape.map((s) => ({ size: String(s) })) } } } });
+    this.nodes.push({
+      name,
+      op: 'Placeholder',
+      attr: { dtype: FLOAT, shape: { shape: { dim: shape.map((s) => ({ size: String(s) })) } } },
+    });
     return name;
   }
 
-  const(name: string, shape: number[], values: number[] | Float32Array, dtype: 'float32' | 'int32' = 'float32'): string {
-    this.nodes.push({ name, op: 'Const', attr: { dtype: { type: dtype === 'int32' ? 'DT_INT32' : 'DT_FLOAT' }, value: {} as Attr } });
+  const(
+    name: string,
+    shape: number[],
+    values: number[] | Float32Array,
+    dtype: 'float32' | 'int32' = 'float32',
+  ): string {
+    this.nodes.push({
+      name,
+      op: 'Const',
+      attr: { dtype: { type: dtype === 'int32' ? 'DT_INT32' : 'DT_FLOAT' }, value: {} as Attr },
+    });
     this.specs.push({ name, shape, dtype });
-    const arr = dtype === 'int32' ? new Float32Array(new Int32Array(Array.from(values)).buffer) : Float32Array.from(values);
+    const arr =
+      dtype === 'int32'
+        ? new Float32Array(new Int32Array(Array.from(values)).buffer)
+        : Float32Array.from(values);
     this.data.push(arr);
-    this.weights.set(name, { shape, dtype, values: dtype === 'int32' ? Int32Array.from(values) : Float32Array.from(values) });
+    this.weights.set(name, {
+      shape,
+      dtype,
+      values: dtype === 'int32' ? Int32Array.from(values) : Float32Array.from(values),
+    });
     return name;
   }
 
   /** Deterministic pseudo-random constant. */
   random(name: string, shape: number[], seed = 1, scale = 0.5): string {
     const n = shape.reduce((a, b) => a * b, 1);
-    return this.const(name, shape, Float32Array.from({ length: n }, (_, i) => scale * Math.sin(seed * 12.9898 + i * 78.233)));
+    return this.const(
+      name,
+      shape,
+      Float32Array.from({ length: n }, (_, i) => scale * Math.sin(seed * 12.9898 + i * 78.233)),
+    );
   }
 
   op(name: string, op: string, inputs: string[], attr: Record<string, Attr> = {}): string {
@@ -53,10 +77,17 @@ export class TfGraphBuilder {
     };
   }
 
-  async runTfjs(inputs: Record<string, { data: Float32Array; shape: number[] }>, outputs: string[]): Promise<Float32Array[]> {
+  async runTfjs(
+    inputs: Record<string, { data: Float32Array; shape: number[] }>,
+    outputs: string[],
+  ): Promise<Float32Array[]> {
     const weightData = concat(this.data);
     const model = await tf.loadGraphModel(
-      tf.io.fromMemory({ modelTopology: { node: this.nodes, versions: { producer: 1, minConsumer: 0 } }, weightSpecs: this.specs as tf.io.WeightsManifestEntry[], weightData }),
+      tf.io.fromMemory({
+        modelTopology: { node: this.nodes, versions: { producer: 1, minConsumer: 0 } },
+        weightSpecs: this.specs as tf.io.WeightsManifestEntry[],
+        weightData,
+      }),
     );
     const feeds: Record<string, tf.Tensor> = {};
     for (const [k, v] of Object.entries(inputs)) feeds[k] = tf.tensor(v.data, v.shape);
@@ -80,7 +111,9 @@ export function nhwcToNchw(data: Float32Array, [n, h, w, c]: number[]): Float32A
   const out = new Float32Array(data.length);
   for (let b = 0; b < n; b++)
     for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++) for (let ch = 0; ch < c; ch++) out[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
+      for (let x = 0; x < w; x++)
+        for (let ch = 0; ch < c; ch++)
+          out[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
   return out;
 }
 

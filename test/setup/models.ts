@@ -7,10 +7,12 @@ import { manifestPathFor } from '../../runtime/models/manifest.ts';
 import { DATA_DIR, MODELS_DIR } from '../helpers/paths.ts';
 
 export default async function setup(): Promise<void> {
-  const missing = MODEL_SPECS.flatMap((s) => ['fp32', 'int8'].map((p) => manifestPathFor(MODELS_DIR, s.name, p as 'fp32' | 'int8'))).filter(
-    (p) => !existsSync(p),
-  );
+  const missing = MODEL_SPECS.flatMap((s) =>
+    ['fp32', 'int8'].map((p) => manifestPathFor(MODELS_DIR, s.name, p as 'fp32' | 'int8')),
+  ).filter((p) => !existsSync(p));
   if (missing.length === 0) return;
-  process.stderr.write(`[test setup] ${missing.length} model files missing in ${MODELS_DIR}: building them (npm run models)\n`);
+  process.stderr.write(
+    `[test setup] ${missing.length} model files missing in ${MODELS_DIR}: building them (npm run models)\n`,
+  );
   await buildModels({ outDir: MODELS_DIR, dataDir: DATA_DIR });
 }

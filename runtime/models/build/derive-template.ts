@@ -10,17 +10,31 @@ import type { Point } from '../../vision/types.ts';
 const CANVAS_PAD = 150;
 
 /** `chipsDir`: folders of 150x150 dlib face chips (shared/data/faces/dlib_examples/johns). */
-export async function deriveTemplatePoints(detector: FaceDetector, indices: number[], chipsDir: string): Promise<Point[]> {
+export async function deriveTemplatePoints(
+  detector: FaceDetector,
+  indices: number[],
+  chipsDir: string,
+): Promise<Point[]> {
   const files = readdirSync(chipsDir)
     .sort()
-    .flatMap((d) => readdirSync(join(chipsDir, d)).sort().map((f) => join(chipsDir, d, f)));
+    .flatMap((d) =>
+      readdirSync(join(chipsDir, d))
+        .sort()
+        .map((f) => join(chipsDir, d, f)),
+    );
   const sums = indices.map(() => [0, 0]);
   let found = 0;
   for (const file of files) {
     // Centred on a larger canvas the face has the size BlazeFace sees at a door (a third of the frame).
     const padded = await sharp(file)
       .removeAlpha()
-      .extend({ top: CANVAS_PAD, bottom: CANVAS_PAD, left: CANVAS_PAD, right: CANVAS_PAD, background: '#000' })
+      .extend({
+        top: CANVAS_PAD,
+        bottom: CANVAS_PAD,
+        left: CANVAS_PAD,
+        right: CANVAS_PAD,
+        background: '#000',
+      })
       .png()
       .toBuffer();
     const [face] = await detector.detect(await decodeImage(padded));

@@ -6,17 +6,23 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { OrtEngine } from '../../engine/ort.ts';
 import { thresholdForFar } from '../../eval/metrics.ts';
 import { allPairScores } from '../../eval/pair-scores.ts';
-import { OrtEngine } from '../../engine/ort.ts';
 import { writeFileAtomic } from '../../util/atomic-file.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../../vision/detector.ts';
 import { cosine, FaceEmbedder } from '../../vision/embedder.ts';
-import { type ModelManifest, manifestPathFor, type Precision, sha256, validateManifest } from '../manifest.ts';
+import {
+  type ModelManifest,
+  manifestPathFor,
+  type Precision,
+  sha256,
+  validateManifest,
+} from '../manifest.ts';
 import type { Graph } from '../onnx/graph.ts';
 import { buildCalibrationSet, type CalibrationSample, listCalibrationImages } from './calibration-set.ts';
-import { MODEL_SPECS, type ModelSpec, MODELS_VERSION } from './specs.ts';
 import { quantizeBest } from './quantize-model.ts';
+import { MODEL_SPECS, MODELS_VERSION, type ModelSpec } from './specs.ts';
 
 const PRODUCER = { producerName: 'facegate', producerVersion: MODELS_VERSION };
 
@@ -35,10 +41,14 @@ export async function buildModels(opts: BuildOptions): Promise<ModelManifest[]> 
   log('[models] converting fp32 graphs from the npm packages');
   const graphs = new Map<string, Graph>(MODEL_SPECS.map((s) => [s.name, s.build()]));
   const fp32Bytes = new Map<string, Uint8Array>();
-  for (const spec of MODEL_SPECS) fp32Bytes.set(spec.name, (graphs.get(spec.name) as Graph).serialize(PRODUCER));
+  for (const spec of MODEL_SPECS)
+    fp32Bytes.set(spec.name, (graphs.get(spec.name) as Graph).serialize(PRODUCER));
 
   const detectorSpec = MODEL_SPECS.find((s) => s.task === 'face-detection') as ModelSpec;
-  const detector = new FaceDetector(await OrtEngine.create(fp32Bytes.get(detectorSpec.name) as Uint8Array), DEFAULT_DETECTION);
+  const detector = new FaceDetector(
+    await OrtEngine.create(fp32Bytes.get(detectorSpec.name) as Uint8Array),
+    DEFAULT_DETECTION,
+  );
   const files = listCalibrationImages(calibDir, opts.calibLimit);
   log(`[models] calibration set: ${files.length} images from ${calibDir}`);
   const { samples, noFace } = await buildCalibrationSet(calibDir, files, detector, {
@@ -55,16 +65,23 @@ export async function buildModels(opts: BuildOptions): Promise<ModelManifest[]> 
     log(`[models] ${spec.name}: quantizing on ${inputs.length} samples`);
     const q = await quantizeBest(graphs.get(spec.name) as Graph, fp32, inputs, spec, log);
     manifests.push(
-      await writeModel(opts.outDir, spec, 'int8', q.graph.serialize(PRODUCER), {
-        format: 'QDQ',
-        weights: 'int8 symmetric per-channel',
-        activations: 'uint8 asymmetric per-tensor',
-        method: q.method,
-        ...(q.method === 'percentile' ? { percentile: q.percentile } : {}),
-        calibration: { dataset: 'lfw/calib', samples: q.calibrationSamples, heldOut: q.heldOutSamples },
-        methodFidelity: q.fidelity,
-        quantizedTensors: q.quantizedTensors,
-      }, samples),
+      await writeModel(
+        opts.outDir,
+        spec,
+        'int8',
+        q.graph.serialize(PRODUCER),
+        {
+          format: 'QDQ',
+          weights: 'int8 symmetric per-channel',
+          activations: 'uint8 asymmetric per-tensor',
+          method: q.method,
+          ...(q.method === 'percentile' ? { percentile: q.percentile } : {}),
+          calibration: { dataset: 'lfw/calib', samples: q.calibrationSamples, heldOut: q.heldOutSamples },
+          methodFidelity: q.fidelity,
+          quantizedTensors: q.quantizedTensors,
+        },
+        samples,
+      ),
     );
   }
   return manifests;
@@ -106,14 +123,28 @@ async function writeModel(
 }
 
 /** Cosine thresholds for FAR 1e-2 and 1e-3 over every different-person pair of calib faces. */
-async function embedderThresholds(onnx: Uint8Array, spec: ModelSpec, samples: CalibrationSample[]): Promise<NonNullable<ModelManifest['thresholds']>> {
+async function embedderThresholds(
+  onnx: Uint8Array,
+  spec: ModelSpec,
+  samples: CalibrationSample[],
+): Promise<NonNullable<ModelManifest['thresholds']>> {
   const engine = await OrtEngine.create(onnx);
-  const stub = { task: spec.task, name: spec.name, input: spec.input, outputs: spec.outputs } as ModelManifest;
+  const stub = {
+    task: spec.task,
+    name: spec.name,
+    input: spec.input,
+    outputs: spec.outputs,
+  } as ModelManifest;
   const embedder = new FaceEmbedder(engine, stub);
   const embeddings: Float32Array[] = [];
-  for (let i = 0; i < samples.length; i += 16) embeddings.push(...(await embedder.embed(samples.slice(i, i + 16).map((s) => s.aligned))));
+  for (let i = 0; i < samples.length; i += 16)
+    embeddings.push(...(await embedder.embed(samples.slice(i, i + 16).map((s) => s.aligned))));
   await engine.close();
-  const { genuine, impostor } = allPairScores(samples.map((s) => s.person), embeddings, cosine);
+  const { genuine, impostor } = allPairScores(
+    samples.map((s) => s.person),
+    embeddings,
+    cosine,
+  );
   const round = (v: number) => Number(v.toFixed(6));
   return {
     far: { '0.01': round(thresholdForFar(impostor, 0.01)), '0.001': round(thresholdForFar(impostor, 0.001)) },
@@ -133,8 +164,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   });
   for (const m of manifests) {
     const extra = m.quantization ? ` method=${m.quantization.method}` : '';
-    const thr = m.thresholds ? ` thr@1e-2=${m.thresholds.far['0.01']} thr@1e-3=${m.thresholds.far['0.001']}` : '';
-    console.log(`${m.file.padEnd(24)} ${String(m.bytes).padStart(9)} bytes sha256=${m.sha256.slice(0, 12)}${extra}${thr}`);
+    const thr = m.thresholds
+      ? ` thr@1e-2=${m.thresholds.far['0.01']} thr@1e-3=${m.thresholds.far['0.001']}`
+      : '';
+    console.log(
+      `${m.file.padEnd(24)} ${String(m.bytes).padStart(9)} bytes sha256=${m.sha256.slice(0, 12)}${extra}${thr}`,
+    );
   }
   console.log(`[models] done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }

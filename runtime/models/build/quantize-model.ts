@@ -31,10 +31,16 @@ export async function quantizeBest(
   const used = Array.from({ length: count }, (_, k) => feeds[Math.floor((k * feeds.length) / count)]);
   const fit = used.filter((_, i) => i % HELD_OUT_EVERY !== HELD_OUT_EVERY - 1);
   const heldOut = used.filter((_, i) => i % HELD_OUT_EVERY === HELD_OUT_EVERY - 1);
-  if (fit.length === 0 || heldOut.length === 0) throw new Error(`${spec.name}: too few calibration samples (${feeds.length})`);
+  if (fit.length === 0 || heldOut.length === 0)
+    throw new Error(`${spec.name}: too few calibration samples (${feeds.length})`);
   const plan = planQuantization(fp32Graph);
   const progress = new Progress(`${spec.name} calibration (2 passes)`, 2 * fit.length, log);
-  const stats = await collectStats(fp32Graph, plan.calibrated, () => fit, () => progress.tick());
+  const stats = await collectStats(
+    fp32Graph,
+    plan.calibrated,
+    () => fit,
+    () => progress.tick(),
+  );
   progress.done();
   const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
   const reference = await ort.InferenceSession.create(fp32Bytes, options);
@@ -45,9 +51,17 @@ export async function quantizeBest(
   const fidelity = {} as Record<CalibrationMethodName, number>;
   let best: { method: CalibrationMethodName; q: QuantizedGraph } | undefined;
   for (const method of CALIBRATION_METHODS) {
-    const ranges = new Map(plan.calibrated.map((t) => [t, rangeFor(stats.get(t) as NonNullable<ReturnType<typeof stats.get>>, method)]));
+    const ranges = new Map(
+      plan.calibrated.map((t) => [
+        t,
+        rangeFor(stats.get(t) as NonNullable<ReturnType<typeof stats.get>>, method),
+      ]),
+    );
     const q = quantizeGraph(fp32Graph, plan, ranges);
-    const session = await ort.InferenceSession.create(q.graph.serialize({ producerName: 'facegate', producerVersion: 'probe' }), options);
+    const session = await ort.InferenceSession.create(
+      q.graph.serialize({ producerName: 'facegate', producerVersion: 'probe' }),
+      options,
+    );
     let sum = 0;
     for (let i = 0; i < heldOut.length; i++) sum += spec.fidelity(expected[i], await session.run(heldOut[i]));
     await session.release();

@@ -14,8 +14,11 @@ export interface SourcePackage {
 
 export function sourcePackage(name: string): SourcePackage {
   // Found through the module search path: these packages' `exports` hide their package.json.
-  const pkgJson = (require.resolve.paths(name) ?? []).map((p) => join(p, name, 'package.json')).find(existsSync);
-  if (!pkgJson) throw new Error(`npm package ${name} is not installed: run \`npm ci\` first (it is a devDependency)`);
+  const pkgJson = (require.resolve.paths(name) ?? [])
+    .map((p) => join(p, name, 'package.json'))
+    .find(existsSync);
+  if (!pkgJson)
+    throw new Error(`npm package ${name} is not installed: run \`npm ci\` first (it is a devDependency)`);
   const pkg = JSON.parse(readFileSync(pkgJson, 'utf8')) as { version: string; license?: string };
   return { package: name, version: pkg.version, license: pkg.license ?? 'unknown', dir: dirname(pkgJson) };
 }

@@ -1,7 +1,13 @@
 // The four face models: where each comes from, how it is fed, and what it is calibrated on.
 import * as ort from 'onnxruntime-node';
+import {
+  buildFaceRecGraph,
+  FACEREC_INPUT_SIZE,
+  FACEREC_MEAN_RGB,
+  FACEREC_STD,
+  loadFaceRecWeights,
+} from '../facerec/build.ts';
 import type { ModelManifest, ModelTask } from '../manifest.ts';
-import { buildFaceRecGraph, FACEREC_INPUT_SIZE, FACEREC_MEAN_RGB, FACEREC_STD, loadFaceRecWeights } from '../facerec/build.ts';
 import type { Graph } from '../onnx/graph.ts';
 import { convertTfjsFile } from '../tfjs/convert.ts';
 import type { CalibrationSample } from './calibration-set.ts';
@@ -31,7 +37,8 @@ export interface ModelSpec {
 export function rgbToTensor(rgb: Buffer, size: number, mean: number[], std: number[]): ort.Tensor {
   const plane = size * size;
   const data = new Float32Array(3 * plane);
-  for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) data[c * plane + p] = (rgb[p * 3 + c] - mean[c]) / std[c];
+  for (let c = 0; c < 3; c++)
+    for (let p = 0; p < plane; p++) data[c * plane + p] = (rgb[p * 3 + c] - mean[c]) / std[c];
   return new ort.Tensor('float32', data, [1, 3, size, size]);
 }
 
@@ -60,7 +67,14 @@ function scoreAgreement(a: ort.InferenceSession.ReturnType, b: ort.InferenceSess
 
 const PA_NORMALISATION = { channelOrder: 'RGB' as const, mean: [0, 0, 0], std: [255, 255, 255] };
 
-function boxCropModel(name: string, task: ModelTask, size: number, outputs: ModelManifest['outputs'], pick: (s: CalibrationSample) => Buffer | null, fidelity: ModelSpec['fidelity']): ModelSpec {
+function boxCropModel(
+  name: string,
+  task: ModelTask,
+  size: number,
+  outputs: ModelManifest['outputs'],
+  pick: (s: CalibrationSample) => Buffer | null,
+  fidelity: ModelSpec['fidelity'],
+): ModelSpec {
   const input = {
     name: 'input',
     layout: 'NCHW' as const,
@@ -75,7 +89,12 @@ function boxCropModel(name: string, task: ModelTask, size: number, outputs: Mode
     outputs,
     source: () => {
       const src = sourcePackage(HUMAN);
-      return { package: src.package, version: src.version, license: src.license, files: [`models/${name}.json`, `models/${name}.bin`] };
+      return {
+        package: src.package,
+        version: src.version,
+        license: src.license,
+        files: [`models/${name}.json`, `models/${name}.bin`],
+      };
     },
     build: () => renameInput(convertTfjsFile(sourceFile(sourcePackage(HUMAN), `models/${name}.json`), name)),
     calibrationInputs: (samples) =>
@@ -112,15 +131,26 @@ export const MODEL_SPECS: ModelSpec[] = [
     outputs: [
       { name: 'Identity', shape: [1, 512, 1], description: 'logits, stride-16 anchors' },
       { name: 'Identity_1', shape: [1, 384, 1], description: 'logits, stride-32 anchors' },
-      { name: 'Identity_2', shape: [1, 512, 16], description: 'box (cx, cy, w, h) + 6 keypoints, anchor-relative pixels, stride 16' },
+      {
+        name: 'Identity_2',
+        shape: [1, 512, 16],
+        description: 'box (cx, cy, w, h) + 6 keypoints, anchor-relative pixels, stride 16',
+      },
       { name: 'Identity_3', shape: [1, 384, 16], description: 'box + keypoints, stride 32' },
     ],
     source: () => {
       const src = sourcePackage(HUMAN);
-      return { package: src.package, version: src.version, license: src.license, files: ['models/blazeface.json', 'models/blazeface.bin'] };
+      return {
+        package: src.package,
+        version: src.version,
+        license: src.license,
+        files: ['models/blazeface.json', 'models/blazeface.bin'],
+      };
     },
-    build: () => renameInput(convertTfjsFile(sourceFile(sourcePackage(HUMAN), 'models/blazeface.json'), 'blazeface')),
-    calibrationInputs: (samples) => samples.map((s) => ({ input: new ort.Tensor('float32', s.detectorInput, [1, 3, 256, 256]) })),
+    build: () =>
+      renameInput(convertTfjsFile(sourceFile(sourcePackage(HUMAN), 'models/blazeface.json'), 'blazeface')),
+    calibrationInputs: (samples) =>
+      samples.map((s) => ({ input: new ort.Tensor('float32', s.detectorInput, [1, 3, 256, 256]) })),
     maxCalibrationSamples: 400,
     fidelity: flatCosine,
   },
@@ -136,7 +166,9 @@ export const MODEL_SPECS: ModelSpec[] = [
       std: [FACEREC_STD, FACEREC_STD, FACEREC_STD],
       description: '150x150 face chip aligned by similarity transform onto the dlib template',
     },
-    outputs: [{ name: 'embedding', shape: [-1, 128], description: '128-d embedding (L2-normalise before cosine)' }],
+    outputs: [
+      { name: 'embedding', shape: [-1, 128], description: '128-d embedding (L2-normalise before cosine)' },
+    ],
     source: () => {
       const src = sourcePackage(FACE_API);
       return {
@@ -146,12 +178,43 @@ export const MODEL_SPECS: ModelSpec[] = [
         files: ['model/face_recognition_model-weights_manifest.json', 'model/face_recognition_model.bin'],
       };
     },
-    build: () => buildFaceRecGraph(loadFaceRecWeights(sourceFile(sourcePackage(FACE_API), 'model/face_recognition_model-weights_manifest.json'))),
+    build: () =>
+      buildFaceRecGraph(
+        loadFaceRecWeights(
+          sourceFile(sourcePackage(FACE_API), 'model/face_recognition_model-weights_manifest.json'),
+        ),
+      ),
     calibrationInputs: (samples) =>
-      samples.map((s) => ({ input: rgbToTensor(s.aligned, FACEREC_INPUT_SIZE, FACEREC_MEAN_RGB, [FACEREC_STD, FACEREC_STD, FACEREC_STD]) })),
+      samples.map((s) => ({
+        input: rgbToTensor(s.aligned, FACEREC_INPUT_SIZE, FACEREC_MEAN_RGB, [
+          FACEREC_STD,
+          FACEREC_STD,
+          FACEREC_STD,
+        ]),
+      })),
     maxCalibrationSamples: Number.POSITIVE_INFINITY,
     fidelity: flatCosine,
   },
-  boxCropModel('antispoof', 'anti-spoof', 128, [{ name: 'Identity', shape: [-1, 1], description: 'spoof probability (human: real when below its threshold)' }], (s) => s.antispoof, scoreAgreement),
-  boxCropModel('liveness', 'liveness', 32, [{ name: 'Identity', shape: [-1, 2], description: 'softmax [fake, live]' }], (s) => s.liveness, scoreAgreement),
+  boxCropModel(
+    'antispoof',
+    'anti-spoof',
+    128,
+    [
+      {
+        name: 'Identity',
+        shape: [-1, 1],
+        description: 'spoof probability (human: real when below its threshold)',
+      },
+    ],
+    (s) => s.antispoof,
+    scoreAgreement,
+  ),
+  boxCropModel(
+    'liveness',
+    'liveness',
+    32,
+    [{ name: 'Identity', shape: [-1, 2], description: 'softmax [fake, live]' }],
+    (s) => s.liveness,
+    scoreAgreement,
+  ),
 ];

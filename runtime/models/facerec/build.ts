@@ -2,7 +2,13 @@
 // only tensors, so the architecture below follows face-api's src/faceRecognitionNet. The graph is NCHW,
 // each conv's scale layer is folded into its weights and bias.
 import { Graph } from '../onnx/graph.ts';
-import { loadWeights, ModelFileError, parseJsonFile, type WeightGroup, type WeightTensor } from '../tfjs/weights.ts';
+import {
+  loadWeights,
+  ModelFileError,
+  parseJsonFile,
+  type WeightGroup,
+  type WeightTensor,
+} from '../tfjs/weights.ts';
 
 export const FACEREC_INPUT_SIZE = 150;
 /** face-api's normalisation: (rgb - mean) / 255. */
@@ -51,7 +57,8 @@ export function foldConv(weights: Map<string, WeightTensor>, prefix: string): Fo
     for (let x = 0; x < kw; x++)
       for (let i = 0; i < cin; i++)
         for (let o = 0; o < cout; o++) {
-          out[((o * cin + i) * kh + y) * kw + x] = filters.values[((y * kw + x) * cin + i) * cout + o] * scale[o];
+          out[((o * cin + i) * kh + y) * kw + x] =
+            filters.values[((y * kw + x) * cin + i) * cout + o] * scale[o];
         }
   const foldedBias = Float32Array.from(bias, (b, o) => b * scale[o] + shift[o]);
   return { weights: out, bias: foldedBias, dims: [cout, cin, kh, kw] };
@@ -77,17 +84,37 @@ export const plainConv: ConvEmitter = (g, input, conv, { name, stride, pad, relu
   const [, , kh, kw] = conv.dims;
   const out = g.add(
     'Conv',
-    [input, g.addInitializer(`${name}/weights`, 'float32', [...conv.dims], conv.weights), g.floatConst(`${name}/bias`, conv.bias)],
-    { kernel_shape: { ints: [kh, kw] }, strides: { ints: [stride, stride] }, pads: { ints: [pad, pad, pad, pad] } },
+    [
+      input,
+      g.addInitializer(`${name}/weights`, 'float32', [...conv.dims], conv.weights),
+      g.floatConst(`${name}/bias`, conv.bias),
+    ],
+    {
+      kernel_shape: { ints: [kh, kw] },
+      strides: { ints: [stride, stride] },
+      pads: { ints: [pad, pad, pad, pad] },
+    },
     name,
   );
   return relu ? g.add('Relu', [out], {}, `${name}/relu`) : out;
 };
 
-export function buildFaceRecGraph(weights: Map<string, WeightTensor>, emitConv: ConvEmitter = plainConv): Graph {
+export function buildFaceRecGraph(
+  weights: Map<string, WeightTensor>,
+  emitConv: ConvEmitter = plainConv,
+): Graph {
   const g = new Graph('face_recognition_net');
-  let x = g.addInput({ name: 'input', type: 'float32', shape: ['batch', 3, FACEREC_INPUT_SIZE, FACEREC_INPUT_SIZE] });
-  x = emitConv(g, x, foldConv(weights, 'conv32_down'), { name: 'conv32_down', stride: 2, pad: 0, relu: true });
+  let x = g.addInput({
+    name: 'input',
+    type: 'float32',
+    shape: ['batch', 3, FACEREC_INPUT_SIZE, FACEREC_INPUT_SIZE],
+  });
+  x = emitConv(g, x, foldConv(weights, 'conv32_down'), {
+    name: 'conv32_down',
+    stride: 2,
+    pad: 0,
+    relu: true,
+  });
   x = g.add('MaxPool', [x], { kernel_shape: { ints: [3, 3] }, strides: { ints: [2, 2] } }, 'pool');
   let size = 35; // (150 - 7) / 2 + 1 = 72 -> (72 - 3) / 2 + 1 = 35
   let channels = 32;
@@ -95,20 +122,40 @@ export function buildFaceRecGraph(weights: Map<string, WeightTensor>, emitConv: 
     const conv1 = foldConv(weights, `${block.name}/conv1`);
     const conv2 = foldConv(weights, `${block.name}/conv2`);
     const cout = conv2.dims[0];
-    let y = emitConv(g, x, conv1, { name: `${block.name}/conv1`, stride: block.down ? 2 : 1, pad: block.down ? 0 : 1, relu: true });
+    let y = emitConv(g, x, conv1, {
+      name: `${block.name}/conv1`,
+      stride: block.down ? 2 : 1,
+      pad: block.down ? 0 : 1,
+      relu: true,
+    });
     y = emitConv(g, y, conv2, { name: `${block.name}/conv2`, stride: 1, pad: 1, relu: false });
     let shortcut = x;
     if (block.down) {
-      shortcut = g.add('AveragePool', [x], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } }, `${block.name}/avgpool`);
+      shortcut = g.add(
+        'AveragePool',
+        [x],
+        { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } },
+        `${block.name}/avgpool`,
+      );
       const pooledSize = Math.floor(size / 2);
       const convSize = Math.floor((size - 3) / 2) + 1;
       if (cout !== channels) {
         // face-api concatenates zero channels onto the shortcut.
-        shortcut = g.add('Pad', [shortcut, g.int64Const(`${block.name}/chanpad`, [0, 0, 0, 0, 0, cout - channels, 0, 0])], {}, `${block.name}/chanpad`);
+        shortcut = g.add(
+          'Pad',
+          [shortcut, g.int64Const(`${block.name}/chanpad`, [0, 0, 0, 0, 0, cout - channels, 0, 0])],
+          {},
+          `${block.name}/chanpad`,
+        );
       }
       if (convSize !== pooledSize) {
         // ...and a zero row and column onto the residual branch when 'valid' striding lost one.
-        y = g.add('Pad', [y, g.int64Const(`${block.name}/sizepad`, [0, 0, 0, 0, 0, 0, 1, 1])], {}, `${block.name}/sizepad`);
+        y = g.add(
+          'Pad',
+          [y, g.int64Const(`${block.name}/sizepad`, [0, 0, 0, 0, 0, 0, 1, 1])],
+          {},
+          `${block.name}/sizepad`,
+        );
       }
       size = pooledSize;
     }
@@ -118,7 +165,12 @@ export function buildFaceRecGraph(weights: Map<string, WeightTensor>, emitConv: 
   const pooled = g.add('ReduceMean', [x], { axes: { ints: [2, 3] }, keepdims: { i: 0 } }, 'global_mean');
   const fc = weights.get('fc');
   if (!fc) throw new Error('FaceRecognitionNet weights: "fc" missing from the manifest');
-  const embedding = g.add('Gemm', [pooled, g.addInitializer('fc/weights', 'float32', [...fc.shape], Float32Array.from(fc.values))], {}, 'fc');
+  const embedding = g.add(
+    'Gemm',
+    [pooled, g.addInitializer('fc/weights', 'float32', [...fc.shape], Float32Array.from(fc.values))],
+    {},
+    'fc',
+  );
   g.exposeOutput(embedding, 'embedding', ['batch', 128]);
   return g;
 }

@@ -101,7 +101,13 @@ export class Graph {
   }
 
   /** Adds a node and returns its first output's name. */
-  add(op: string, inputs: string[], attrs: Record<string, Attribute> = {}, name?: string, outputCount = 1): string {
+  add(
+    op: string,
+    inputs: string[],
+    attrs: Record<string, Attribute> = {},
+    name?: string,
+    outputCount = 1,
+  ): string {
     return this.addMulti(op, inputs, attrs, name, outputCount)[0];
   }
 
@@ -123,7 +129,13 @@ export class Graph {
   /** Exposes `source` as a graph output named `name` (through an Identity node that ORT optimises away). */
   exposeOutput(source: string, name: string, shape?: (number | string)[]): void {
     this.names.add(name);
-    this.nodes.push({ name: this.unique(`${name}/output`), op: 'Identity', inputs: [source], outputs: [name], attrs: {} });
+    this.nodes.push({
+      name: this.unique(`${name}/output`),
+      op: 'Identity',
+      inputs: [source],
+      outputs: [name],
+      attrs: {},
+    });
     this.outputs.push({ name, type: 'float32', shape });
   }
 

@@ -57,7 +57,10 @@ export async function collectStats(
     for (const feed of inputs()) {
       const out = { ...(await session.run(feed)), ...feed };
       for (const t of tensors) {
-        if (!out[t]) throw new Error(`calibration: tensor ${t} missing from outputs (${Object.keys(out).length} present)`);
+        if (!out[t])
+          throw new Error(
+            `calibration: tensor ${t} missing from outputs (${Object.keys(out).length} present)`,
+          );
         const data = out[t].data as Float32Array;
         const s = stats.get(t) as TensorStats;
         if (pass === 1) {

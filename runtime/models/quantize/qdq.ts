@@ -7,7 +7,17 @@ import type { Range } from './calibrate.ts';
 /** Ops that run on quantized data (their activation inputs get Q/DQ). Reshape and Transpose are not
  * among them: a tensor that only flows into those on its way out (a detector's box regressors) stays
  * float, since 8 bits over a +-150 px range would round keypoints to 1 px. */
-const QUANTIZED_OPS = new Set(['Conv', 'Gemm', 'Add', 'MaxPool', 'AveragePool', 'Pad', 'ReduceMean', 'Concat', 'Relu']);
+const QUANTIZED_OPS = new Set([
+  'Conv',
+  'Gemm',
+  'Add',
+  'MaxPool',
+  'AveragePool',
+  'Pad',
+  'ReduceMean',
+  'Concat',
+  'Relu',
+]);
 /** Ops whose output has exactly the input's value set, so it shares the input's parameters. */
 const PASS_THROUGH = new Set(['MaxPool', 'Pad', 'AveragePool']);
 /** Producers whose output, when it only feeds a ReLU, takes the ReLU's (zero-based) parameters. */
@@ -38,7 +48,11 @@ export function planQuantization(graph: Graph): QuantizationPlan {
     return i === 0 || n.op === 'Concat';
   };
   const quantized = new Set<string>();
-  for (const n of graph.nodes) n.inputs.forEach((t, i) => quantizedInput(n, t, i) && quantized.add(t));
+  for (const n of graph.nodes) {
+    n.inputs.forEach((t, i) => {
+      if (quantizedInput(n, t, i)) quantized.add(t);
+    });
+  }
 
   const paramsFrom = new Map<string, string>();
   const source = (t: string): string => {
@@ -73,7 +87,11 @@ export interface QuantizedGraph {
   weightTensors: number;
 }
 
-export function quantizeGraph(fp32: Graph, plan: QuantizationPlan, ranges: Map<string, Range>): QuantizedGraph {
+export function quantizeGraph(
+  fp32: Graph,
+  plan: QuantizationPlan,
+  ranges: Map<string, Range>,
+): QuantizedGraph {
   const params = new Map<string, ActivationParams>();
   for (const t of plan.quantized) {
     const from = plan.paramsFrom.get(t) as string;
@@ -141,11 +159,22 @@ function quantizeWeights(g: Graph, name: string, dims: number[], w: Float32Array
   const scaleName = g.addInitializer(`${name}/s`, 'float32', [channels], scales);
   // Symmetric, so all zeros; spelled out because ORT's QGemm requires a zero point shaped like the scale.
   const zpName = g.addInitializer(`${name}/z`, 'int8', [channels], new Int8Array(channels));
-  const dequantized = g.add('DequantizeLinear', [qName, scaleName, zpName], { axis: { i: axis } }, `${name}/dq`);
+  const dequantized = g.add(
+    'DequantizeLinear',
+    [qName, scaleName, zpName],
+    { axis: { i: axis } },
+    `${name}/dq`,
+  );
   return { dequantized, scales };
 }
 
-function quantizeBias(g: Graph, name: string, b: Float32Array, inputScale: number, weightScales: Float32Array): string {
+function quantizeBias(
+  g: Graph,
+  name: string,
+  b: Float32Array,
+  inputScale: number,
+  weightScales: Float32Array,
+): string {
   const scales = Float32Array.from(weightScales, (s) => inputScale * s);
   const q = Int32Array.from(b, (v, i) => Math.round(v / scales[i]));
   const qName = g.addInitializer(`${name}/q`, 'int32', [b.length], q);

@@ -4,7 +4,13 @@
 // outputs keep the tfjs (NHWC) meaning so results compare one to one with the original.
 import { dirname } from 'node:path';
 import { Graph } from '../onnx/graph.ts';
-import { loadWeights, ModelFileError, parseJsonFile, type WeightGroup, type WeightTensor } from './weights.ts';
+import {
+  loadWeights,
+  ModelFileError,
+  parseJsonFile,
+  type WeightGroup,
+  type WeightTensor,
+} from './weights.ts';
 
 interface TfAttr {
   type?: string;
@@ -56,10 +62,16 @@ const NCHW_TO_NHWC = [0, 2, 3, 1];
 /** Where an NHWC axis lives in NCHW. */
 const NHWC_AXIS_IN_NCHW = [0, 2, 3, 1];
 
-export function loadTfjsModel(modelJsonPath: string): { json: TfjsModelJson; weights: Map<string, WeightTensor> } {
+export function loadTfjsModel(modelJsonPath: string): {
+  json: TfjsModelJson;
+  weights: Map<string, WeightTensor>;
+} {
   const json = parseJsonFile<TfjsModelJson>(modelJsonPath);
   if (!json.modelTopology?.node || !Array.isArray(json.weightsManifest)) {
-    throw new ModelFileError(modelJsonPath, 'not a tfjs graph model (modelTopology.node / weightsManifest missing)');
+    throw new ModelFileError(
+      modelJsonPath,
+      'not a tfjs graph model (modelTopology.node / weightsManifest missing)',
+    );
   }
   return { json, weights: loadWeights(modelJsonPath, json.weightsManifest) };
 }
@@ -74,7 +86,11 @@ export function convertTfjsFile(modelJsonPath: string, graphName: string): Graph
   }
 }
 
-export function convertTfjsGraph(json: TfjsModelJson, weights: Map<string, WeightTensor>, graphName: string): Graph {
+export function convertTfjsGraph(
+  json: TfjsModelJson,
+  weights: Map<string, WeightTensor>,
+  graphName: string,
+): Graph {
   return new Converter(json, weights, graphName).run();
 }
 
@@ -84,7 +100,9 @@ function commonScope(nodes: TfNode[]): string {
   const named = nodes.filter((n) => !['Placeholder', 'Identity', 'Const'].includes(n.op)).map((n) => n.name);
   if (named.length === 0) return '';
   let prefix = named[0].slice(0, named[0].lastIndexOf('/') + 1);
-  for (const name of named) while (prefix && !name.startsWith(prefix)) prefix = prefix.slice(0, prefix.lastIndexOf('/', prefix.length - 2) + 1);
+  for (const name of named)
+    while (prefix && !name.startsWith(prefix))
+      prefix = prefix.slice(0, prefix.lastIndexOf('/', prefix.length - 2) + 1);
   return prefix;
 }
 
@@ -106,8 +124,11 @@ class Converter {
     for (const node of topologicalOrder(this.json.modelTopology.node)) this.convert(this.shortNamed(node));
     for (const out of this.outputNames()) {
       const v = this.value(out, 'graph output');
-      if (v.kind === 'const') throw new UnsupportedOpError('Const', out, 'constant graph outputs are not supported');
-      const nhwc = v.nchw ? this.graph.add('Transpose', [v.name], { perm: { ints: NCHW_TO_NHWC } }, `${out}/to_nhwc`) : v.name;
+      if (v.kind === 'const')
+        throw new UnsupportedOpError('Const', out, 'constant graph outputs are not supported');
+      const nhwc = v.nchw
+        ? this.graph.add('Transpose', [v.name], { perm: { ints: NCHW_TO_NHWC } }, `${out}/to_nhwc`)
+        : v.name;
       // Outputs keep the tfjs node names, so a manifest can refer to them.
       this.graph.exposeOutput(nhwc, out);
     }
@@ -116,7 +137,11 @@ class Converter {
 
   /** The node with its name (the ONNX names derived from it) shortened; values stay keyed by it too. */
   private shortNamed(node: TfNode): TfNode {
-    return { ...node, name: this.short(node.name), input: node.input?.map((i) => (i.startsWith('^') ? i : this.short(i))) };
+    return {
+      ...node,
+      name: this.short(node.name),
+      input: node.input?.map((i) => (i.startsWith('^') ? i : this.short(i))),
+    };
   }
 
   private short(name: string): string {
@@ -127,7 +152,9 @@ class Converter {
     const sig = this.json.signature ?? this.json.userDefinedMetadata?.signature;
     if (sig?.outputs) return Object.values(sig.outputs).map((o) => this.short(stripPort(o.name)));
     const consumed = new Set(this.json.modelTopology.node.flatMap((n) => (n.input ?? []).map(stripPort)));
-    return this.json.modelTopology.node.filter((n) => n.op !== 'Const' && !consumed.has(n.name)).map((n) => this.short(n.name));
+    return this.json.modelTopology.node
+      .filter((n) => n.op !== 'Const' && !consumed.has(n.name))
+      .map((n) => this.short(n.name));
   }
 
   private value(ref: string, consumer: string): Value {
@@ -156,7 +183,9 @@ class Converter {
       }
       case 'Placeholder': {
         const dims = (node.attr?.shape?.shape?.dim ?? []).map((d) => Number(d.size));
-        const shape = (dims.length === 4 ? NHWC_TO_NCHW.map((i) => dims[i]) : dims).map((d) => (d < 0 ? 'batch' : d));
+        const shape = (dims.length === 4 ? NHWC_TO_NCHW.map((i) => dims[i]) : dims).map((d) =>
+          d < 0 ? 'batch' : d,
+        );
         g.addInput({ name: node.name, type: 'float32', shape });
         this.set(node, node.name, dims.length);
         return;
@@ -169,10 +198,12 @@ class Converter {
       case '_FusedConv2D':
       case 'DepthwiseConv2dNative':
       case 'FusedDepthwiseConv2dNative':
-        return this.conv(node, ins());
+        this.conv(node, ins());
+        return;
       case 'MatMul':
       case '_FusedMatMul':
-        return this.matmul(node, ins());
+        this.matmul(node, ins());
+        return;
       case 'Add':
       case 'AddV2':
       case 'BiasAdd':
@@ -181,7 +212,8 @@ class Converter {
       case 'RealDiv':
       case 'Maximum':
       case 'Minimum':
-        return this.binary(node, ins());
+        this.binary(node, ins());
+        return;
       case 'Relu':
       case 'Relu6':
       case 'Sigmoid':
@@ -199,23 +231,30 @@ class Converter {
       }
       case 'MaxPool':
       case 'AvgPool':
-        return this.pool(node, ins()[0]);
+        this.pool(node, ins()[0]);
+        return;
       case 'Pad':
       case 'PadV2':
       case 'MirrorPad':
-        return this.pad(node, ins());
+        this.pad(node, ins());
+        return;
       case 'Reshape':
-        return this.reshape(node, ins());
+        this.reshape(node, ins());
+        return;
       case 'Squeeze':
-        return this.squeeze(node, ins()[0]);
+        this.squeeze(node, ins()[0]);
+        return;
       case 'ConcatV2':
-        return this.concat(node, ins());
+        this.concat(node, ins());
+        return;
       case 'Mean':
       case 'Max':
       case 'Sum':
-        return this.reduce(node, ins());
+        this.reduce(node, ins());
+        return;
       case 'Softmax':
-        return this.softmax(node, ins()[0]);
+        this.softmax(node, ins()[0]);
+        return;
       default:
         throw new UnsupportedOpError(node.op, node.name);
     }
@@ -238,7 +277,12 @@ class Converter {
     const g = this.graph;
     switch (op) {
       case 'Relu6':
-        return g.add('Clip', [x, g.floatConst(`${name}/min`, [0], []), g.floatConst(`${name}/max`, [6], [])], {}, name);
+        return g.add(
+          'Clip',
+          [x, g.floatConst(`${name}/min`, [0], []), g.floatConst(`${name}/max`, [6], [])],
+          {},
+          name,
+        );
       case 'Square':
         return g.add('Mul', [x, x], {}, name);
       case 'Rsqrt':
@@ -284,9 +328,17 @@ class Converter {
         }
       }
     }
-    const inputs = [x.name, this.graph.addInitializer(`${node.name}/weights`, 'float32', [outChannels, depthwise ? 1 : cin, kh, kw], w)];
+    const inputs = [
+      x.name,
+      this.graph.addInitializer(
+        `${node.name}/weights`,
+        'float32',
+        [outChannels, depthwise ? 1 : cin, kh, kw],
+        w,
+      ),
+    ];
     if (fused.includes('BiasAdd')) {
-      if (!bias || bias.kind !== 'const') throw new UnsupportedOpError(node.op, node.name, 'bias must be constant');
+      if (bias?.kind !== 'const') throw new UnsupportedOpError(node.op, node.name, 'bias must be constant');
       inputs.push(this.graph.floatConst(`${node.name}/bias`, bias.tensor.values as Float32Array));
     }
     const strides = ints(node.attr?.strides);
@@ -322,46 +374,71 @@ class Converter {
     const bName = b.kind === 'const' ? this.constInit(`${node.name}/b`, b.tensor) : b.name;
     const inputs = [aName, bName];
     if (fused.includes('BiasAdd')) {
-      if (!bias || bias.kind !== 'const') throw new UnsupportedOpError(node.op, node.name, 'bias must be constant');
+      if (bias?.kind !== 'const') throw new UnsupportedOpError(node.op, node.name, 'bias must be constant');
       inputs.push(this.graph.floatConst(`${node.name}/bias`, bias.tensor.values as Float32Array));
     }
-    const gemm = this.graph.add('Gemm', inputs, { transA: { i: transA ? 1 : 0 }, transB: { i: transB ? 1 : 0 } }, node.name);
+    const gemm = this.graph.add(
+      'Gemm',
+      inputs,
+      { transA: { i: transA ? 1 : 0 }, transB: { i: transB ? 1 : 0 } },
+      node.name,
+    );
     this.set(node, this.fusedActivation(node, gemm, fused), 2);
   }
 
   private binary(node: TfNode, ins: Value[]): void {
     const [a, b] = ins;
-    const op = { Add: 'Add', AddV2: 'Add', BiasAdd: 'Add', Sub: 'Sub', Mul: 'Mul', RealDiv: 'Div', Maximum: 'Max', Minimum: 'Min' }[
-      node.op
-    ] as string;
+    const op = {
+      Add: 'Add',
+      AddV2: 'Add',
+      BiasAdd: 'Add',
+      Sub: 'Sub',
+      Mul: 'Mul',
+      RealDiv: 'Div',
+      Maximum: 'Max',
+      Minimum: 'Min',
+    }[node.op] as string;
     const layoutFrom = [a, b].find((v) => v.kind === 'onnx' && v.nchw);
     const nchw = layoutFrom !== undefined;
     const operand = (v: Value, i: number): string => {
       if (v.kind === 'onnx') {
-        if (nchw && !v.nchw && v.rank === 4) throw new UnsupportedOpError(node.op, node.name, 'mixed 4-D layouts');
+        if (nchw && !v.nchw && v.rank === 4)
+          throw new UnsupportedOpError(node.op, node.name, 'mixed 4-D layouts');
         return v.name;
       }
-      return this.constInit(`${node.name}/${i}`, v.tensor, nchw ? nchwBroadcastDims(v.tensor.shape, node) : v.tensor.shape) ;
+      return this.constInit(
+        `${node.name}/${i}`,
+        v.tensor,
+        nchw ? nchwBroadcastDims(v.tensor.shape, node) : v.tensor.shape,
+      );
     };
     const aName = operand(a, 0);
     const bName = operand(b, 1);
-    if (a.kind === 'const' && b.kind === 'const') throw new UnsupportedOpError(node.op, node.name, 'constant folding');
+    if (a.kind === 'const' && b.kind === 'const')
+      throw new UnsupportedOpError(node.op, node.name, 'constant folding');
     const rank = Math.max(...[a, b].map((v) => (v.kind === 'onnx' ? v.rank : v.tensor.shape.length)));
     this.set(node, this.graph.add(op, [aName, bName], {}, node.name), rank, nchw);
   }
 
   private pool(node: TfNode, x: Value): void {
-    if (x.kind !== 'onnx' || !x.nchw) throw new UnsupportedOpError(node.op, node.name, 'expects a 4-D activation');
+    if (x.kind !== 'onnx' || !x.nchw)
+      throw new UnsupportedOpError(node.op, node.name, 'expects a 4-D activation');
     const k = ints(node.attr?.ksize);
     const s = ints(node.attr?.strides);
     const op = node.op === 'MaxPool' ? 'MaxPool' : 'AveragePool';
-    const out = this.graph.add(op, [x.name], { kernel_shape: { ints: [k[1], k[2]] }, strides: { ints: [s[1], s[2]] }, ...this.padding(node) }, node.name);
+    const out = this.graph.add(
+      op,
+      [x.name],
+      { kernel_shape: { ints: [k[1], k[2]] }, strides: { ints: [s[1], s[2]] }, ...this.padding(node) },
+      node.name,
+    );
     this.set(node, out, 4);
   }
 
   private pad(node: TfNode, ins: Value[]): void {
     const [x, paddings, constant] = ins;
-    if (x.kind !== 'onnx' || paddings.kind !== 'const') throw new UnsupportedOpError(node.op, node.name, 'paddings must be constant');
+    if (x.kind !== 'onnx' || paddings.kind !== 'const')
+      throw new UnsupportedOpError(node.op, node.name, 'paddings must be constant');
     const p = Array.from(paddings.tensor.values);
     const rank = x.rank;
     // tfjs pairs [before, after] per NHWC axis; ONNX wants all befores, then all afters, in its own axis order.
@@ -369,26 +446,43 @@ class Converter {
     const pads = [...order.map((ax) => p[ax * 2]), ...order.map((ax) => p[ax * 2 + 1])];
     const inputs = [x.name, this.graph.int64Const(`${node.name}/pads`, pads)];
     const attrs: Record<string, { s: string }> = {};
-    if (node.op === 'MirrorPad') attrs.mode = { s: decodeString(node.attr?.mode?.s) === 'SYMMETRIC' ? 'edge' : 'reflect' };
-    if (constant?.kind === 'const') inputs.push(this.graph.floatConst(`${node.name}/value`, [constant.tensor.values[0]], []));
+    if (node.op === 'MirrorPad')
+      attrs.mode = { s: decodeString(node.attr?.mode?.s) === 'SYMMETRIC' ? 'edge' : 'reflect' };
+    if (constant?.kind === 'const')
+      inputs.push(this.graph.floatConst(`${node.name}/value`, [constant.tensor.values[0]], []));
     this.set(node, this.graph.add('Pad', inputs, attrs, node.name), rank, x.nchw);
   }
 
   private toNhwc(node: TfNode, x: Value): string {
     if (x.kind !== 'onnx') return this.activation(node, x).name;
-    return x.nchw ? this.graph.add('Transpose', [x.name], { perm: { ints: NCHW_TO_NHWC } }, `${node.name}/to_nhwc`) : x.name;
+    return x.nchw
+      ? this.graph.add('Transpose', [x.name], { perm: { ints: NCHW_TO_NHWC } }, `${node.name}/to_nhwc`)
+      : x.name;
   }
 
   private fromNhwc(node: TfNode, name: string, rank: number): void {
-    if (rank !== 4) return this.set(node, name, rank, false);
-    this.set(node, this.graph.add('Transpose', [name], { perm: { ints: NHWC_TO_NCHW } }, `${node.name}/to_nchw`), 4, true);
+    if (rank !== 4) {
+      this.set(node, name, rank, false);
+      return;
+    }
+    this.set(
+      node,
+      this.graph.add('Transpose', [name], { perm: { ints: NHWC_TO_NCHW } }, `${node.name}/to_nchw`),
+      4,
+      true,
+    );
   }
 
   private reshape(node: TfNode, ins: Value[]): void {
     const [x, shape] = ins;
     if (shape.kind !== 'const') throw new UnsupportedOpError(node.op, node.name, 'shape must be constant');
     const dims = Array.from(shape.tensor.values);
-    const out = this.graph.add('Reshape', [this.toNhwc(node, x), this.graph.int64Const(`${node.name}/shape`, dims)], {}, node.name);
+    const out = this.graph.add(
+      'Reshape',
+      [this.toNhwc(node, x), this.graph.int64Const(`${node.name}/shape`, dims)],
+      {},
+      node.name,
+    );
     this.fromNhwc(node, out, dims.length);
   }
 
@@ -396,7 +490,12 @@ class Converter {
     if (x.kind !== 'onnx') throw new UnsupportedOpError(node.op, node.name, 'constant input');
     const axes = ints(node.attr?.squeeze_dims);
     if (axes.length === 0) throw new UnsupportedOpError(node.op, node.name, 'squeeze without explicit axes');
-    const out = this.graph.add('Squeeze', [this.toNhwc(node, x), this.graph.int64Const(`${node.name}/axes`, axes)], {}, node.name);
+    const out = this.graph.add(
+      'Squeeze',
+      [this.toNhwc(node, x), this.graph.int64Const(`${node.name}/axes`, axes)],
+      {},
+      node.name,
+    );
     this.fromNhwc(node, out, x.rank - axes.length);
   }
 
@@ -408,13 +507,19 @@ class Converter {
     let axis = Number(axisValue.tensor.values[0]);
     if (axis < 0) axis += rank;
     const nchw = parts.every((p) => p.nchw);
-    const out = this.graph.add('Concat', parts.map((p) => p.name), { axis: { i: nchw ? NHWC_AXIS_IN_NCHW[axis] : axis } }, node.name);
+    const out = this.graph.add(
+      'Concat',
+      parts.map((p) => p.name),
+      { axis: { i: nchw ? NHWC_AXIS_IN_NCHW[axis] : axis } },
+      node.name,
+    );
     this.set(node, out, rank, nchw);
   }
 
   private reduce(node: TfNode, ins: Value[]): void {
     const [x, axesValue] = ins;
-    if (x.kind !== 'onnx' || axesValue.kind !== 'const') throw new UnsupportedOpError(node.op, node.name, 'axes must be constant');
+    if (x.kind !== 'onnx' || axesValue.kind !== 'const')
+      throw new UnsupportedOpError(node.op, node.name, 'axes must be constant');
     const keep = Boolean(node.attr?.keep_dims?.b);
     const axes = Array.from(axesValue.tensor.values).map((a) => (a < 0 ? a + x.rank : a));
     const op = { Mean: 'ReduceMean', Max: 'ReduceMax', Sum: 'ReduceSum' }[node.op] as string;

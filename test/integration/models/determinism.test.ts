@@ -22,7 +22,11 @@ async function build(): Promise<Map<string, string>> {
     env: { ...process.env, FACEGATE_MODELS_DIR: out, FACEGATE_CALIB_LIMIT: '40' },
     maxBuffer: 16 << 20,
   });
-  return new Map(readdirSync(out).sort().map((f) => [f, sha256(readFileSync(join(out, f)))]));
+  return new Map(
+    readdirSync(out)
+      .sort()
+      .map((f) => [f, sha256(readFileSync(join(out, f)))]),
+  );
 }
 
 describe('model build', () => {

@@ -15,7 +15,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** Fold 1 of pairs-dev.txt (300 same + 300 different), trimmed to 60 + 60, as its own 1-fold file
  * duplicated into two folds so the k-fold protocol has a fold to choose thresholds on. */
 function smallPairs(): string {
-  const lines = readFileSync(join(DATA_DIR, 'lfw', 'pairs-dev.txt'), 'utf8').trim().split('\n');
+  const lines = readFileSync(join(DATA_DIR, 'lfw', 'pairs-dev.txt'), 'utf8')
+    .trim()
+    .split('\n');
   const same = lines.slice(1, 61);
   const diff = lines.slice(301, 361);
   const fold = [...same.slice(0, 30), ...diff.slice(0, 30)];
@@ -30,11 +32,34 @@ describe('facegate eval lfw', () => {
     const roc = join(dir, 'roc.png');
     const { stdout, stderr } = await run(
       'npx',
-      ['facegate', 'eval', 'lfw', '--images', join(DATA_DIR, 'lfw', 'dev'), '--pairs', smallPairs(), '--precision', 'int8', '--json', '--roc', roc],
+      [
+        'facegate',
+        'eval',
+        'lfw',
+        '--images',
+        join(DATA_DIR, 'lfw', 'dev'),
+        '--pairs',
+        smallPairs(),
+        '--precision',
+        'int8',
+        '--json',
+        '--roc',
+        roc,
+      ],
       { maxBuffer: 16 << 20 },
     );
     const report = JSON.parse(stdout);
-    for (const key of ['accuracy', 'accuracy_std', 'tpr_at_far', 'pairs', 'no_face', 'model', 'precision', 'engine', 'images_per_s']) {
+    for (const key of [
+      'accuracy',
+      'accuracy_std',
+      'tpr_at_far',
+      'pairs',
+      'no_face',
+      'model',
+      'precision',
+      'engine',
+      'images_per_s',
+    ]) {
       expect(report).toHaveProperty(key);
     }
     expect(Object.keys(report.tpr_at_far).sort()).toEqual(['0.001', '0.01']);
@@ -49,7 +74,19 @@ describe('facegate eval lfw', () => {
   });
 
   it('rejects a bad --precision with a clear error', async () => {
-    const result = run('npx', ['facegate', 'eval', 'lfw', '--images', dir, '--pairs', smallPairs(), '--precision', 'int4']);
-    await expect(result).rejects.toMatchObject({ stderr: expect.stringMatching(/--precision must be fp32 or int8, not "int4"/) });
+    const result = run('npx', [
+      'facegate',
+      'eval',
+      'lfw',
+      '--images',
+      dir,
+      '--pairs',
+      smallPairs(),
+      '--precision',
+      'int4',
+    ]);
+    await expect(result).rejects.toMatchObject({
+      stderr: expect.stringMatching(/--precision must be fp32 or int8, not "int4"/),
+    });
   });
 });

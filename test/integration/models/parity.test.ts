@@ -73,9 +73,13 @@ describe('fp32 ONNX vs the original TensorFlow.js models', () => {
     for (const image of images) {
       const lb = await letterbox(image, 256);
       const ours = await engine.run({ input: lb.tensor });
-      const theirs = original.execute(tf.tensor(nchwToNhwc(lb.tensor.data, 3, 256, 256), [1, 256, 256, 3])) as tf.Tensor[];
+      const theirs = original.execute(
+        tf.tensor(nchwToNhwc(lb.tensor.data, 3, 256, 256), [1, 256, 256, 3]),
+      ) as tf.Tensor[];
       const a = joinBlazeFaceOutputs(Object.values(ours));
-      const b = joinBlazeFaceOutputs(theirs.map((t) => ({ data: t.dataSync() as Float32Array, dims: t.shape })));
+      const b = joinBlazeFaceOutputs(
+        theirs.map((t) => ({ data: t.dataSync() as Float32Array, dims: t.shape })),
+      );
       const da = decodeBlazeFace(a.regressors, a.logits, DEFAULT_DETECTION);
       const db = decodeBlazeFace(b.regressors, b.logits, DEFAULT_DETECTION);
       expect(da.length).toBe(db.length);
@@ -94,17 +98,23 @@ describe('fp32 ONNX vs the original TensorFlow.js models', () => {
     const net = new faceapi.FaceRecognitionNet();
     await net.loadFromDisk(join(sourcePackage(FACE_API).dir, 'model'));
     const { manifest, engine } = await openOrt('facerec');
-    const embedder = new FaceEmbedder(engine, manifest);
+    // The model itself, without the runtime's mirror averaging.
+    const embedder = new FaceEmbedder(engine, manifest, false);
     for (const image of images) {
       const { crop, face } = await alignedFaceCrop(detector, image);
       expect(face).toBeDefined();
       const [ours] = await embedder.embed([crop]);
-      const theirs = normalize((await net.computeFaceDescriptor(tf.tensor3d(crop, [150, 150, 3], 'int32'))) as Float32Array);
+      const theirs = normalize(
+        (await net.computeFaceDescriptor(tf.tensor3d(crop, [150, 150, 3], 'int32'))) as Float32Array,
+      );
       expect(cosine(ours, theirs)).toBeGreaterThanOrEqual(0.9999);
     }
   });
 
-  for (const [name, size, index] of [['antispoof', 128, 0], ['liveness', 32, 1]] as const) {
+  for (const [name, size, index] of [
+    ['antispoof', 128, 0],
+    ['liveness', 32, 1],
+  ] as const) {
     it(`${name}: outputs within 1e-3`, async () => {
       const original = await loadTfjsGraph(name);
       const { manifest, engine } = await openOrt(name);
@@ -112,8 +122,14 @@ describe('fp32 ONNX vs the original TensorFlow.js models', () => {
         const [face] = await detector.detect(image);
         const crop = await boxCrop(image, face, size);
         const input = rgbToTensor(crop, size, manifest.input.mean, manifest.input.std);
-        const ours = (await engine.run({ input: { data: input.data as Float32Array, dims: [1, 3, size, size] } }))[manifest.outputs[0].name].data;
-        const theirs = (original.execute(tf.tensor(nchwToNhwc(input.data as Float32Array, 3, size, size), [1, size, size, 3])) as tf.Tensor).dataSync();
+        const ours = (
+          await engine.run({ input: { data: input.data as Float32Array, dims: [1, 3, size, size] } })
+        )[manifest.outputs[0].name].data;
+        const theirs = (
+          original.execute(
+            tf.tensor(nchwToNhwc(input.data as Float32Array, 3, size, size), [1, size, size, 3]),
+          ) as tf.Tensor
+        ).dataSync();
         expect(Math.abs(ours[index] - theirs[index])).toBeLessThanOrEqual(1e-3);
       }
     });

@@ -9,8 +9,14 @@ import { FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
 
 describe('FACEREC_TEMPLATE', () => {
   it('matches a fresh derivation from the dlib chips within 0.5 px', async () => {
-    const detector = new FaceDetector(await OrtEngine.create(loadModel(manifestPathFor(MODELS_DIR, 'blazeface', 'fp32')).onnx));
-    const points = await deriveTemplatePoints(detector, FACEREC_TEMPLATE.indices, `${FACES_DIR}/dlib_examples/johns`);
+    const detector = new FaceDetector(
+      await OrtEngine.create(loadModel(manifestPathFor(MODELS_DIR, 'blazeface', 'fp32')).onnx),
+    );
+    const points = await deriveTemplatePoints(
+      detector,
+      FACEREC_TEMPLATE.indices,
+      `${FACES_DIR}/dlib_examples/johns`,
+    );
     points.forEach(([x, y], i) => {
       expect(Math.abs(x - FACEREC_TEMPLATE.points[i][0])).toBeLessThan(0.5);
       expect(Math.abs(y - FACEREC_TEMPLATE.points[i][1])).toBeLessThan(0.5);

@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MODEL_SPECS } from '../../../runtime/models/build/specs.ts';
-import { loadModel, ManifestError, manifestPathFor, validateManifest } from '../../../runtime/models/manifest.ts';
+import {
+  loadModel,
+  ManifestError,
+  manifestPathFor,
+  validateManifest,
+} from '../../../runtime/models/manifest.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 
 let dir: string;
@@ -49,14 +54,18 @@ describe('refusing bad models', () => {
     bytes[bytes.length >> 1] ^= 0xff;
     writeFileSync(onnxPath, bytes);
     expect(() => loadModel(manifestPath)).toThrow(ManifestError);
-    expect(() => loadModel(manifestPath)).toThrow(/sha256 [0-9a-f]{64} does not match .* \(tampered or corrupt\)/);
+    expect(() => loadModel(manifestPath)).toThrow(
+      /sha256 [0-9a-f]{64} does not match .* \(tampered or corrupt\)/,
+    );
   });
 
   it('a truncated model', () => {
     const manifestPath = copyModel('liveness', 'fp32');
     const onnxPath = join(dir, 'liveness.fp32.onnx');
     writeFileSync(onnxPath, readFileSync(onnxPath).subarray(0, 100));
-    expect(() => loadModel(manifestPath)).toThrow(/has 100 bytes, the manifest says \d+ \(truncated or replaced\)/);
+    expect(() => loadModel(manifestPath)).toThrow(
+      /has 100 bytes, the manifest says \d+ \(truncated or replaced\)/,
+    );
   });
 
   it('a missing model file and a missing manifest', () => {

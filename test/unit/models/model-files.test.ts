@@ -3,8 +3,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FACE_API, HUMAN, sourceFile, sourcePackage } from '../../../runtime/models/build/sources.ts';
 import { buildFaceRecGraph, loadFaceRecWeights } from '../../../runtime/models/facerec/build.ts';
-import { sourceFile, sourcePackage, FACE_API, HUMAN } from '../../../runtime/models/build/sources.ts';
 import { convertTfjsFile } from '../../../runtime/models/tfjs/convert.ts';
 import { ModelFileError } from '../../../runtime/models/tfjs/weights.ts';
 
@@ -23,8 +23,14 @@ function copyHumanModel(name: string): string {
 
 function copyFaceRec(): string {
   const faceApi = sourcePackage(FACE_API);
-  copyFileSync(sourceFile(faceApi, 'model/face_recognition_model-weights_manifest.json'), join(dir, 'manifest.json'));
-  copyFileSync(sourceFile(faceApi, 'model/face_recognition_model.bin'), join(dir, 'face_recognition_model.bin'));
+  copyFileSync(
+    sourceFile(faceApi, 'model/face_recognition_model-weights_manifest.json'),
+    join(dir, 'manifest.json'),
+  );
+  copyFileSync(
+    sourceFile(faceApi, 'model/face_recognition_model.bin'),
+    join(dir, 'face_recognition_model.bin'),
+  );
   return join(dir, 'manifest.json');
 }
 
@@ -44,7 +50,9 @@ describe('tfjs model files', () => {
     const json = copyHumanModel('liveness');
     const bin = join(dir, 'liveness.bin');
     writeFileSync(bin, readFileSync(bin).subarray(0, 1000));
-    expect(() => convertTfjsFile(json, 'liveness')).toThrow(/holds 1000 bytes but .* describes \d+: truncated/);
+    expect(() => convertTfjsFile(json, 'liveness')).toThrow(
+      /holds 1000 bytes but .* describes \d+: truncated/,
+    );
   });
 
   it('a corrupt model.json is refused', () => {
