@@ -33,6 +33,7 @@ export interface ModelUpdateConfig {
 export interface ModelsConfig {
   dir: string;
   precision: 'fp32' | 'int8';
+  detectorPrecision: 'fp32' | 'int8';
   engine: 'ort' | 'kernels';
   threads: number;
   detector: string;

@@ -68,6 +68,7 @@ const full: DeepRequired<Config> = {
   models: {
     dir: 'models',
     precision: 'fp32',
+    detectorPrecision: 'int8',
     engine: 'kernels',
     threads: 2,
     detector: 'blazeface',
