@@ -434,7 +434,7 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
 fg::Isa parse_isa(const std::string& s) {
   for (fg::Isa isa : fg::kAllIsas)
     if (s == fg::isa_name(isa)) return isa;
-  fail("unknown ISA '" + s + "' (scalar, neon, neon-dotprod, avx2, avx512-vnni)");
+  fail("unknown ISA '" + s + "' (scalar, neon, neon-dotprod, avx2, avx-vnni, avx512-vnni)");
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-export type KernelIsa = 'avx512-vnni' | 'avx2' | 'neon-dotprod' | 'neon' | 'scalar';
+export type KernelIsa = 'avx512-vnni' | 'avx-vnni' | 'avx2' | 'neon-dotprod' | 'neon' | 'scalar';
 
 /** [top, left, bottom, right], the ONNX 2-D `pads` order. */
 export type Pads4 = [number, number, number, number];

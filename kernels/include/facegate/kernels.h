@@ -9,10 +9,10 @@
 
 namespace facegate {
 
-enum class Isa { Scalar = 0, Neon = 1, NeonDot = 2, Avx2 = 3, Avx512Vnni = 4 };
+enum class Isa { Scalar = 0, Neon = 1, NeonDot = 2, Avx2 = 3, AvxVnni = 4, Avx512Vnni = 5 };
 // Slowest to fastest within each architecture.
-constexpr Isa kAllIsas[] = {Isa::Scalar, Isa::Neon, Isa::NeonDot, Isa::Avx2, Isa::Avx512Vnni};
-constexpr int kNumIsas = 5;
+constexpr Isa kAllIsas[] = {Isa::Scalar, Isa::Neon, Isa::NeonDot, Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni};
+constexpr int kNumIsas = 6;
 
 const char* isa_name(Isa isa);
 bool isa_supported(Isa isa);

@@ -16,6 +16,7 @@ namespace detail {
 
 #if defined(__x86_64__)
 extern const IsaKernels kAvx2Kernels;
+extern const IsaKernels kAvxVnniKernels;
 extern const IsaKernels kAvx512VnniKernels;
 #elif defined(__aarch64__)
 extern const IsaKernels kNeonKernels;
@@ -27,6 +28,8 @@ const IsaKernels* kernels_for(Isa isa) {
 #if defined(__x86_64__)
     case Isa::Avx2:
       return &kAvx2Kernels;
+    case Isa::AvxVnni:
+      return &kAvxVnniKernels;
     case Isa::Avx512Vnni:
       return &kAvx512VnniKernels;
 #elif defined(__aarch64__)
@@ -52,8 +55,11 @@ bool detect(Isa isa) {
 #if defined(__x86_64__)
     case Isa::Avx2:
       return __builtin_cpu_supports("avx2");
+    case Isa::AvxVnni:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
     case Isa::Avx512Vnni:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512vnni");
 #elif defined(__aarch64__) && defined(__linux__)
     case Isa::Neon:
       return true;
@@ -79,6 +85,8 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Avx2:
       return "avx2";
+    case Isa::AvxVnni:
+      return "avx-vnni";
     case Isa::Avx512Vnni:
       return "avx512-vnni";
     case Isa::NeonDot:

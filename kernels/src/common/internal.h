@@ -77,7 +77,10 @@ struct IsaKernels {
   void (*add)(const AddDesc& d, const uint8_t* a, const uint8_t* b, uint8_t* out, size_t n);
 };
 
+// AVX2 pieces the x86 VNNI paths reuse (every VNNI CPU has AVX2).
 void avx2_add(const AddDesc& d, const uint8_t* a, const uint8_t* b, uint8_t* out, size_t n);
+void prepare_u8(const uint8_t* in, Shape s, int pad_top, int pad_left, int img_w, int zp, int y0, int y1,
+                void* image);
 
 // nullptr for Isa::Scalar and for ISAs not compiled into this build.
 const IsaKernels* kernels_for(Isa isa);

@@ -65,17 +65,10 @@ struct VnniKernel {
   }
 };
 
-void prepare(const uint8_t* in, Shape s, int pad_top, int pad_left, int img_w, int zp, int y0, int y1,
-             void* image) {
-  const auto tf = [](uint8_t x) { return x; };
-  prepare_image<uint8_t>(in, s, pad_top, pad_left, img_w, y0, y1, static_cast<uint8_t>(zp), tf,
-                         static_cast<uint8_t*>(image));
-}
-
 }  // namespace
 
 extern const IsaKernels kAvx512VnniKernels = {
-    Isa::Avx512Vnni, VnniKernel::MR, VnniKernel::NB, 4, 16, 1, 0, prepare, conv_tasks<VnniKernel>, avx2_add,
+    Isa::Avx512Vnni, VnniKernel::MR, VnniKernel::NB, 4, 16, 1, 0, prepare_u8, conv_tasks<VnniKernel>, avx2_add,
 };
 
 }  // namespace facegate::detail

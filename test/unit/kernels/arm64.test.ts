@@ -13,7 +13,9 @@ describe.skipIf(!tools)('arm64 kernels under qemu', () => {
     const run = spawnSync('bash', ['test/run-arm64.sh', '200'], { cwd: KERNELS_DIR, encoding: 'utf8' });
     const out = `${run.stdout}${run.stderr}`;
     expect(run.status, out).toBe(0);
-    expect(out).toMatch(/-cpu cortex-a76\nkernel_test: best ISA neon-dotprod; checking neon neon-dotprod against/);
+    expect(out).toMatch(
+      /-cpu cortex-a76\nkernel_test: best ISA neon-dotprod; checking neon neon-dotprod against/,
+    );
     expect(out).toMatch(/-cpu cortex-a72\nkernel_test: best ISA neon; checking neon against/);
     expect(out).not.toMatch(/MISMATCH/);
     if (process.arch === 'x64' && has('qemu-x86_64')) {
