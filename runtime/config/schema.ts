@@ -79,7 +79,7 @@ export interface Config {
   device: { id: string; name: string };
   cameras: CameraConfig[];
   models: ModelsConfig;
-  detection: { minScore: number; iouThreshold: number; maxFaces: number; minFaceSize: number };
+  detection: { minScore: number; iouThreshold: number; maxFaces: number; minFaceSize: number; mirrorAverage: boolean };
   quality: { minSharpness: number; maxYawDeg: number; maxRollDeg: number };
   recognition: {
     targetFar: 0.01 | 0.001;
@@ -91,7 +91,7 @@ export interface Config {
     trackMaxAgeMs: number;
   };
   presentationAttack: { enabled: boolean; antispoofMinScore: number; livenessMinScore: number };
-  gallery: { path: string };
+  gallery: { path: string; seedDir?: string };
   mqtt: MqttConfig;
   control: {
     maxPayloadBytes: number;

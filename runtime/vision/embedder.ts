@@ -1,6 +1,7 @@
 // Face embedding: aligned RGB crops -> normalised NCHW batch -> engine -> unit-length embeddings.
 import type { InferenceEngine } from '../engine/types.ts';
 import type { ModelManifest } from '../models/manifest.ts';
+import { rgbToNchw } from './tensor.ts';
 
 export class FaceEmbedder {
   readonly size: number;
@@ -34,15 +35,7 @@ export class FaceEmbedder {
     const plane = this.size * this.size;
     const data = new Float32Array(crops.length * 3 * plane);
     crops.forEach((crop, n) => {
-      if (crop.length !== plane * 3)
-        throw new Error(`embed: crop ${n} has ${crop.length} bytes, expected ${plane * 3}`);
-      const base = n * 3 * plane;
-      for (let c = 0; c < 3; c++) {
-        const mean = this.mean[c];
-        const inv = 1 / this.std[c];
-        const dst = base + c * plane;
-        for (let p = 0; p < plane; p++) data[dst + p] = (crop[p * 3 + c] - mean) * inv;
-      }
+      rgbToNchw(crop, this.size, this.mean, this.std, data, n * 3 * plane);
     });
     const out = await this.engine.run({
       [this.manifest.input.name]: { data, dims: [crops.length, 3, this.size, this.size] },

@@ -1,5 +1,6 @@
 // The four face models: where each comes from, how it is fed, and what it is calibrated on.
 import * as ort from 'onnxruntime-node';
+import { rgbToNchw } from '../../vision/tensor.ts';
 import {
   buildFaceRecGraph,
   FACEREC_INPUT_SIZE,
@@ -35,11 +36,7 @@ export interface ModelSpec {
 
 /** RGB bytes (HWC) -> normalised NCHW tensor, as the manifest's mean/std say. */
 export function rgbToTensor(rgb: Buffer, size: number, mean: number[], std: number[]): ort.Tensor {
-  const plane = size * size;
-  const data = new Float32Array(3 * plane);
-  for (let c = 0; c < 3; c++)
-    for (let p = 0; p < plane; p++) data[c * plane + p] = (rgb[p * 3 + c] - mean[c]) / std[c];
-  return new ort.Tensor('float32', data, [1, 3, size, size]);
+  return new ort.Tensor('float32', rgbToNchw(rgb, size, mean, std), [1, 3, size, size]);
 }
 
 function flatCosine(a: ort.InferenceSession.ReturnType, b: ort.InferenceSession.ReturnType): number {
@@ -213,7 +210,13 @@ export const MODEL_SPECS: ModelSpec[] = [
     'liveness',
     'liveness',
     32,
-    [{ name: 'Identity', shape: [-1, 2], description: 'softmax [fake, live]' }],
+    [
+      {
+        name: 'Identity',
+        shape: [-1, 2],
+        description: 'softmax; index 0 is the live score (human reads it as `live`)',
+      },
+    ],
     (s) => s.liveness,
     scoreAgreement,
   ),

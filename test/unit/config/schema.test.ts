@@ -84,7 +84,7 @@ const full: DeepRequired<Config> = {
       maxLatencyMs: 100,
     },
   },
-  detection: { minScore: 0.5, iouThreshold: 0.3, maxFaces: 3, minFaceSize: 30 },
+  detection: { minScore: 0.5, iouThreshold: 0.3, maxFaces: 3, minFaceSize: 30, mirrorAverage: false },
   quality: { minSharpness: 10, maxYawDeg: 30, maxRollDeg: 20 },
   recognition: {
     targetFar: 0.01,
@@ -96,7 +96,7 @@ const full: DeepRequired<Config> = {
     trackMaxAgeMs: 1000,
   },
   presentationAttack: { enabled: true, antispoofMinScore: 0.5, livenessMinScore: 0.5 },
-  gallery: { path: 'g.db' },
+  gallery: { path: 'g.db', seedDir: 'people' },
   mqtt: {
     url: 'mqtts://broker:8883',
     inProcessBrokerHost: '127.0.0.1',

@@ -1,0 +1,53 @@
+// `facegate run` (and `npm start`): the camera pipeline until SIGINT/SIGTERM.
+import { parseArgs } from 'node:util';
+import { App } from '../app.ts';
+import { loadConfig } from '../config/index.ts';
+import type { FaceEvent } from '../events/schema.ts';
+
+const STATS_EVERY_MS = 15_000;
+
+export function formatEvent(e: FaceEvent, latencyMs: number, outcome: string): string {
+  const who = e.type === 'recognized' ? e.identity : e.type;
+  const box = e.box.map((v) => Math.round(v)).join(',');
+  return `${e.time} ${e.camera} ${e.type.padEnd(10)} ${String(who).padEnd(24)} score ${e.score.toFixed(3)} track ${e.trackId} box [${box}] ${outcome} in ${latencyMs} ms`;
+}
+
+export async function runCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, board: { type: 'string' } } });
+  const config = loadConfig({ file: values.config, board: values.board, env: process.env });
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const app = await App.start(config, {
+    dataDir: process.env.FACEGATE_DATA ?? '../shared/data',
+    log,
+    onEvent: (event, { outcome, latencyMs }) => console.log(formatEvent(event, latencyMs, outcome)),
+  });
+  log(`[facegate] running ${config.cameras.length} camera(s), events on ${app.topics.event}; Ctrl-C to stop`);
+  const timer = setInterval(() => {
+    for (const s of app.cameraStats()) {
+      log(
+        `[camera ${s.camera}] ${s.fps.toFixed(1)} fps, ${s.framesProcessed} frames, ${s.framesDropped} dropped, detect ${s.stageMs.detect.toFixed(1)} ms, embed ${s.stageMs.embed.toFixed(1)} ms`,
+      );
+    }
+  }, STATS_EVERY_MS);
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        log(`[facegate] ${signal} again: exiting now`);
+        process.exit(130);
+      }
+      stopping = true;
+      log(`[facegate] ${signal}: stopping cameras, flushing events`);
+      clearInterval(timer);
+      app.stop().then(resolve, (e: Error) => {
+        log(`[facegate] stop failed: ${e.message}`);
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  log('[facegate] stopped');
+  return 0;
+}
