@@ -2,6 +2,8 @@
 import * as ort from 'onnxruntime-node';
 import { benchCommand } from './bench.ts';
 import { evalCommand } from './eval.ts';
+import { enrollCommand, galleryCommand, identifyCommand } from './faces.ts';
+import { runCommand } from './run.ts';
 
 // ORT's warnings (e.g. about shape merging) are not for operators; errors still surface as exceptions.
 ort.env.logLevel = 'error';
@@ -12,6 +14,10 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
     help: 'eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--engine ort] [--json] [--roc FILE.png]',
   },
   bench: { run: benchCommand, help: 'bench [--json] [--rounds N]' },
+  enroll: { run: enrollCommand, help: 'enroll --gallery PATH --name NAME IMAGE... [--config FILE]' },
+  identify: { run: identifyCommand, help: 'identify --gallery PATH IMAGE... [--json] [--config FILE]' },
+  gallery: { run: galleryCommand, help: 'gallery list|remove --gallery PATH [NAME] [--json]' },
+  run: { run: runCommand, help: 'run [--config FILE] [--board NAME]' },
 };
 
 function usage(): string {
