@@ -39,7 +39,7 @@ export interface Topics {
   readonly snapshot: string;
   /** Home Assistant birth/last-will topic (`online`/`offline`), so discovery can be re-sent. */
   readonly homeAssistantStatus: string;
-  /** The two subscriptions that receive every request addressed to this device. */
+  /** The two subscriptions receiving every request for this device (`request/#`: commands have levels). */
   readonly requestSubscriptions: readonly [string, string];
   request(command: string): string;
   response(command: string): string;
@@ -82,6 +82,22 @@ export function assertTopicId(value: string, what = 'identifier', maxLength = MA
   return value;
 }
 
+/** Why `command` cannot be a command name (one or more levels, each a valid topic level), or null. */
+export function commandProblem(command: string): string | null {
+  if (typeof command !== 'string' || command.length === 0) return 'is empty';
+  for (const level of command.split('/')) {
+    const problem = topicIdProblem(level);
+    if (problem !== null) return `has a level ${JSON.stringify(level)} that ${problem}`;
+  }
+  return null;
+}
+
+function assertCommand(command: string): string {
+  const problem = commandProblem(command);
+  if (problem !== null) throw new TopicError(`command ${JSON.stringify(command)} ${problem}`);
+  return command;
+}
+
 function assertBaseTopic(base: string): string {
   if (typeof base !== 'string' || base.length === 0) throw new TopicError('base topic is empty');
   // `$`-topics belong to the broker ($SYS) and are not matched by `#` subscriptions.
@@ -107,10 +123,10 @@ export function buildTopics(cfg: TopicConfig): Topics {
     model: `${device}/model`,
     snapshot: `${device}/snapshot`,
     homeAssistantStatus: `${prefix}/status`,
-    requestSubscriptions: [`${device}/request/+`, `${base}/${ALL_DEVICES}/request/+`],
-    request: (command) => `${device}/request/${assertTopicId(command, 'command')}`,
-    response: (command) => `${device}/response/${assertTopicId(command, 'command')}`,
-    allRequest: (command) => `${base}/${ALL_DEVICES}/request/${assertTopicId(command, 'command')}`,
+    requestSubscriptions: [`${device}/request/#`, `${base}/${ALL_DEVICES}/request/#`],
+    request: (command) => `${device}/request/${assertCommand(command)}`,
+    response: (command) => `${device}/response/${assertCommand(command)}`,
+    allRequest: (command) => `${base}/${ALL_DEVICES}/request/${assertCommand(command)}`,
     discovery: (component, objectId) =>
       `${prefix}/${assertTopicId(component, 'discovery component')}/${deviceId}/${assertTopicId(objectId, 'discovery object id')}/config`,
   };
@@ -118,15 +134,16 @@ export function buildTopics(cfg: TopicConfig): Topics {
 
 /**
  * Maps an incoming topic to the request it carries, or null when the topic is not a well-formed request
- * for this device (other devices, responses, extra levels, empty or invalid commands).
+ * for this device (other devices, responses, empty or invalid command levels). Everything after
+ * `request/` is the command, known or not, so that the router can answer an unknown one with an error.
  */
 export function parseRequestTopic(topics: Topics, topic: string): ParsedRequest | null {
   const base = `${topics.baseTopic}/`;
   if (!topic.startsWith(base)) return null;
-  const rest = topic.slice(base.length).split('/');
-  if (rest.length !== 3 || rest[1] !== 'request') return null;
-  const [target, , command] = rest;
-  if (!isValidTopicId(command)) return null;
+  const [target, kind, ...levels] = topic.slice(base.length).split('/');
+  if (kind !== 'request' || levels.length === 0) return null;
+  const command = levels.join('/');
+  if (commandProblem(command) !== null) return null;
   if (target === topics.deviceId) return { scope: 'device', command };
   if (target === ALL_DEVICES) return { scope: 'all', command };
   return null;

@@ -22,7 +22,10 @@ describe('buildTopics', () => {
     expect(topics.request('health')).toBe('facegate/cam-01/request/health');
     expect(topics.response('health')).toBe('facegate/cam-01/response/health');
     expect(topics.allRequest('health')).toBe('facegate/all/request/health');
-    expect(topics.requestSubscriptions).toEqual(['facegate/cam-01/request/+', 'facegate/all/request/+']);
+    expect(topics.requestSubscriptions).toEqual(['facegate/cam-01/request/#', 'facegate/all/request/#']);
+    expect(topics.request('config/set')).toBe('facegate/cam-01/request/config/set');
+    expect(topics.response('config/set')).toBe('facegate/cam-01/response/config/set');
+    expect(topics.allRequest('face/list')).toBe('facegate/all/request/face/list');
   });
 
   it('builds Home Assistant topics under the discovery prefix', () => {
@@ -69,8 +72,11 @@ describe('buildTopics', () => {
   );
 
   it('rejects invalid commands and discovery ids when building', () => {
-    expect(() => topics.request('a/b')).toThrow(TopicError);
+    expect(() => topics.request('a//b')).toThrow(TopicError);
+    expect(() => topics.request('config/')).toThrow('command "config/" has a level "" that is empty');
+    expect(() => topics.request('')).toThrow(TopicError);
     expect(() => topics.response('+')).toThrow(TopicError);
+    expect(() => topics.response('config/+')).toThrow(/wildcard/);
     expect(() => topics.allRequest('#')).toThrow(TopicError);
     expect(() => topics.discovery('sensor', 'x/y')).toThrow(TopicError);
   });
@@ -104,14 +110,32 @@ describe('parseRequestTopic', () => {
     });
   });
 
+  it('takes the rest of the topic as the command, known or not', () => {
+    expect(parseRequestTopic(topics, 'facegate/cam-01/request/config/set')).toEqual({
+      scope: 'device',
+      command: 'config/set',
+    });
+    expect(parseRequestTopic(topics, 'facegate/all/request/face/enroll')).toEqual({
+      scope: 'all',
+      command: 'face/enroll',
+    });
+    expect(parseRequestTopic(topics, 'facegate/cam-01/request/no/such/command')).toEqual({
+      scope: 'device',
+      command: 'no/such/command',
+    });
+  });
+
   it.each([
     'facegate/cam-02/request/snapshot', // another device
     'facegate/cam-01/response/snapshot', // our own response
     'facegate/cam-01/request', // no command
     'facegate/cam-01/request/', // empty command
-    'facegate/cam-01/request/a/b', // extra level
+    'facegate/cam-01/request/config/', // empty level
+    'facegate/cam-01/request//set',
     'facegate/cam-01/request/+', // wildcard literally in a topic name
     'facegate/cam-01/request/#',
+    'facegate/cam-01/request/config/+',
+    'facegate/cam-01/request/config/a\u0000b', // control character in a level
     'other/cam-01/request/snapshot', // another base
     'facegatex/cam-01/request/snapshot',
     'facegate/cam-01/event',

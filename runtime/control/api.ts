@@ -1,0 +1,283 @@
+// Every remote command's request and response, in one place (the zigbee2mqtt convention): a request is
+// the command's parameters plus an optional `transaction`, echoed in the response, and an optional
+// `signature`; a response is `{ status, data | error, transaction }`. The JSON Schemas below are what the
+// router validates request bodies against, and docs/mqtt.md documents this file.
+
+import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
+import { COMMANDS, type CommandName, type Config } from '../config/index.ts';
+import { formatPath, type PathSegment } from '../config/util.ts';
+import type { ModelRef } from '../events/schema.ts';
+import { topicIdProblem } from '../mqtt/topics.ts';
+
+export { COMMANDS, type CommandName };
+
+export type Awaitable<T> = T | Promise<T>;
+
+export type Transaction = string | number;
+
+export interface CommandSignature {
+  /** commandKeyId() of the signing key: hex SHA-256 of its DER SubjectPublicKeyInfo. */
+  keyId: string;
+  /** Signing time, milliseconds since the Unix epoch. */
+  timestamp: number;
+  /** Random and never reused: a nonce is accepted once. */
+  nonce: string;
+  /** Base64 Ed25519 signature of signedMessage() (see signing.ts). */
+  value: string;
+}
+
+export interface RequestEnvelope {
+  transaction?: Transaction;
+  signature?: CommandSignature;
+}
+
+type NoParams = Record<never, never>;
+
+/** Most images one face/enroll accepts, and the largest decoded image. */
+export const MAX_ENROLL_IMAGES = 10;
+export const MAX_ENROLL_IMAGE_BYTES = 4 * 1024 * 1024;
+
+export interface CommandParams {
+  'config/get': NoParams;
+  /** A JSON Merge Patch over the current configuration: objects merge, arrays replace, null removes. */
+  'config/set': { config: Record<string, unknown> };
+  /** Base64 JPEG or PNG images, one face each. */
+  'face/enroll': { name: string; images: string[] };
+  'face/remove': { name: string };
+  'face/list': NoParams;
+  /** Check for and install new models; `manifestUrl` overrides models.update.manifestUrl once. */
+  'model/update': { manifestUrl?: string };
+  'model/rollback': NoParams;
+  'model/status': NoParams;
+  /** The first camera when `camera` is absent; `publish` sends the JPEG to the snapshot topic instead. */
+  snapshot: { camera?: string; publish?: boolean };
+  health: NoParams;
+  restart: NoParams;
+}
+
+export interface FaceSummary {
+  name: string;
+  embeddings: number;
+  /** `name@version` of every model the person has embeddings for. */
+  models: string[];
+  /** ISO 8601. */
+  createdAt: string;
+}
+
+export interface ModelStatus {
+  /** The model in use per role (detector, embedder, antispoof, liveness). */
+  active: Record<string, ModelRef>;
+  /** What model/rollback would return to, or null. */
+  previous: Record<string, ModelRef> | null;
+  lastUpdate: {
+    /** ISO 8601. */
+    time: string;
+    outcome: 'updated' | 'up-to-date' | 'failed' | 'rolled-back';
+    message?: string;
+  } | null;
+}
+
+export interface ModelUpdateResult {
+  updated: boolean;
+  status: ModelStatus;
+}
+
+export interface CameraHealth {
+  id: string;
+  /** Frames analysed per second, recently. */
+  fps: number;
+  /** Frames dropped since start (the pipeline was busy or the fps cap applied). */
+  droppedFrames: number;
+}
+
+/** The health/heartbeat payload. */
+export interface HealthReport {
+  /** ISO 8601. */
+  time: string;
+  uptimeSeconds: number;
+  cameras: CameraHealth[];
+  /** Recent mean latency per pipeline stage (decode, detect, embed, ...), milliseconds. */
+  stageLatencyMs: Record<string, number>;
+  /** Hottest CPU thermal zone, °C; null where the board exposes none. */
+  cpuTemperatureC: number | null;
+  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number };
+  /** The model in use per role. */
+  models: Record<string, ModelRef>;
+  /** Events waiting in the offline queue. */
+  queueDepth: number;
+}
+
+export interface CommandResults {
+  'config/get': { config: Config };
+  /** Changed paths (`cameras[0].fps`) applied in place, and those that take effect after a restart. */
+  'config/set': { applied: string[]; restart_required: string[] };
+  'face/enroll': { name: string; added: number };
+  /** `removed` is false when nobody of that name was enrolled. */
+  'face/remove': { name: string; removed: boolean };
+  'face/list': { faces: FaceSummary[] };
+  'model/update': ModelUpdateResult;
+  'model/rollback': ModelStatus;
+  'model/status': ModelStatus;
+  snapshot: { camera: string; bytes: number } & ({ image: string } | { published: true });
+  health: HealthReport;
+  restart: { restarting: true };
+}
+
+export type CommandRequest<C extends CommandName> = CommandParams[C] & RequestEnvelope;
+
+export type ErrorResponse = { status: 'error'; error: string; transaction?: Transaction };
+export type CommandResponse<C extends CommandName> =
+  | { status: 'ok'; data: CommandResults[C]; transaction?: Transaction }
+  | ErrorResponse;
+
+export interface RequestContext {
+  scope: 'device' | 'all';
+  /** Runs `fn` once the response is published (or gave up on), e.g. to restart after answering. */
+  afterResponse(fn: () => Awaitable<void>): void;
+}
+
+export type CommandHandler<C extends CommandName> = (
+  request: CommandRequest<C>,
+  context: RequestContext,
+) => Awaitable<CommandResults[C]>;
+
+export type CommandHandlers = { [C in CommandName]: CommandHandler<C> };
+
+// Schemas
+
+/** Longest string transaction; it is echoed in the response. */
+export const MAX_TRANSACTION_LENGTH = 256;
+
+const transactionSchema = { type: ['string', 'number'], maxLength: MAX_TRANSACTION_LENGTH };
+
+const signatureSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['keyId', 'timestamp', 'nonce', 'value'],
+  properties: {
+    keyId: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    timestamp: { type: 'integer', minimum: 0 },
+    nonce: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,128}$' },
+    // Exactly the 88 characters of a canonically padded 64-byte Ed25519 signature.
+    value: { type: 'string', pattern: '^[A-Za-z0-9+/]{85}[AQgw]==$' },
+  },
+};
+
+/** Fields signedMessage() adds next to the parameters, so no command may have a parameter of these names. */
+export const SIGNED_FIELDS = ['timestamp', 'nonce', 'topic'] as const;
+
+function requestSchema(properties: Record<string, SchemaObject> = {}, required: string[] = []): SchemaObject {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required,
+    properties: { ...properties, transaction: transactionSchema, signature: signatureSchema },
+  };
+}
+
+// Identifiers are checked by identifierProblem() rather than the schema, for a message that says what is
+// wrong with them.
+const identifier = { type: 'string' };
+
+interface CommandSpec {
+  schema: SchemaObject;
+  /** Top-level string parameters that name things (topic levels, file names, gallery keys). */
+  identifiers: readonly string[];
+  /** Signed when control.requireSignedCommands is on. */
+  changesState: boolean;
+}
+
+export const COMMAND_SPECS = {
+  'config/get': { schema: requestSchema(), identifiers: [], changesState: false },
+  'config/set': {
+    schema: requestSchema({ config: { type: 'object', minProperties: 1 } }, ['config']),
+    identifiers: [],
+    changesState: true,
+  },
+  'face/enroll': {
+    schema: requestSchema(
+      {
+        name: identifier,
+        images: {
+          type: 'array',
+          minItems: 1,
+          maxItems: MAX_ENROLL_IMAGES,
+          items: { type: 'string', maxLength: Math.ceil(MAX_ENROLL_IMAGE_BYTES / 3) * 4 },
+        },
+      },
+      ['name', 'images'],
+    ),
+    identifiers: ['name'],
+    changesState: true,
+  },
+  'face/remove': {
+    schema: requestSchema({ name: identifier }, ['name']),
+    identifiers: ['name'],
+    changesState: true,
+  },
+  'face/list': { schema: requestSchema(), identifiers: [], changesState: false },
+  'model/update': {
+    schema: requestSchema({ manifestUrl: { type: 'string', maxLength: 2048, pattern: '^https?://\\S+$' } }),
+    identifiers: [],
+    changesState: true,
+  },
+  'model/rollback': { schema: requestSchema(), identifiers: [], changesState: true },
+  'model/status': { schema: requestSchema(), identifiers: [], changesState: false },
+  snapshot: {
+    schema: requestSchema({ camera: identifier, publish: { type: 'boolean' } }),
+    identifiers: ['camera'],
+    changesState: false,
+  },
+  health: { schema: requestSchema(), identifiers: [], changesState: false },
+  restart: { schema: requestSchema(), identifiers: [], changesState: true },
+} as const satisfies Record<CommandName, CommandSpec>;
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const validators = Object.fromEntries(
+  COMMANDS.map((command) => [command, ajv.compile(COMMAND_SPECS[command].schema)]),
+) as Record<CommandName, ValidateFunction>;
+
+export function isCommandName(value: string): value is CommandName {
+  return (COMMANDS as readonly string[]).includes(value);
+}
+
+/** Why `value` cannot name something (wildcards, `/`, control characters, `..`, length), or null. */
+export function identifierProblem(value: string): string | null {
+  return topicIdProblem(value) ?? (value.includes('..') ? 'contains ..' : null);
+}
+
+export type RequestCheck<C extends CommandName> =
+  | { ok: true; request: CommandRequest<C> }
+  | { ok: false; error: string };
+
+/** Schema and identifier checks of a parsed request body; the error names every offending field. */
+export function validateRequest<C extends CommandName>(command: C, body: unknown): RequestCheck<C> {
+  const validate = validators[command];
+  if (!validate(body)) {
+    return { ok: false, error: `invalid request: ${(validate.errors ?? []).map(describe).join('; ')}` };
+  }
+  const request = body as CommandRequest<C> & Record<string, unknown>;
+  for (const field of COMMAND_SPECS[command].identifiers) {
+    const value = request[field];
+    const problem = typeof value === 'string' ? identifierProblem(value) : null;
+    if (problem !== null)
+      return { ok: false, error: `invalid request: ${field} ${JSON.stringify(value)} ${problem}` };
+  }
+  return { ok: true, request };
+}
+
+function describe(error: ErrorObject): string {
+  const path: PathSegment[] = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  switch (error.keyword) {
+    case 'required':
+      return `${formatPath([...path, String(error.params.missingProperty)])}: required`;
+    case 'additionalProperties':
+      return `${formatPath([...path, String(error.params.additionalProperty)])}: unknown field`;
+    default:
+      return `${path.length === 0 ? 'request' : formatPath(path)}: ${error.message}`;
+  }
+}

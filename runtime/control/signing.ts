@@ -1,0 +1,138 @@
+// Signed commands, for brokers that others can publish to. The signature covers the request body and the
+// topic it is published on, so a signed command cannot be replayed as another command or to another
+// device; the timestamp bounds how long it is valid and the nonce makes it single-use within that time.
+//
+// Signed message: the UTF-8 bytes of the canonical JSON of the request body with `signature` removed and
+// `timestamp`, `nonce` (both as in `signature`) and `topic` (the full request topic) added at the top
+// level. Canonical JSON is RFC 8785 (JCS) for the values requests carry: no whitespace, object keys
+// sorted by UTF-16 code units, strings and numbers as JSON.stringify writes them.
+
+import { createHash, createPublicKey, type KeyObject, randomBytes, sign, verify } from 'node:crypto';
+import type { CommandSignature, RequestEnvelope } from './api.ts';
+
+/** How far in the future a signature's timestamp may be, for clocks that disagree a little. */
+export const MAX_CLOCK_SKEW_MS = 30_000;
+/** Nonces remembered at once; a signed request beyond this within the age window is refused. */
+export const MAX_REMEMBERED_NONCES = 10_000;
+
+type Body = RequestEnvelope & object;
+
+export interface SignatureSettings {
+  /** Ed25519 public keys, PEM. */
+  commandPublicKeys: readonly string[];
+  maxCommandAgeSeconds: number;
+}
+
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The bytes a signature covers (see the top of this file). */
+export function signedMessage(body: Body, topic: string): Buffer {
+  const { signature, ...params } = body;
+  if (!signature) throw new Error('the request has no signature');
+  return Buffer.from(
+    canonicalJson({ ...params, timestamp: signature.timestamp, nonce: signature.nonce, topic }),
+    'utf8',
+  );
+}
+
+/** Hex SHA-256 of the DER SubjectPublicKeyInfo: `openssl pkey -pubin -outform DER <key.pem | sha256sum`. */
+export function commandKeyId(key: KeyObject | string): string {
+  // createPublicKey() also derives the public key from a private one, but refuses a public KeyObject.
+  const publicKey = typeof key !== 'string' && key.type === 'public' ? key : createPublicKey(key);
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
+}
+
+export interface SignOptions {
+  /** Default now. */
+  timestamp?: number;
+  /** Default 16 random bytes, base64url. */
+  nonce?: string;
+}
+
+/** `body` with a `signature` for publishing on `topic`, made with an Ed25519 private key. */
+export function signCommand<T extends object>(
+  body: T,
+  privateKey: KeyObject | string,
+  keyId: string,
+  topic: string,
+  opts: SignOptions = {},
+): T & { signature: CommandSignature } {
+  const stamp = {
+    keyId,
+    timestamp: opts.timestamp ?? Date.now(),
+    nonce: opts.nonce ?? randomBytes(16).toString('base64url'),
+  };
+  const message = signedMessage({ ...body, signature: { ...stamp, value: '' } }, topic);
+  return { ...body, signature: { ...stamp, value: sign(null, message, privateKey).toString('base64') } };
+}
+
+/** Checks signatures against the configured keys and remembers nonces for as long as they are valid. */
+export class CommandVerifier {
+  /** nonce → signature timestamp, oldest insertion first. */
+  private readonly nonces = new Map<string, number>();
+
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly maxNonces = MAX_REMEMBERED_NONCES,
+  ) {}
+
+  /** Why the signed `body` received on `topic` is refused, or null once it is accepted (its nonce spent). */
+  check(body: Body, topic: string, settings: SignatureSettings): string | null {
+    const signature = body.signature;
+    if (!signature) return 'the request is not signed';
+    const now = this.now();
+    const maxAgeMs = settings.maxCommandAgeSeconds * 1000;
+    const age = now - signature.timestamp;
+    if (age > maxAgeMs) {
+      return `signature expired: signed ${Math.round(age / 1000)} s ago, control.maxCommandAgeSeconds is ${settings.maxCommandAgeSeconds}`;
+    }
+    if (-age > MAX_CLOCK_SKEW_MS) {
+      return `signature timestamp is ${Math.round(-age / 1000)} s in the future (at most ${MAX_CLOCK_SKEW_MS / 1000} s of clock skew is allowed)`;
+    }
+    const key = trustedKey(settings.commandPublicKeys, signature.keyId);
+    if (!key) return `unknown signing key ${signature.keyId} (not in control.commandPublicKeys)`;
+    if (!verify(null, signedMessage(body, topic), key, Buffer.from(signature.value, 'base64'))) {
+      return 'bad signature';
+    }
+    if (this.nonces.has(signature.nonce)) return 'replayed request: this nonce was already used';
+    if (!this.remember(signature.nonce, signature.timestamp, now, maxAgeMs)) {
+      return `too many signed requests within control.maxCommandAgeSeconds (${this.maxNonces}); try again later`;
+    }
+    return null;
+  }
+
+  // A nonce is forgotten only once its timestamp is too old to pass the age check: evicting it earlier
+  // would let the request be replayed, so when every slot is still valid the request is refused instead.
+  private remember(nonce: string, timestamp: number, now: number, maxAgeMs: number): boolean {
+    if (this.nonces.size >= this.maxNonces) {
+      for (const [seen, at] of this.nonces) if (now - at > maxAgeMs) this.nonces.delete(seen);
+      if (this.nonces.size >= this.maxNonces) return false;
+    }
+    this.nonces.set(nonce, timestamp);
+    return true;
+  }
+}
+
+function trustedKey(pems: readonly string[], keyId: string): KeyObject | undefined {
+  for (const pem of pems) {
+    let key: KeyObject;
+    try {
+      key = createPublicKey(pem);
+    } catch {
+      continue;
+    }
+    if (key.asymmetricKeyType === 'ed25519' && commandKeyId(key) === keyId) return key;
+  }
+  return undefined;
+}

@@ -1,0 +1,214 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { loadConfig } from '../../../runtime/config/index.ts';
+import type { Awaitable, RequestContext } from '../../../runtime/control/api.ts';
+import { createHandlers } from '../../../runtime/control/handlers/index.ts';
+import { defaultConfig, fakePorts, healthReport, JPEG, modelStatus, PNG } from './fakes.ts';
+
+let dir: string;
+let file: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'facegate-control-'));
+  file = join(dir, 'config.yaml');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function context(): RequestContext & { after: (() => Awaitable<void>)[] } {
+  const after: (() => Awaitable<void>)[] = [];
+  return { scope: 'device', after, afterResponse: (fn) => after.push(fn) };
+}
+
+const secretConfig = () =>
+  defaultConfig({
+    mqtt: { url: 'mqtts://broker:8883', username: 'cam', password: 'hunter2' },
+    cameras: [
+      { ...defaultConfig().cameras[0], source: { kind: 'rtsp', url: 'rtsp://admin:pw@10.0.0.5/stream' } },
+    ],
+  });
+
+function setup(config = secretConfig()) {
+  const text = `# hand-written, with a comment\n${stringify(config)}`;
+  writeFileSync(file, text, { mode: 0o640 });
+  const ports = fakePorts(file, config);
+  return { ports, handlers: createHandlers(ports), text };
+}
+
+describe('config/get', () => {
+  it('returns the current configuration with secrets redacted', async () => {
+    const { handlers, ports } = setup();
+    const { config } = await handlers['config/get']({}, context());
+    expect(config.mqtt.password).toBe('***');
+    expect(config.cameras[0].source).toEqual({ kind: 'rtsp', url: 'rtsp://admin:***@10.0.0.5/stream' });
+    expect(config.recognition).toEqual(ports.config.current().recognition);
+    expect(ports.config.current().mqtt.password).toBe('hunter2');
+  });
+});
+
+describe('config/set', () => {
+  it('persists a valid change atomically, applies it, and reports what needs a restart', async () => {
+    const { handlers, ports } = setup();
+    const result = await handlers['config/set'](
+      { config: { detection: { minScore: 0.6 }, models: { threads: 2 } } },
+      context(),
+    );
+    expect(result).toEqual({ applied: ['detection.minScore'], restart_required: ['models.threads'] });
+    const saved = loadConfig({ file, env: {} });
+    expect(saved.detection.minScore).toBe(0.6);
+    expect(saved.models.threads).toBe(2);
+    expect(saved.mqtt.password).toBe('hunter2');
+    expect(saved).toEqual(ports.config.current());
+    // Written through a temp file and a rename: nothing else is left, and the file keeps its mode.
+    expect(readdirSync(dir)).toEqual(['config.yaml']);
+    expect(statSync(file).mode & 0o777).toBe(0o640);
+    expect(ports.applied).toHaveLength(1);
+    expect(ports.applied[0].changes).toEqual({
+      live: ['detection.minScore'],
+      restartRequired: ['models.threads'],
+    });
+    expect(ports.applied[0].config).toEqual(saved);
+  });
+
+  it('merges each change over the one before, restart-required ones included', async () => {
+    const { handlers } = setup();
+    await handlers['config/set']({ config: { models: { threads: 2 } } }, context());
+    await handlers['config/set']({ config: { recognition: { k: 2 } } }, context());
+    const saved = loadConfig({ file, env: {} });
+    expect([saved.models.threads, saved.recognition.k]).toEqual([2, 2]);
+  });
+
+  it.each([
+    [{ recognition: { k: 0 } }, 'invalid configuration: recognition.k: must be >= 1 (got 0)'],
+    [{ detection: { minScroe: 0.5 } }, "detection.minScroe: unknown field (did you mean 'minScore'?)"],
+    [{ control: { requireSignedCommands: true } }, 'control.commandPublicKeys: must list at least one key'],
+    [{ mqtt: { password: '***' } }, "mqtt.password: '***' is the redaction placeholder from config/get"],
+  ])('refuses %j and leaves the file byte-identical', async (patch, error) => {
+    const { handlers, ports, text } = setup();
+    await expect(handlers['config/set']({ config: patch }, context())).rejects.toThrow(error);
+    expect(readFileSync(file, 'utf8')).toBe(text);
+    expect(readdirSync(dir)).toEqual(['config.yaml']);
+    expect(ports.applied).toEqual([]);
+  });
+
+  it('refuses redacted URL credentials sent back inside a replaced array', async () => {
+    const { handlers, text } = setup();
+    const { config } = await handlers['config/get']({}, context());
+    const cameras = config.cameras.map((camera) => ({ ...camera, fps: 5 }));
+    await expect(handlers['config/set']({ config: { cameras } }, context())).rejects.toThrow(
+      "cameras[0].source.url: '***' is the redaction placeholder",
+    );
+    expect(readFileSync(file, 'utf8')).toBe(text);
+  });
+
+  it('does not rewrite the file when nothing changes', async () => {
+    const { handlers, ports, text } = setup();
+    const result = await handlers['config/set']({ config: { detection: { minScore: 0.75 } } }, context());
+    expect(result).toEqual({ applied: [], restart_required: [] });
+    expect(readFileSync(file, 'utf8')).toBe(text);
+    expect(ports.applied).toEqual([]);
+  });
+});
+
+describe('face/*', () => {
+  it('enrols the decoded images and lists and removes people', async () => {
+    const { handlers, ports } = setup();
+    const enrolled = await handlers['face/enroll'](
+      { name: 'alice', images: [JPEG.toString('base64'), PNG.toString('base64')] },
+      context(),
+    );
+    expect(enrolled).toEqual({ name: 'alice', added: 2 });
+    expect(ports.faces.get('alice')).toEqual([JPEG, PNG]);
+    expect(await handlers['face/list']({}, context())).toEqual({
+      faces: [
+        { name: 'alice', embeddings: 2, models: ['facerec@1.0.0'], createdAt: '2024-05-01T12:00:00.000Z' },
+      ],
+    });
+    expect(await handlers['face/remove']({ name: 'alice' }, context())).toEqual({
+      name: 'alice',
+      removed: true,
+    });
+    expect(await handlers['face/remove']({ name: 'alice' }, context())).toEqual({
+      name: 'alice',
+      removed: false,
+    });
+  });
+
+  const jpeg = JPEG.toString('base64');
+  it.each([
+    [
+      'characters outside the alphabet',
+      `${jpeg.slice(0, 4)}!${jpeg.slice(5)}`,
+      'images[1] is not valid base64',
+    ],
+    ['whitespace', `${jpeg.slice(0, 4)}\n${jpeg.slice(4)}`, 'images[1] is not valid base64'],
+    [
+      'base64url',
+      Buffer.from([0xff, 0xd8, 0xff, 0xfb, 0xef]).toString('base64url'),
+      'images[1] is not valid base64',
+    ],
+    ['missing padding', jpeg.replace(/=+$/, ''), 'images[1] is not valid base64'],
+    ['non-zero padding bits', '/9j/4B==', 'images[1] is not valid base64'],
+    ['a data URL', `data:image/jpeg;base64,${jpeg}`, 'images[1] is not valid base64'],
+    [
+      'something else than an image',
+      Buffer.from('GIF89a....').toString('base64'),
+      'images[1] is neither a JPEG nor a PNG',
+    ],
+    ['an empty string', '', 'images[1] is neither a JPEG nor a PNG'],
+  ])('refuses an image with %s, enrolling nothing', async (_what, image, error) => {
+    const { handlers, ports } = setup();
+    await expect(handlers['face/enroll']({ name: 'bob', images: [jpeg, image] }, context())).rejects.toThrow(
+      error,
+    );
+    expect(ports.faces.size).toBe(0);
+  });
+});
+
+describe('model/*', () => {
+  it('goes through the model port', async () => {
+    const { handlers, ports } = setup();
+    expect(
+      await handlers['model/update'](
+        { manifestUrl: 'https://models.example/m.json', transaction: 1 },
+        context(),
+      ),
+    ).toEqual({ updated: true, status: modelStatus });
+    expect(await handlers['model/update']({}, context())).toMatchObject({ updated: true });
+    expect(ports.modelUpdates).toEqual([{ manifestUrl: 'https://models.example/m.json' }, {}]);
+    expect(await handlers['model/rollback']({}, context())).toEqual(modelStatus);
+    expect(await handlers['model/status']({}, context())).toEqual(modelStatus);
+  });
+});
+
+describe('health, snapshot, restart', () => {
+  it('reports health from the injected snapshot function', async () => {
+    const { handlers } = setup();
+    expect(await handlers.health({}, context())).toEqual(healthReport);
+  });
+
+  it('returns a snapshot as base64, or publishes it on the snapshot topic', async () => {
+    const { handlers, ports } = setup();
+    expect(await handlers.snapshot({}, context())).toEqual({
+      camera: 'door',
+      bytes: JPEG.length,
+      image: JPEG.toString('base64'),
+    });
+    expect(await handlers.snapshot({ camera: 'yard', publish: true }, context())).toEqual({
+      camera: 'yard',
+      bytes: JPEG.length,
+      published: true,
+    });
+    expect(ports.snapshotsPublished).toEqual([JPEG]);
+  });
+
+  it('restarts only from the after-response hook', async () => {
+    const { handlers, ports } = setup();
+    const ctx = context();
+    expect(await handlers.restart({}, ctx)).toEqual({ restarting: true });
+    expect(ports.restarts).toBe(0);
+    for (const fn of ctx.after) await fn();
+    expect(ports.restarts).toBe(1);
+  });
+});

@@ -1,0 +1,432 @@
+import { describe, expect, it } from 'vitest';
+import type { CommandHandlers } from '../../../runtime/control/api.ts';
+import { createHandlers } from '../../../runtime/control/handlers/index.ts';
+import { type ControlConfig, ControlRouter, MAX_QUEUED_REQUESTS } from '../../../runtime/control/router.ts';
+import { CommandVerifier, MAX_CLOCK_SKEW_MS, signCommand } from '../../../runtime/control/signing.ts';
+import { buildTopics } from '../../../runtime/mqtt/topics.ts';
+import { defaultConfig, FakeMqttClient, fakePorts, JPEG, makeSigningKey } from './fakes.ts';
+
+const NOW = 1_700_000_000_000;
+const key = makeSigningKey();
+const otherKey = makeSigningKey();
+
+async function setup(control: Partial<ControlConfig> = {}, handlers: Partial<CommandHandlers> = {}) {
+  const client = new FakeMqttClient();
+  const topics = buildTopics({ baseTopic: 'facegate', deviceId: 'cam-01' });
+  const state = { control: { ...defaultConfig().control, ...control }, clock: NOW };
+  // config/set is covered with a real file in handlers.test.ts; here it must never be reached.
+  const ports = fakePorts('/nonexistent/config.yaml');
+  const logs: string[] = [];
+  const router = new ControlRouter({
+    client,
+    topics,
+    control: () => state.control,
+    handlers: { ...createHandlers(ports), ...handlers },
+    log: (level, message) => logs.push(`${level}: ${message}`),
+    now: () => state.clock,
+  });
+  await router.start();
+
+  /** Publishes on `topic` (a command, or a full topic) and returns the one response it caused. */
+  async function send(topic: string, payload: object | string | Buffer = {}) {
+    const before = client.published.length;
+    client.deliver(topic.startsWith('facegate/') ? topic : topics.request(topic), payload);
+    await router.idle();
+    const responses = client.published.slice(before);
+    expect(responses).toHaveLength(1);
+    return responses[0];
+  }
+  const call = async (topic: string, payload?: object | string | Buffer) =>
+    (await send(topic, payload)).payload;
+  return { client, topics, state, ports, logs, router, send, call };
+}
+
+describe('ControlRouter', () => {
+  it('subscribes to every request for the device and the fleet', async () => {
+    const { client } = await setup();
+    expect([...client.subscriptions]).toEqual(['facegate/cam-01/request/#', 'facegate/all/request/#']);
+  });
+
+  it('answers on response/<command> with the data and the transaction', async () => {
+    const { send, ports } = await setup();
+    ports.faces.set('alice', [JPEG]);
+    const response = await send('face/list', { transaction: 'tx-1' });
+    expect(response.topic).toBe('facegate/cam-01/response/face/list');
+    expect(response.payload).toEqual({
+      status: 'ok',
+      data: { faces: [expect.objectContaining({ name: 'alice', embeddings: 1 })] },
+      transaction: 'tx-1',
+    });
+    expect((await send('health', { transaction: 7 })).payload).toMatchObject({
+      status: 'ok',
+      transaction: 7,
+    });
+  });
+
+  it('answers fleet requests on its own response topic', async () => {
+    const { send } = await setup();
+    const response = await send('facegate/all/request/model/status', { transaction: 'fleet' });
+    expect(response.topic).toBe('facegate/cam-01/response/model/status');
+    expect(response.payload).toMatchObject({ status: 'ok', transaction: 'fleet' });
+  });
+
+  it('treats an empty payload as an empty request', async () => {
+    const { call } = await setup();
+    expect(await call('health', '')).toMatchObject({ status: 'ok' });
+  });
+
+  it('ignores topics that are not requests for this device', async () => {
+    const { client, router } = await setup();
+    for (const topic of [
+      'facegate/cam-02/request/health',
+      'facegate/cam-01/response/health',
+      'homeassistant/status',
+    ]) {
+      client.deliver(topic, {});
+    }
+    await router.idle();
+    expect(client.published).toEqual([]);
+  });
+
+  it('refuses a payload above control.maxPayloadBytes before parsing it', async () => {
+    const { call, ports } = await setup({ maxPayloadBytes: 256 });
+    const response = await call('face/remove', `{"name": "${'x'.repeat(300)}`);
+    expect(response).toEqual({
+      status: 'error',
+      error: 'payload of 310 bytes exceeds control.maxPayloadBytes (256)',
+    });
+    expect(await call('face/remove', { name: 'alice', pad: 'x'.repeat(250) })).toMatchObject({
+      error: expect.stringMatching(/exceeds control.maxPayloadBytes/),
+    });
+    expect(ports.faces.size).toBe(0);
+  });
+
+  it('refuses malformed JSON and invalid UTF-8', async () => {
+    const { call } = await setup();
+    expect(await call('health', '{"transaction": 1,')).toEqual({
+      status: 'error',
+      error: expect.stringMatching(/^payload is not valid JSON: /),
+    });
+    expect(await call('health', Buffer.from([0x7b, 0xff, 0x7d]))).toEqual({
+      status: 'error',
+      error: 'payload is not valid UTF-8',
+    });
+  });
+
+  it('names every schema violation and still echoes a valid transaction', async () => {
+    const { call, ports } = await setup();
+    expect(await call('face/enroll', { transaction: 'a', nmae: 'alice', images: 'x' })).toEqual({
+      status: 'error',
+      error: 'invalid request: name: required; nmae: unknown field; images: must be array',
+      transaction: 'a',
+    });
+    expect(await call('health', [1, 2])).toEqual({
+      status: 'error',
+      error: 'invalid request: request: must be object',
+    });
+    expect(await call('health', { transaction: { nested: true } })).toEqual({
+      status: 'error',
+      error: 'invalid request: transaction: must be string,number',
+    });
+    expect(ports.faces.size).toBe(0);
+  });
+
+  it('refuses commands missing from control.allow, reading the setting per request', async () => {
+    const { call, state, ports } = await setup({ allow: ['health'] });
+    ports.faces.set('alice', []);
+    expect(await call('face/remove', { name: 'alice', transaction: 1 })).toEqual({
+      status: 'error',
+      error: "command 'face/remove' is not allowed on this device (control.allow)",
+      transaction: 1,
+    });
+    expect(ports.faces.has('alice')).toBe(true);
+    state.control = { ...state.control, allow: ['face/remove'] };
+    expect(await call('face/remove', { name: 'alice' })).toMatchObject({ status: 'ok' });
+  });
+
+  it('answers an unknown command with an error on its response topic', async () => {
+    const { send } = await setup();
+    const response = await send('face/rename', { transaction: 'u' });
+    expect(response.topic).toBe('facegate/cam-01/response/face/rename');
+    expect(response.payload).toEqual({
+      status: 'error',
+      error: "unknown command 'face/rename'",
+      transaction: 'u',
+    });
+  });
+
+  it.each([
+    ['a+b', 'contains an MQTT wildcard (+ or #)'],
+    ['a#', 'contains an MQTT wildcard (+ or #)'],
+    ['a/b', 'contains the topic separator /'],
+    ['a\u0000b', 'contains a control character'],
+    ['a\nb', 'contains a control character'],
+    ['..', 'contains ..'],
+    ['a..b', 'contains ..'],
+    ['', 'is empty'],
+  ])('refuses the identifier %j', async (name, problem) => {
+    const { call, ports } = await setup();
+    ports.faces.set(name, []);
+    expect(await call('face/remove', { name })).toEqual({
+      status: 'error',
+      error: `invalid request: name ${JSON.stringify(name)} ${problem}`,
+    });
+    expect(await call('snapshot', { camera: name })).toMatchObject({
+      error: expect.stringContaining(problem),
+    });
+    expect(ports.faces.has(name)).toBe(true);
+  });
+
+  it('turns a handler exception into an error response and goes on with the next request', async () => {
+    const { call } = await setup(
+      {},
+      {
+        health: () => {
+          throw new Error('camera pipeline is not running');
+        },
+      },
+    );
+    expect(await call('health', { transaction: 3 })).toEqual({
+      status: 'error',
+      error: 'camera pipeline is not running',
+      transaction: 3,
+    });
+    expect(await call('model/status')).toMatchObject({ status: 'ok' });
+  });
+
+  it('runs requests one at a time, in arrival order', async () => {
+    let running = 0;
+    let maxRunning = 0;
+    const order: string[] = [];
+    const slow = async (name: string) => {
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      await new Promise((r) => setTimeout(r, 5));
+      order.push(name);
+      running--;
+    };
+    const { client, topics, router } = await setup(
+      {},
+      {
+        'face/remove': async ({ name }) => {
+          await slow(name);
+          return { name, removed: true };
+        },
+      },
+    );
+    for (const name of ['a', 'b', 'c', 'd'])
+      client.deliver(topics.request('face/remove'), { name, transaction: name });
+    await router.idle();
+    expect(maxRunning).toBe(1);
+    expect(order).toEqual(['a', 'b', 'c', 'd']);
+    expect(client.published.map((p) => p.payload.transaction)).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('refuses requests beyond the queue bound at once', async () => {
+    let release = () => {};
+    const blocked = new Promise<void>((r) => {
+      release = r;
+    });
+    const { client, topics, router } = await setup(
+      {},
+      {
+        health: async () => {
+          await blocked;
+          throw new Error('released');
+        },
+      },
+    );
+    for (let i = 0; i < MAX_QUEUED_REQUESTS + 2; i++)
+      client.deliver(topics.request('health'), { transaction: i });
+    expect(client.published.map((p) => p.payload.error)).toEqual([
+      `busy: ${MAX_QUEUED_REQUESTS} requests are waiting; try again later`,
+      `busy: ${MAX_QUEUED_REQUESTS} requests are waiting; try again later`,
+    ]);
+    release();
+    await router.idle();
+    expect(client.published).toHaveLength(MAX_QUEUED_REQUESTS + 2);
+  });
+
+  it('restarts only after the response is published', async () => {
+    const { client, topics, router, ports } = await setup();
+    const seenAtRestart: number[] = [];
+    ports.device.restart = () => {
+      seenAtRestart.push(client.published.length);
+    };
+    client.deliver(topics.request('restart'), { transaction: 'r' });
+    await router.idle();
+    expect(client.published[0].payload).toEqual({
+      status: 'ok',
+      data: { restarting: true },
+      transaction: 'r',
+    });
+    expect(seenAtRestart).toEqual([1]);
+  });
+
+  it('moves to new topics without losing requests', async () => {
+    const { client, router } = await setup();
+    await router.setTopics(buildTopics({ baseTopic: 'site1/facegate', deviceId: 'cam-01' }));
+    expect([...client.subscriptions]).toEqual([
+      'site1/facegate/cam-01/request/#',
+      'site1/facegate/all/request/#',
+    ]);
+    client.deliver('facegate/cam-01/request/health');
+    client.deliver('site1/facegate/cam-01/request/health');
+    await router.idle();
+    expect(client.published.map((p) => p.topic)).toEqual(['site1/facegate/cam-01/response/health']);
+  });
+
+  it('stops listening on stop()', async () => {
+    const { client, router } = await setup();
+    await router.stop();
+    expect(client.subscriptions.size).toBe(0);
+    client.deliver('facegate/cam-01/request/health');
+    await router.idle();
+    expect(client.published).toEqual([]);
+  });
+});
+
+describe('ControlRouter signed commands', () => {
+  const control = {
+    requireSignedCommands: true,
+    commandPublicKeys: [key.publicPem],
+    maxCommandAgeSeconds: 300,
+  };
+  const topic = 'facegate/cam-01/request/face/remove';
+  const signed = (
+    body: Record<string, unknown>,
+    opts: { timestamp?: number; nonce?: string; on?: string } = {},
+  ) => signCommand(body, key.privateKey, key.keyId, opts.on ?? topic, { timestamp: NOW, ...opts });
+
+  async function signedSetup() {
+    const s = await setup(control);
+    s.ports.faces.set('alice', []);
+    return s;
+  }
+
+  it('runs a validly signed state-changing command', async () => {
+    const { call, ports } = await signedSetup();
+    expect(await call(topic, signed({ name: 'alice', transaction: 1 }))).toEqual({
+      status: 'ok',
+      data: { name: 'alice', removed: true },
+      transaction: 1,
+    });
+    expect(ports.faces.has('alice')).toBe(false);
+  });
+
+  it('refuses an unsigned state-changing command but answers read-only ones', async () => {
+    const { call, ports } = await signedSetup();
+    expect(await call(topic, { name: 'alice' })).toEqual({
+      status: 'error',
+      error: "command 'face/remove' must be signed (control.requireSignedCommands is on)",
+    });
+    expect(ports.faces.has('alice')).toBe(true);
+    expect(await call('health')).toMatchObject({ status: 'ok' });
+  });
+
+  const refusals: [string, (s: Awaited<ReturnType<typeof signedSetup>>) => Promise<unknown>, string][] = [
+    [
+      'a tampered body',
+      (s) => s.call(topic, { ...signed({ name: 'bob' }), name: 'alice' }),
+      'signature rejected: bad signature',
+    ],
+    [
+      'a signature made for another device',
+      (s) => s.call(topic, signed({ name: 'alice' }, { on: 'facegate/cam-02/request/face/remove' })),
+      'signature rejected: bad signature',
+    ],
+    [
+      'a signature made for another command',
+      (s) => s.call(topic, signed({ name: 'alice' }, { on: 'facegate/cam-01/request/face/enroll' })),
+      'signature rejected: bad signature',
+    ],
+    [
+      'an unknown key',
+      (s) =>
+        s.call(
+          topic,
+          signCommand({ name: 'alice' }, otherKey.privateKey, otherKey.keyId, topic, { timestamp: NOW }),
+        ),
+      `signature rejected: unknown signing key ${otherKey.keyId} (not in control.commandPublicKeys)`,
+    ],
+    [
+      'a stale signature',
+      (s) => s.call(topic, signed({ name: 'alice' }, { timestamp: NOW - 301_000 })),
+      'signature rejected: signature expired: signed 301 s ago, control.maxCommandAgeSeconds is 300',
+    ],
+    [
+      'a signature from the future',
+      (s) => s.call(topic, signed({ name: 'alice' }, { timestamp: NOW + MAX_CLOCK_SKEW_MS + 5_000 })),
+      `signature rejected: signature timestamp is ${MAX_CLOCK_SKEW_MS / 1000 + 5} s in the future (at most ${MAX_CLOCK_SKEW_MS / 1000} s of clock skew is allowed)`,
+    ],
+  ];
+
+  it.each(refusals)('refuses %s and changes nothing', async (_what, send, error) => {
+    const s = await signedSetup();
+    expect(await send(s)).toEqual({ status: 'error', error: expect.stringContaining(error) });
+    expect(s.ports.faces.has('alice')).toBe(true);
+  });
+
+  it('accepts a signature within the age window and the allowed clock skew', async () => {
+    const { call, ports } = await signedSetup();
+    ports.faces.set('bob', []);
+    expect(await call(topic, signed({ name: 'alice' }, { timestamp: NOW - 299_000 }))).toMatchObject({
+      status: 'ok',
+    });
+    expect(await call(topic, signed({ name: 'bob' }, { timestamp: NOW + MAX_CLOCK_SKEW_MS }))).toMatchObject({
+      status: 'ok',
+    });
+  });
+
+  it('refuses a replayed nonce, even with a fresh signature', async () => {
+    const { call, ports } = await signedSetup();
+    const request = signed({ name: 'alice' }, { nonce: 'nonce-0123456789abcdef' });
+    expect(await call(topic, request)).toMatchObject({ status: 'ok' });
+    ports.faces.set('alice', []);
+    expect(await call(topic, request)).toEqual({
+      status: 'error',
+      error: 'signature rejected: replayed request: this nonce was already used',
+    });
+    const resigned = signed({ name: 'alice' }, { nonce: 'nonce-0123456789abcdef', timestamp: NOW + 1 });
+    expect(await call(topic, resigned)).toMatchObject({ error: expect.stringMatching(/replayed/) });
+    expect(ports.faces.has('alice')).toBe(true);
+  });
+
+  it('checks a signature that is present even when signing is not required', async () => {
+    const { call, ports } = await setup({ commandPublicKeys: [key.publicPem] });
+    ports.faces.set('alice', []);
+    expect(await call(topic, { ...signed({ name: 'bob' }), name: 'alice' })).toMatchObject({
+      error: 'signature rejected: bad signature',
+    });
+    expect(ports.faces.has('alice')).toBe(true);
+  });
+
+  it('refuses a malformed signature through the schema', async () => {
+    const { call } = await signedSetup();
+    const request = signed({ name: 'alice' });
+    expect(await call(topic, { ...request, signature: { ...request.signature, value: 'AAAA' } })).toEqual({
+      status: 'error',
+      error: expect.stringMatching(/^invalid request: signature.value: must match pattern/),
+    });
+  });
+});
+
+describe('CommandVerifier nonce memory', () => {
+  const settings = { commandPublicKeys: [key.publicPem], maxCommandAgeSeconds: 10 };
+  const topic = 'facegate/d/request/restart';
+  const sign = (timestamp: number) => signCommand({}, key.privateKey, key.keyId, topic, { timestamp });
+
+  it('is bounded, refusing rather than forgetting a nonce that is still valid', () => {
+    let now = NOW;
+    const verifier = new CommandVerifier(() => now, 2);
+    const first = sign(now);
+    expect(verifier.check(first, topic, settings)).toBeNull();
+    expect(verifier.check(sign(now), topic, settings)).toBeNull();
+    expect(verifier.check(sign(now), topic, settings)).toMatch(/^too many signed requests/);
+    expect(verifier.check(first, topic, settings)).toMatch(/^replayed request/);
+    // Once the remembered ones have aged out, their timestamps alone refuse them, so they are forgotten.
+    now += 10_001;
+    expect(verifier.check(sign(now), topic, settings)).toBeNull();
+    expect(verifier.check(first, topic, settings)).toMatch(/^signature expired/);
+  });
+});
