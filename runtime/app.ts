@@ -13,7 +13,7 @@ import { type FacegateMqttClient, startMqttClient } from './mqtt/client.ts';
 import { buildTopics, type Topics } from './mqtt/topics.ts';
 import { FaceAnalyzer } from './pipeline/analyzer.ts';
 import { CameraPipeline, type EventMeta, type PipelineConfig } from './pipeline/camera-pipeline.ts';
-import { seedGallery } from './pipeline/enroll.ts';
+import { enrollPhotos, seedGallery } from './pipeline/enroll.ts';
 
 export interface AppOptions {
   /** Where the face data for building missing models lives. */
@@ -21,6 +21,8 @@ export interface AppOptions {
   log: (line: string) => void;
   /** Called for every event after it was handed to MQTT, with the publish outcome and its latency. */
   onEvent?: (event: FaceEvent, info: { outcome: string; latencyMs: number }) => void;
+  /** Called after every processed frame with its capture-to-done latency. */
+  onFrame?: (camera: string, latencyMs: number, faces: number) => void;
 }
 
 const STATE_INTERVAL_MS = 10_000;
@@ -111,6 +113,7 @@ export class App {
         this.pipelineConfig(),
         (event, meta) => this.publish(event, meta),
         (e) => this.opts.log(`[camera ${camera.id}] frame failed: ${e.message}`),
+        (latencyMs, faces) => this.opts.onFrame?.(camera.id, latencyMs, faces),
       );
       await pipeline.start();
       this.pipelines.push(pipeline);
@@ -121,6 +124,16 @@ export class App {
     this.mqtt.publishEvent(event).then(
       (outcome) => this.opts.onEvent?.(event, { outcome, latencyMs: Date.now() - meta.capturedAt }),
       (e: Error) => this.opts.log(`[mqtt] event ${event.id} not published: ${e.message}`),
+    );
+  }
+
+  /** Enrols one person from photo files or buffers (the same path as `facegate enroll`). */
+  enrollPhoto(name: string, ...photos: (string | Buffer)[]): Promise<{ added: number }> {
+    return enrollPhotos(
+      this.analyzer,
+      this.gallery,
+      name,
+      photos.map((data, i) => ({ source: typeof data === 'string' ? data : `photo ${i + 1}`, data })),
     );
   }
 

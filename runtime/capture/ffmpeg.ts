@@ -44,8 +44,10 @@ export function buildFfmpegArgs(config: CameraConfig): string[] {
     ...inputArgs(config),
     // Only the first video stream: audio muxed into rawvideo would corrupt the frame stream.
     '-map', '0:v:0',
-    // fps before scale: frames the cap drops are never scaled.
-    '-vf', `fps=${fps},scale=${width}:${height}`,
+    '-vf', `scale=${width}:${height}`,
+    // A cap, not a rate: the fps filter would also duplicate frames of a slower source (a 30 fps
+    // file read at a cap of 120 became 1202 frames); vfr + fpsmax only ever drops.
+    '-fps_mode', 'vfr', '-fpsmax', String(fps),
     '-f', 'rawvideo',
     '-pix_fmt', 'rgb24',
     'pipe:1',

@@ -1,6 +1,7 @@
 // `facegate <command>`: the command-line entry point. Each command lives in its own module.
 import * as ort from 'onnxruntime-node';
 import { benchCommand } from './bench.ts';
+import { benchPipelineCommand } from './bench-pipeline.ts';
 import { evalCommand } from './eval.ts';
 import { enrollCommand, galleryCommand, identifyCommand } from './faces.ts';
 import { runCommand } from './run.ts';
@@ -14,6 +15,10 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
     help: 'eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--engine ort] [--json] [--roc FILE.png]',
   },
   bench: { run: benchCommand, help: 'bench [--json] [--rounds N]' },
+  'bench-pipeline': {
+    run: benchPipelineCommand,
+    help: 'bench-pipeline [--json] [--runs N] [--latency-seconds S] [--soak-seconds S]',
+  },
   enroll: { run: enrollCommand, help: 'enroll --gallery PATH --name NAME IMAGE... [--config FILE]' },
   identify: { run: identifyCommand, help: 'identify --gallery PATH IMAGE... [--json] [--config FILE]' },
   gallery: { run: galleryCommand, help: 'gallery list|remove --gallery PATH [NAME] [--json]' },

@@ -2,7 +2,7 @@
 // detector, embedder and the optional presentation-attack pair.
 import type { Config } from '../config/index.ts';
 import type { ModelManifest } from '../models/manifest.ts';
-import { type OpenedModel, openModel } from '../models/registry.ts';
+import { type EngineKind, type OpenedModel, openModel } from '../models/registry.ts';
 import { alignFace } from '../vision/align.ts';
 import { FaceDetector } from '../vision/detector.ts';
 import { FaceEmbedder } from '../vision/embedder.ts';
@@ -34,9 +34,11 @@ export class FaceAnalyzer {
 
   static async open(config: AnalyzerConfig): Promise<FaceAnalyzer> {
     const { dir, threads } = config.models;
-    const open = (name: string, precision: 'fp32' | 'int8') => openModel({ dir, name, precision, threads });
+    const open = (name: string, precision: 'fp32' | 'int8', engine: EngineKind = 'ort') =>
+      openModel({ dir, name, precision, threads, engine });
     const detector = await open(config.models.detector, config.models.detectorPrecision);
-    const embedder = await open(config.models.embedder, config.models.precision);
+    // The native kernels lower only the embedder's ops; the other models always run on ORT.
+    const embedder = await open(config.models.embedder, config.models.precision, config.models.engine);
     const attack = config.presentationAttack.enabled
       ? {
           antispoof: await open(config.models.antispoof, config.models.precision),

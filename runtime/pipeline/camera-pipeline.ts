@@ -55,6 +55,8 @@ export class CameraPipeline {
     private config: PipelineConfig,
     private onEvent: (event: FaceEvent, meta: EventMeta) => void,
     private onError: (error: Error) => void = () => {},
+    /** Capture-to-done latency of every frame, for benchmarks. */
+    private onFrame: (latencyMs: number, faces: number) => void = () => {},
   ) {
     this.tracker = new FaceTracker(config.recognition);
     this.decisions = new DecisionEngine(config.recognition);
@@ -187,6 +189,7 @@ export class CameraPipeline {
     }
     const done = performance.now();
     this.record(detected - started, done - detected, done - started);
+    this.onFrame(Date.now() - capturedAt, faces.length);
   }
 
   private record(detect: number, embed: number, total: number): void {

@@ -14,10 +14,17 @@ const FRAME_BYTES = 640 * 360 * 3;
 function referenceFrameCount(fps: number): number {
   // biome-ignore format: option/value pairs
   const run = spawnSync('ffmpeg', [
-    '-nostdin', '-loglevel', 'error', '-i', CLIP, '-map', '0:v:0', '-vf', `fps=${fps}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-',
+    '-nostdin', '-loglevel', 'error', '-i', CLIP, '-map', '0:v:0', '-fps_mode', 'vfr', '-fpsmax', String(fps), '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-',
   ], { maxBuffer: 1 << 30 });
   return run.stdout.length / FRAME_BYTES;
 }
+
+describe('the fps cap', () => {
+  it('only drops frames: a cap above the clip rate hands over exactly its 275 frames, no duplicates', () => {
+    expect(referenceFrameCount(120)).toBe(275);
+    expect(referenceFrameCount(10)).toBeLessThan(110);
+  });
+});
 
 describe('video file source (real ffmpeg)', () => {
   let source: CaptureSource | undefined;

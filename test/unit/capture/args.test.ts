@@ -14,7 +14,11 @@ const OUTPUT = [
   '-map',
   '0:v:0',
   '-vf',
-  'fps=5,scale=640:360',
+  'scale=640:360',
+  '-fps_mode',
+  'vfr',
+  '-fpsmax',
+  '5',
   '-f',
   'rawvideo',
   '-pix_fmt',
@@ -73,7 +77,8 @@ describe('buildFfmpegArgs', () => {
         '-i',
         '/dev/video2',
       ],
-      ...['-map', '0:v:0', '-vf', 'fps=7.5,scale=1280:720', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
+      ...['-map', '0:v:0', '-vf', 'scale=1280:720', '-fps_mode', 'vfr', '-fpsmax', '7.5'],
+      ...['-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
     ]);
   });
 

@@ -35,7 +35,7 @@ describe('loadConfig defaults and board profiles', () => {
         id: 'door',
         source: { kind: 'video', path: 'assets/demo/door.mp4', loop: true, realtime: true },
         width: 640,
-        height: 480,
+        height: 360,
         fps: 15,
         restart: { initialDelayMs: 1000, maxDelayMs: 30000, stallTimeoutMs: 10000, healthyAfterMs: 30000 },
       },

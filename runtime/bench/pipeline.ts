@@ -1,0 +1,200 @@
+// End-to-end pipeline figures: capture (ffmpeg) -> detect -> embed -> decide -> MQTT (in-process broker),
+// on a real 640x360 one-face video.
+//  - throughput: the video decoded as fast as possible (no pacing, no drops), every face embedded;
+//    int8 and fp32 embedders alternate run by run so both see the same machine state;
+//  - latency: the video paced at its own 30 fps like a camera; capture-to-done per frame and
+//    capture-to-PUBACK per event;
+//  - memory: RSS sampled while the paced video loops, for `soakSeconds`.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App } from '../app.ts';
+import { loadConfig } from '../config/index.ts';
+import { Progress } from '../report/progress.ts';
+import { percentile } from './harness.ts';
+
+export interface PipelineBenchOptions {
+  video: string;
+  enrolPhoto: string;
+  modelsDir: string;
+  dataDir: string;
+  runs: number;
+  latencySeconds: number;
+  soakSeconds: number;
+  log: (line: string) => void;
+}
+
+export interface PipelineBenchReport {
+  throughput: {
+    precision: string;
+    fps_p50: number;
+    runs: number[];
+    frames: number;
+    faces_per_frame: number;
+  }[];
+  int8_vs_fp32_fps: number;
+  latency: {
+    frames: number;
+    frame_p50_ms: number;
+    frame_p95_ms: number;
+    events: number;
+    event_p50_ms: number;
+    event_p95_ms: number;
+  };
+  memory: {
+    seconds: number;
+    rss_mb_start: number;
+    rss_mb_end: number;
+    rss_mb_max: number;
+    slope_mb_per_min: number;
+  };
+}
+
+async function withApp<T>(
+  opts: PipelineBenchOptions,
+  camera: { realtime: boolean; loop: boolean; fps: number },
+  precision: 'int8' | 'fp32',
+  body: (app: App, frames: number[], events: number[]) => Promise<T>,
+): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'facegate-bench-'));
+  const file = join(dir, 'config.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      cameras: [
+        {
+          id: 'bench',
+          source: { kind: 'video', path: opts.video, loop: camera.loop, realtime: camera.realtime },
+          width: 640,
+          height: 360,
+          fps: camera.fps,
+          restart: { initialDelayMs: 200, maxDelayMs: 1000, stallTimeoutMs: 10000, healthyAfterMs: 5000 },
+        },
+      ],
+      models: { dir: opts.modelsDir, precision },
+      // Port 0: the in-process broker takes any free port.
+      mqtt: { inProcessBrokerPort: 0 },
+      gallery: { path: join(dir, 'gallery.db'), seedDir: null },
+      offlineQueue: { path: join(dir, 'queue') },
+    }),
+  );
+  const frames: number[] = [];
+  const events: number[] = [];
+  const app = await App.start(loadConfig({ file, env: {} }), {
+    dataDir: opts.dataDir,
+    log: () => {},
+    onFrame: (_camera, latencyMs) => frames.push(latencyMs),
+    onEvent: (_event, { latencyMs }) => events.push(latencyMs),
+  });
+  try {
+    await app.enrollPhoto('enrolled', opts.enrolPhoto);
+    return await body(app, frames, events);
+  } finally {
+    await app.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Resolves when no frame has arrived for `quietMs` (the unpaced, non-looping video has ended). */
+async function untilQuiet(frames: number[], quietMs: number): Promise<void> {
+  let last = -1;
+  let since = Date.now();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 50));
+    if (frames.length !== last) {
+      last = frames.length;
+      since = Date.now();
+    } else if (frames.length > 0 && Date.now() - since > quietMs) return;
+  }
+}
+
+export async function benchPipeline(opts: PipelineBenchOptions): Promise<PipelineBenchReport> {
+  const runs: Record<'int8' | 'fp32', number[]> = { int8: [], fp32: [] };
+  let frames = 0;
+  let faces = 0;
+  const progress = new Progress('bench pipeline throughput', opts.runs * 2, opts.log, 0);
+  for (let r = 0; r < opts.runs; r++) {
+    for (const precision of ['int8', 'fp32'] as const) {
+      await withApp(opts, { realtime: false, loop: false, fps: 120 }, precision, async (app, latencies) => {
+        const started = performance.now();
+        await untilQuiet(latencies, 1500);
+        const stats = app.cameraStats()[0];
+        // The quiet period is not work: subtract it.
+        const seconds = (performance.now() - started - 1500) / 1000;
+        runs[precision].push(stats.framesProcessed / seconds);
+        frames = stats.framesProcessed;
+        faces = stats.facesEmbedded / Math.max(1, stats.framesProcessed);
+      });
+      progress.tick();
+    }
+  }
+  progress.done();
+  const median = (xs: number[]) =>
+    percentile(
+      [...xs].sort((a, b) => a - b),
+      50,
+    );
+  const throughput = (['int8', 'fp32'] as const).map((precision) => ({
+    precision,
+    fps_p50: round(median(runs[precision])),
+    runs: runs[precision].map(round),
+    frames,
+    faces_per_frame: round(faces),
+  }));
+
+  opts.log(`[bench pipeline] latency: paced video for ${opts.latencySeconds} s`);
+  const latency = await withApp(
+    opts,
+    { realtime: true, loop: true, fps: 30 },
+    'int8',
+    async (_app, frameLat, eventLat) => {
+      await new Promise((r) => setTimeout(r, opts.latencySeconds * 1000));
+      const f = [...frameLat].sort((a, b) => a - b);
+      const e = [...eventLat].sort((a, b) => a - b);
+      return {
+        frames: f.length,
+        frame_p50_ms: round(percentile(f, 50)),
+        frame_p95_ms: round(percentile(f, 95)),
+        events: e.length,
+        event_p50_ms: round(percentile(e, 50)),
+        event_p95_ms: round(percentile(e, 95)),
+      };
+    },
+  );
+
+  opts.log(`[bench pipeline] memory: paced video looping for ${opts.soakSeconds} s`);
+  const memory = await withApp(opts, { realtime: true, loop: true, fps: 30 }, 'int8', async () => {
+    const samples: [number, number][] = [];
+    const soak = new Progress('bench pipeline soak (s)', opts.soakSeconds, opts.log, 30_000);
+    const start = Date.now();
+    while (Date.now() - start < opts.soakSeconds * 1000) {
+      await new Promise((r) => setTimeout(r, 1000));
+      samples.push([(Date.now() - start) / 60_000, process.memoryUsage.rss() / 2 ** 20]);
+      soak.tick();
+    }
+    soak.done();
+    // Growth is judged after warm-up (the first fifth), by a least-squares slope.
+    const steady = samples.slice(Math.floor(samples.length / 5));
+    return {
+      seconds: opts.soakSeconds,
+      rss_mb_start: round(steady[0][1]),
+      rss_mb_end: round(samples[samples.length - 1][1]),
+      rss_mb_max: round(Math.max(...samples.map((s) => s[1]))),
+      slope_mb_per_min: round(slope(steady)),
+    };
+  });
+
+  const [int8, fp32] = throughput;
+  return { throughput, int8_vs_fp32_fps: round(int8.fps_p50 / fp32.fps_p50), latency, memory };
+}
+
+function slope(points: [number, number][]): number {
+  const n = points.length;
+  const mx = points.reduce((a, p) => a + p[0], 0) / n;
+  const my = points.reduce((a, p) => a + p[1], 0) / n;
+  const num = points.reduce((a, p) => a + (p[0] - mx) * (p[1] - my), 0);
+  const den = points.reduce((a, p) => a + (p[0] - mx) ** 2, 0);
+  return den > 0 ? num / den : 0;
+}
+
+const round = (v: number) => Math.round(v * 100) / 100;

@@ -1,0 +1,50 @@
+// `facegate bench-pipeline`: end-to-end throughput (int8 vs fp32), latency and memory of the camera path.
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchPipeline, type PipelineBenchReport } from '../bench/pipeline.ts';
+
+export async function benchPipelineCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      json: { type: 'boolean', default: false },
+      runs: { type: 'string', default: '3' },
+      'latency-seconds': { type: 'string', default: '20' },
+      'soak-seconds': { type: 'string', default: '60' },
+      models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
+      data: { type: 'string', default: process.env.FACEGATE_DATA ?? '../shared/data' },
+    },
+  });
+  const positive = (flag: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, not "${v}"`);
+    return n;
+  };
+  const examples = join(resolve(values.data), 'faces', 'face_recognition_examples');
+  const report = await benchPipeline({
+    video: join(examples, 'video', 'short_hamilton_clip.mp4'),
+    enrolPhoto: join(examples, 'misc', 'lin-manuel-miranda.png'),
+    modelsDir: resolve(values.models),
+    dataDir: resolve(values.data),
+    runs: positive('runs', values.runs),
+    latencySeconds: positive('latency-seconds', values['latency-seconds']),
+    soakSeconds: positive('soak-seconds', values['soak-seconds']),
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  console.log(values.json ? JSON.stringify(report) : formatPipelineBench(report));
+  return 0;
+}
+
+function formatPipelineBench(r: PipelineBenchReport): string {
+  const { latency: l, memory: m } = r;
+  return [
+    'end-to-end, 640x360 one-face video (short_hamilton_clip.mp4), capture -> MQTT, embedding every face:',
+    ...r.throughput.map(
+      (t) =>
+        `  ${t.precision}: ${t.fps_p50} frames/s (median of runs ${t.runs.join(', ')}; ${t.frames} frames, ${t.faces_per_frame} faces embedded per frame)`,
+    ),
+    `  int8_vs_fp32_fps ${r.int8_vs_fp32_fps}`,
+    `latency at 30 fps: frame capture->done p50 ${l.frame_p50_ms} ms, p95 ${l.frame_p95_ms} ms (${l.frames} frames); event capture->PUBACK p50 ${l.event_p50_ms} ms, p95 ${l.event_p95_ms} ms (${l.events} events)`,
+    `memory over ${m.seconds} s: RSS ${m.rss_mb_start} MB after warm-up, ${m.rss_mb_end} MB at the end, max ${m.rss_mb_max} MB, slope ${m.slope_mb_per_min} MB/min`,
+  ].join('\n');
+}
