@@ -136,7 +136,9 @@ export class CameraPipeline {
     const detected = performance.now();
     this.stats_.facesDetected += faces.length;
 
-    const { faces: tracked } = this.tracker.update(faces, capturedAt);
+    const { faces: tracked, ended } = this.tracker.update(faces, capturedAt);
+    // Forget finished tracks, or the decision state would grow with every passer-by.
+    for (const t of ended) this.decisions.endTrack(t.trackId);
     const usable = [];
     for (const t of tracked) {
       const q = await faceQuality(image, t.detection);
