@@ -2,7 +2,15 @@
 // operator (or an attacker with a URL) cannot fill the disk or the memory of the device.
 import { sha256 } from '../manifest.ts';
 
-export type DownloadErrorCode = 'bad-url' | 'http' | 'too-large' | 'timeout' | 'network' | 'chunk' | 'incomplete' | 'mismatch';
+export type DownloadErrorCode =
+  | 'bad-url'
+  | 'http'
+  | 'too-large'
+  | 'timeout'
+  | 'network'
+  | 'chunk'
+  | 'incomplete'
+  | 'mismatch';
 
 export class DownloadError extends Error {
   constructor(
@@ -68,9 +76,13 @@ export async function downloadModel(url: string, opts: DownloadOptions): Promise
     return Buffer.concat(parts, received);
   } catch (e) {
     if (e instanceof DownloadError) throw e;
-    if (timedOut) throw new DownloadError('timeout', `${where}: no complete answer within ${opts.timeoutMs} ms`);
+    if (timedOut)
+      throw new DownloadError('timeout', `${where}: no complete answer within ${opts.timeoutMs} ms`);
     const cause = (e as Error).cause as Error | undefined;
-    throw new DownloadError('network', `${where}: ${(e as Error).message}${cause ? ` (${cause.message})` : ''}`);
+    throw new DownloadError(
+      'network',
+      `${where}: ${(e as Error).message}${cause ? ` (${cause.message})` : ''}`,
+    );
   } finally {
     clearTimeout(timer);
   }
@@ -79,11 +91,17 @@ export async function downloadModel(url: string, opts: DownloadOptions): Promise
 /** Size first, since a truncated file is a more useful diagnosis than a digest mismatch. */
 export function verifyModelBytes(bytes: Uint8Array, expected: { sha256: string; bytes?: number }): void {
   if (expected.bytes !== undefined && bytes.length !== expected.bytes) {
-    throw new DownloadError('mismatch', `model has ${bytes.length} bytes, the manifest says ${expected.bytes} (truncated or padded)`);
+    throw new DownloadError(
+      'mismatch',
+      `model has ${bytes.length} bytes, the manifest says ${expected.bytes} (truncated or padded)`,
+    );
   }
   const digest = sha256(bytes);
   if (digest !== expected.sha256) {
-    throw new DownloadError('mismatch', `model sha256 ${digest} does not match the manifest's ${expected.sha256} (tampered or corrupt)`);
+    throw new DownloadError(
+      'mismatch',
+      `model sha256 ${digest} does not match the manifest's ${expected.sha256} (tampered or corrupt)`,
+    );
   }
 }
 
@@ -117,19 +135,23 @@ export class ChunkAssembler {
   add(chunk: ModelChunk): void {
     const { id, index, total, data } = (chunk ?? {}) as Partial<ModelChunk>;
     if (typeof id !== 'string' || id === '') throw chunkError('has no transfer id');
-    if (!Number.isInteger(total) || (total as number) < 1) throw chunkError(`of ${id} has an invalid total ${total}`);
+    if (!Number.isInteger(total) || (total as number) < 1)
+      throw chunkError(`of ${id} has an invalid total ${total}`);
     if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= (total as number)) {
       throw chunkError(`of ${id} has index ${index}, outside 0..${(total as number) - 1}`);
     }
-    if (typeof data !== 'string' || data.length % 4 !== 0 || !BASE64.test(data)) throw chunkError(`${index} of ${id} is not base64`);
+    if (typeof data !== 'string' || data.length % 4 !== 0 || !BASE64.test(data))
+      throw chunkError(`${index} of ${id} is not base64`);
     if (this.id === undefined) {
       // Every chunk carries at least one byte, so more chunks than the byte limit can only be an attack.
-      if ((total as number) > this.opts.maxBytes) throw new DownloadError('too-large', `transfer ${id} announces ${total} chunks`);
+      if ((total as number) > this.opts.maxBytes)
+        throw new DownloadError('too-large', `transfer ${id} announces ${total} chunks`);
       this.id = id;
       this.parts = new Array(total);
     }
     if (id !== this.id) throw chunkError(`${index} belongs to transfer ${id}, not ${this.id}`);
-    if (total !== this.parts.length) throw chunkError(`${index} of ${id} says ${total} chunks, earlier ones said ${this.parts.length}`);
+    if (total !== this.parts.length)
+      throw chunkError(`${index} of ${id} says ${total} chunks, earlier ones said ${this.parts.length}`);
     const bytes = Buffer.from(data, 'base64');
     const seen = this.parts[index as number];
     if (seen) {
@@ -162,7 +184,10 @@ export class ChunkAssembler {
     const missing = this.missing();
     if (missing.length > 0) {
       const list = missing.slice(0, 10).join(', ') + (missing.length > 10 ? ', ...' : '');
-      throw new DownloadError('incomplete', `transfer ${this.id}: ${missing.length} of ${this.parts.length} chunks missing (${list})`);
+      throw new DownloadError(
+        'incomplete',
+        `transfer ${this.id}: ${missing.length} of ${this.parts.length} chunks missing (${list})`,
+      );
     }
     const bytes = Buffer.concat(this.parts as Buffer[], this.received);
     verifyModelBytes(bytes, this.opts);
@@ -181,12 +206,19 @@ export async function collectChunks(
 ): Promise<Uint8Array> {
   const assembler = new ChunkAssembler(opts);
   const iterator =
-    Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (source[Symbol.iterator]() as Iterator<ModelChunk>);
+    Symbol.asyncIterator in source
+      ? source[Symbol.asyncIterator]()
+      : (source[Symbol.iterator]() as Iterator<ModelChunk>);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const missing = assembler.missing().length;
-      reject(new DownloadError('timeout', `model chunks: not complete after ${opts.timeoutMs} ms (${missing || 'all'} missing)`));
+      reject(
+        new DownloadError(
+          'timeout',
+          `model chunks: not complete after ${opts.timeoutMs} ms (${missing || 'all'} missing)`,
+        ),
+      );
     }, opts.timeoutMs);
   });
   try {

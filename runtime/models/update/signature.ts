@@ -3,7 +3,15 @@
 //   tsx runtime/models/update/signature.ts keygen <out-prefix>          -> <prefix>.key (private), <prefix>.pub
 //   tsx runtime/models/update/signature.ts sign <manifest.json> <private.key> [keyId]
 //   tsx runtime/models/update/signature.ts verify <manifest.json> <public.pub>...
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../util/atomic-file.ts';
 import type { ModelManifest } from '../manifest.ts';
@@ -22,15 +30,18 @@ function sortKeys(value: unknown): unknown {
 }
 
 /** The bytes a signature covers. */
-export function signedPayload(manifest: ModelManifest): Buffer {
+function signedPayload(manifest: ModelManifest): Buffer {
   const { signature: _, ...unsigned } = manifest;
   return Buffer.from(canonicalJson(unsigned));
 }
 
 /** A key's id when none is configured: the first 16 hex digits of the sha256 of its DER public key. */
 export function keyIdOf(key: string | KeyObject): string {
-  const pub = createPublicKey(key);
-  return createHash('sha256').update(pub.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+  const pub = typeof key !== 'string' && key.type === 'public' ? key : createPublicKey(key);
+  return createHash('sha256')
+    .update(pub.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 export interface SigningKeyPair {
@@ -51,7 +62,8 @@ export function generateSigningKeyPair(): SigningKeyPair {
 /** A signed copy of the manifest (any old signature replaced). `keyId` defaults to the key's fingerprint. */
 export function signManifest(manifest: ModelManifest, privateKeyPem: string, keyId?: string): ModelManifest {
   const key = createPrivateKey(privateKeyPem);
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`signing key is ${key.asymmetricKeyType}, not ed25519`);
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new Error(`signing key is ${key.asymmetricKeyType}, not ed25519`);
   const value = sign(null, signedPayload(manifest), key).toString('base64');
   return { ...manifest, signature: { algorithm: 'ed25519', keyId: keyId ?? keyIdOf(key), value } };
 }
@@ -70,12 +82,20 @@ export type VerifyResult =
  * `allowUnsigned` only admits manifests with no signature at all: a signature that is present must verify,
  * since a wrong one means tampering or a key the device was never told to trust.
  */
-export function verifyManifest(manifest: ModelManifest, publicKeys: TrustedKey[] | string[], allowUnsigned: boolean): VerifyResult {
+export function verifyManifest(
+  manifest: ModelManifest,
+  publicKeys: TrustedKey[] | string[],
+  allowUnsigned: boolean,
+): VerifyResult {
   const sig = manifest.signature;
   if (!sig) {
     return allowUnsigned
       ? { ok: true, signed: false }
-      : { ok: false, reason: 'unsigned', message: `manifest ${manifest.name} ${manifest.version} is not signed and unsigned models are not allowed` };
+      : {
+          ok: false,
+          reason: 'unsigned',
+          message: `manifest ${manifest.name} ${manifest.version} is not signed and unsigned models are not allowed`,
+        };
   }
   const keys = trustedKeys(publicKeys);
   const key = keys.get(sig.keyId);
@@ -88,10 +108,15 @@ export function verifyManifest(manifest: ModelManifest, publicKeys: TrustedKey[]
   }
   const value = Buffer.from(sig.value, 'base64');
   // Node accepts any length here and just answers false; checking first gives a clearer reason.
-  const valid = sig.algorithm === 'ed25519' && value.length === 64 && verify(null, signedPayload(manifest), key, value);
+  const valid =
+    sig.algorithm === 'ed25519' && value.length === 64 && verify(null, signedPayload(manifest), key, value);
   return valid
     ? { ok: true, signed: true, keyId: sig.keyId }
-    : { ok: false, reason: 'bad-signature', message: `signature by key "${sig.keyId}" does not match the manifest (tampered or re-signed)` };
+    : {
+        ok: false,
+        reason: 'bad-signature',
+        message: `signature by key "${sig.keyId}" does not match the manifest (tampered or re-signed)`,
+      };
 }
 
 function trustedKeys(publicKeys: TrustedKey[] | string[]): Map<string, KeyObject> {
@@ -104,7 +129,8 @@ function trustedKeys(publicKeys: TrustedKey[] | string[]): Map<string, KeyObject
     } catch (e) {
       throw new Error(`trusted public key ${i + 1} is not a PEM public key (${(e as Error).message})`);
     }
-    if (key.asymmetricKeyType !== 'ed25519') throw new Error(`trusted public key ${i + 1} is ${key.asymmetricKeyType}, not ed25519`);
+    if (key.asymmetricKeyType !== 'ed25519')
+      throw new Error(`trusted public key ${i + 1} is ${key.asymmetricKeyType}, not ed25519`);
     keys.set(typeof entry === 'string' ? keyIdOf(key) : entry.keyId, key);
   });
   return keys;
@@ -117,7 +143,9 @@ function cli(args: string[]): number {
     // 'wx': never overwrite an existing key; 0600: the private key is a secret.
     writeFileSync(`${rest[0]}.key`, pair.privateKeyPem, { mode: 0o600, flag: 'wx' });
     writeFileSync(`${rest[0]}.pub`, pair.publicKeyPem, { flag: 'wx' });
-    console.log(`key id ${pair.keyId}: public ${rest[0]}.pub, private ${rest[0]}.key (keep it off the devices)`);
+    console.log(
+      `key id ${pair.keyId}: public ${rest[0]}.pub, private ${rest[0]}.key (keep it off the devices)`,
+    );
     return 0;
   }
   if (command === 'sign' && (rest.length === 2 || rest.length === 3)) {
@@ -129,11 +157,19 @@ function cli(args: string[]): number {
   }
   if (command === 'verify' && rest.length >= 2) {
     const manifest = JSON.parse(readFileSync(rest[0], 'utf8')) as ModelManifest;
-    const result = verifyManifest(manifest, rest.slice(1).map((f) => readFileSync(f, 'utf8')), false);
-    console.log(result.ok ? `ok: signed by ${result.keyId}` : `refused (${result.reason}): ${result.message}`);
+    const result = verifyManifest(
+      manifest,
+      rest.slice(1).map((f) => readFileSync(f, 'utf8')),
+      false,
+    );
+    console.log(
+      result.ok ? `ok: signed by ${result.keyId}` : `refused (${result.reason}): ${result.message}`,
+    );
     return result.ok ? 0 : 1;
   }
-  console.error('usage: signature.ts keygen <out-prefix> | sign <manifest.json> <private.key> [keyId] | verify <manifest.json> <public.pub>...');
+  console.error(
+    'usage: signature.ts keygen <out-prefix> | sign <manifest.json> <private.key> [keyId] | verify <manifest.json> <public.pub>...',
+  );
   return 2;
 }
 
