@@ -9,7 +9,10 @@ import { decodeImage } from '../vision/image.ts';
 
 const COMMON = { gallery: { type: 'string' }, config: { type: 'string' } } as const;
 
-async function withAnalyzer<T>(configFile: string | undefined, fn: (analyzer: FaceAnalyzer, targetFar: 0.01 | 0.001) => Promise<T>): Promise<T> {
+async function withAnalyzer<T>(
+  configFile: string | undefined,
+  fn: (analyzer: FaceAnalyzer, targetFar: 0.01 | 0.001) => Promise<T>,
+): Promise<T> {
   const config = loadConfig({ file: configFile, env: process.env });
   const analyzer = await FaceAnalyzer.open(config);
   try {
@@ -27,14 +30,23 @@ function requireGallery(path: string | undefined, usage: string): string {
 const ENROLL_USAGE = 'usage: facegate enroll --gallery PATH --name NAME IMAGE...';
 
 export async function enrollCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON, name: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...COMMON, name: { type: 'string' } },
+  });
   const path = requireGallery(values.gallery, ENROLL_USAGE);
   if (!values.name || positionals.length === 0) throw new Error(ENROLL_USAGE);
   const name = values.name;
   const gallery = Gallery.open(path);
   try {
     const { added } = await withAnalyzer(values.config, (analyzer) =>
-      enrollPhotos(analyzer, gallery, name, positionals.map((p) => ({ source: p, data: p }))),
+      enrollPhotos(
+        analyzer,
+        gallery,
+        name,
+        positionals.map((p) => ({ source: p, data: p })),
+      ),
     );
     console.log(`enrolled ${name}: ${added} embedding(s)`);
   } finally {
@@ -46,7 +58,11 @@ export async function enrollCommand(args: string[]): Promise<number> {
 const IDENTIFY_USAGE = 'usage: facegate identify --gallery PATH IMAGE... [--json]';
 
 export async function identifyCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { ...COMMON, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...COMMON, json: { type: 'boolean', default: false } },
+  });
   const path = requireGallery(values.gallery, IDENTIFY_USAGE);
   if (positionals.length === 0) throw new Error(IDENTIFY_USAGE);
   const gallery = Gallery.open(path);
@@ -62,10 +78,18 @@ export async function identifyCommand(args: string[]): Promise<number> {
           const embeddings = await analyzer.embed(crops);
           const faces = detections.map((d, i) => {
             const match = gallery.identify(embeddings[i], analyzer.modelRef, threshold);
-            return { box: d.box.map((v) => Math.round(v * 10) / 10), identity: match.identity, score: Number(match.score.toFixed(4)) };
+            return {
+              box: d.box.map((v) => Math.round(v * 10) / 10),
+              identity: match.identity,
+              score: Number(match.score.toFixed(4)),
+            };
           });
           const result = { image: file, faces };
-          console.log(values.json ? JSON.stringify(result) : `${file}: ${faces.map((f) => `${f.identity ?? 'unknown'} (${f.score})`).join(', ') || 'no face'}`);
+          console.log(
+            values.json
+              ? JSON.stringify(result)
+              : `${file}: ${faces.map((f) => `${f.identity ?? 'unknown'} (${f.score})`).join(', ') || 'no face'}`,
+          );
         } catch (e) {
           // One unreadable image is reported in place; the others are still identified.
           failed++;
@@ -80,21 +104,31 @@ export async function identifyCommand(args: string[]): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
-const GALLERY_USAGE = 'usage: facegate gallery list --gallery PATH [--json] | facegate gallery remove --gallery PATH NAME';
+const GALLERY_USAGE =
+  'usage: facegate gallery list --gallery PATH [--json] | facegate gallery remove --gallery PATH NAME';
 
 export async function galleryCommand(args: string[]): Promise<number> {
   const [action, ...rest] = args;
-  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...COMMON, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { ...COMMON, json: { type: 'boolean', default: false } },
+  });
   const gallery = Gallery.open(requireGallery(values.gallery, GALLERY_USAGE));
   try {
     if (action === 'list') {
       const people = gallery.list();
       if (values.json) console.log(JSON.stringify(people));
-      else for (const p of people) console.log(`${p.name}\t${p.embeddings} embedding(s)\t${p.models.join(',')}\t${p.createdAt.toISOString()}`);
+      else
+        for (const p of people)
+          console.log(
+            `${p.name}\t${p.embeddings} embedding(s)\t${p.models.join(',')}\t${p.createdAt.toISOString()}`,
+          );
       return 0;
     }
     if (action === 'remove' && positionals.length === 1) {
-      if (!gallery.remove(positionals[0])) throw new Error(`no person named "${positionals[0]}" in the gallery`);
+      if (!gallery.remove(positionals[0]))
+        throw new Error(`no person named "${positionals[0]}" in the gallery`);
       console.log(`removed ${positionals[0]}`);
       return 0;
     }

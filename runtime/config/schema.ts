@@ -79,7 +79,13 @@ export interface Config {
   device: { id: string; name: string };
   cameras: CameraConfig[];
   models: ModelsConfig;
-  detection: { minScore: number; iouThreshold: number; maxFaces: number; minFaceSize: number; mirrorAverage: boolean };
+  detection: {
+    minScore: number;
+    iouThreshold: number;
+    maxFaces: number;
+    minFaceSize: number;
+    mirrorAverage: boolean;
+  };
   quality: { minSharpness: number; maxYawDeg: number; maxRollDeg: number };
   recognition: {
     targetFar: 0.01 | 0.001;

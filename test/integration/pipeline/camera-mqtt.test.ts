@@ -93,9 +93,15 @@ function configFor(video: string, url: string) {
 
 /** `session`: a persistent session (clean: false) under this client id, so QoS 1 messages published
  * while the subscriber is away are kept for it. */
-async function subscribe(url: string, session?: string): Promise<{ events: FaceEvent[]; availability: string[] }> {
+async function subscribe(
+  url: string,
+  session?: string,
+): Promise<{ events: FaceEvent[]; availability: string[] }> {
   const received = { events: [] as FaceEvent[], availability: [] as string[] };
-  subscriber = await mqtt.connectAsync(url, session ? { clientId: session, clean: false } : { clientId: `sub-${process.pid}-${Date.now()}` });
+  subscriber = await mqtt.connectAsync(
+    url,
+    session ? { clientId: session, clean: false } : { clientId: `sub-${process.pid}-${Date.now()}` },
+  );
   subscriber.on('message', (topic, payload) => {
     if (topic.endsWith('/event')) received.events.push(JSON.parse(payload.toString()));
     if (topic.endsWith('/availability')) received.availability.push(payload.toString());
