@@ -200,7 +200,7 @@ export const MODEL_SPECS: ModelSpec[] = [
       {
         name: 'Identity',
         shape: [-1, 1],
-        description: 'spoof probability (human: real when below its threshold)',
+        description: 'real-face score 0..1 (human reads it as `real`)',
       },
     ],
     (s) => s.antispoof,
