@@ -1,11 +1,20 @@
 // `facegate bench`: performance figures measured side by side in one process (`npm run bench`).
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import {
+  benchEmbedder,
+  type EmbedderBenchRow,
+  type EmbedderRatios,
+  embedderRatios,
+} from '../bench/embedder.ts';
 import { benchModels, type ModelBenchRow } from '../bench/models.ts';
 
 export interface BenchReport {
-  rows: ModelBenchRow[];
-  ratios: Record<string, number>;
+  /** The embedder on every engine (the native-kernels issue's format). */
+  rows: EmbedderBenchRow[];
+  ratios: EmbedderRatios;
+  /** ORT fp32 vs int8 for every face model. */
+  models: { rows: ModelBenchRow[]; ratios: Record<string, number> };
 }
 
 export async function benchCommand(args: string[]): Promise<number> {
@@ -22,13 +31,14 @@ export async function benchCommand(args: string[]): Promise<number> {
   if (!Number.isInteger(rounds) || rounds < 1)
     throw new Error(`--rounds must be a positive integer, not "${values.rounds}"`);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const rows = await benchModels({
-    modelsDir: resolve(values.models),
-    dataDir: resolve(values.data),
-    rounds,
-    log,
-  });
-  const report: BenchReport = { rows, ratios: modelRatios(rows) };
+  const dirs = { modelsDir: resolve(values.models), dataDir: resolve(values.data), rounds, log };
+  const rows = await benchEmbedder(dirs);
+  const modelRows = await benchModels(dirs);
+  const report: BenchReport = {
+    rows,
+    ratios: embedderRatios(rows),
+    models: { rows: modelRows, ratios: modelRatios(modelRows) },
+  };
   console.log(values.json ? JSON.stringify(report) : formatBench(report));
   return 0;
 }
@@ -45,17 +55,29 @@ export function modelRatios(rows: ModelBenchRow[]): Record<string, number> {
 }
 
 export function formatBench(report: BenchReport): string {
-  const header = 'model      engine  precision  threads   p50 ms   p95 ms';
-  const lines = report.rows.map(
+  const embedder = report.rows.map(
+    (r) =>
+      `${r.engine.padEnd(8)} ${r.precision.padEnd(9)} ${String(r.relu_zero).padEnd(9)} ${String(r.threads).padStart(7)} ${r.p50_ms.toFixed(3).padStart(8)} ${r.p95_ms.toFixed(3).padStart(8)} ${r.skip_ratio.toFixed(2).padStart(10)} ${(r.macs / 1e6).toFixed(1).padStart(7)}`,
+  );
+  const models = report.models.rows.map(
     (r) =>
       `${r.model.padEnd(10)} ${r.engine.padEnd(7)} ${r.precision.padEnd(10)} ${String(r.threads).padStart(7)} ${r.p50_ms.toFixed(3).padStart(8)} ${r.p95_ms.toFixed(3).padStart(8)}`,
   );
-  const ratios = Object.entries(report.ratios).map(([k, v]) => `${k.padEnd(40)} ${v.toFixed(2)}`);
+  const ratios = (entries: Record<string, number | null>) =>
+    Object.entries(entries).map(([k, v]) => `${k.padEnd(40)} ${v === null ? '-' : v.toFixed(2)}`);
   return [
-    header,
-    ...lines,
+    'embedder',
+    'engine   precision relu_zero threads   p50 ms   p95 ms skip_ratio   MMACs',
+    ...embedder,
+    '',
+    'ratios X_vs_Y = p50(Y) / p50(X) (above 1: X is faster; - = no rows yet)',
+    ...ratios(report.ratios),
+    '',
+    'all models, ONNX Runtime',
+    'model      engine  precision  threads   p50 ms   p95 ms',
+    ...models,
     '',
     'ratios (p50 of the slower / p50 of the faster; above 1: the first named is faster)',
-    ...ratios,
+    ...ratios(report.models.ratios),
   ].join('\n');
 }

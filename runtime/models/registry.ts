@@ -1,5 +1,5 @@
 // Opens a built model by name and precision: manifest verified, then handed to an inference engine.
-import { OrtEngine } from '../engine/ort.ts';
+import { openEngine } from '../engine/kernels.ts';
 import type { InferenceEngine } from '../engine/types.ts';
 import { loadModel, type ModelManifest, manifestPathFor, type Precision } from './manifest.ts';
 
@@ -17,6 +17,8 @@ export interface OpenModelOptions {
   name: string;
   precision: Precision;
   threads?: number;
+  /** 'kernels' runs int8 QDQ models natively, falling back to ORT (with a warning) when it cannot. */
+  engine?: EngineKind;
 }
 
 export interface OpenedModel {
@@ -26,5 +28,10 @@ export interface OpenedModel {
 
 export async function openModel(opts: OpenModelOptions): Promise<OpenedModel> {
   const { manifest, onnx } = loadModel(manifestPathFor(opts.dir, opts.name, opts.precision));
-  return { manifest, engine: await OrtEngine.create(onnx, { threads: opts.threads }) };
+  const engine = await openEngine(onnx, {
+    engine: opts.engine ?? 'ort',
+    threads: opts.threads,
+    label: `${opts.name}.${opts.precision}`,
+  });
+  return { manifest, engine };
 }

@@ -1,0 +1,147 @@
+// The embedder on each engine the native-kernels issue compares: ORT fp32, ORT int8 and the kernels
+// (dense), at 1 and 2 threads, all interleaved in one process over real aligned faces.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { lowerQdqModel } from '../engine/lower.ts';
+import type { InferenceEngine } from '../engine/types.ts';
+import { loadModel, manifestPathFor, type Precision } from '../models/manifest.ts';
+import { type EngineKind, MODEL_NAMES, type OpenedModel, openModel } from '../models/registry.ts';
+import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
+import { alignedFaceCrop } from '../vision/face-crop.ts';
+import { decodeImage } from '../vision/image.ts';
+import { rgbToNchw } from '../vision/tensor.ts';
+import { interleaved } from './harness.ts';
+
+export interface EmbedderBenchRow {
+  engine: EngineKind;
+  precision: Precision;
+  /** Convs skip the outputs a ReLU-zero predictor marks as zero (not implemented yet: always false). */
+  relu_zero: boolean;
+  threads: number;
+  p50_ms: number;
+  p95_ms: number;
+  /** Fraction of the dense MACs skipped. */
+  skip_ratio: number;
+  /** Dense conv multiply-accumulates per embedding. */
+  macs: number;
+}
+
+type Variant = Pick<EmbedderBenchRow, 'engine' | 'precision' | 'relu_zero'>;
+
+const ORT_FP32: Variant = { engine: 'ort', precision: 'fp32', relu_zero: false };
+const ORT_INT8: Variant = { engine: 'ort', precision: 'int8', relu_zero: false };
+const KERNELS_DENSE: Variant = { engine: 'kernels', precision: 'int8', relu_zero: false };
+const KERNELS_RELU0: Variant = { engine: 'kernels', precision: 'int8', relu_zero: true };
+
+/** `X_vs_Y` = p50(Y) / p50(X): above 1, X is faster. */
+const RATIOS = {
+  kernels_dense_vs_ort_int8_1t: [KERNELS_DENSE, ORT_INT8, 1],
+  kernels_relu0_vs_kernels_dense_1t: [KERNELS_RELU0, KERNELS_DENSE, 1],
+  kernels_relu0_vs_ort_int8_1t: [KERNELS_RELU0, ORT_INT8, 1],
+  kernels_relu0_vs_ort_int8_2t: [KERNELS_RELU0, ORT_INT8, 2],
+  ort_int8_vs_fp32_1t: [ORT_INT8, ORT_FP32, 1],
+} as const satisfies Record<string, readonly [Variant, Variant, number]>;
+
+/** Null where a row is missing (no ReLU-zero rows yet; no kernels rows without the addon). */
+export type EmbedderRatios = Record<keyof typeof RATIOS, number | null>;
+
+export function embedderRatios(rows: EmbedderBenchRow[]): EmbedderRatios {
+  const p50 = (v: Variant, threads: number) =>
+    rows.find(
+      (r) =>
+        r.engine === v.engine &&
+        r.precision === v.precision &&
+        r.relu_zero === v.relu_zero &&
+        r.threads === threads,
+    )?.p50_ms;
+  const ratio = ([x, y, threads]: readonly [Variant, Variant, number]) => {
+    const px = p50(x, threads);
+    const py = p50(y, threads);
+    return px && py ? Math.round((py / px) * 100) / 100 : null;
+  };
+  return Object.fromEntries(
+    Object.entries(RATIOS).map(([name, spec]) => [name, ratio(spec)]),
+  ) as EmbedderRatios;
+}
+
+/** Every photo of the MIT-licensed face_recognition examples' training set, aligned as the pipeline does. */
+async function alignedFaces(modelsDir: string, dataDir: string): Promise<Buffer[]> {
+  const root = join(dataDir, 'faces', 'face_recognition_examples', 'knn_examples', 'train');
+  const photos = readdirSync(root)
+    .sort()
+    .flatMap((person) =>
+      readdirSync(join(root, person))
+        .sort()
+        .map((f) => join(root, person, f)),
+    );
+  const detectorModel = await openModel({ dir: modelsDir, name: MODEL_NAMES.detector, precision: 'fp32' });
+  const detector = new FaceDetector(detectorModel.engine, DEFAULT_DETECTION);
+  const crops: Buffer[] = [];
+  for (const photo of photos) {
+    const { crop, face } = await alignedFaceCrop(detector, await decodeImage(photo));
+    if (!face) throw new Error(`benchmark photo ${photo} without a detectable face`);
+    crops.push(crop);
+  }
+  await detectorModel.engine.close();
+  return crops;
+}
+
+export async function benchEmbedder(opts: {
+  modelsDir: string;
+  dataDir: string;
+  rounds: number;
+  log: (line: string) => void;
+}): Promise<EmbedderBenchRow[]> {
+  const crops = await alignedFaces(opts.modelsDir, opts.dataDir);
+  const open = (v: Variant, threads: number) =>
+    openModel({
+      dir: opts.modelsDir,
+      name: MODEL_NAMES.embedder,
+      precision: v.precision,
+      threads,
+      engine: v.engine,
+    });
+  const opened: { variant: Variant; threads: number; model: OpenedModel }[] = [];
+  for (const threads of [1, 2]) {
+    for (const variant of [ORT_FP32, ORT_INT8, KERNELS_DENSE]) {
+      const model = await open(variant, threads);
+      // Without the addon 'kernels' falls back to ORT, which must not be reported as the kernels.
+      if (model.engine.name !== variant.engine) {
+        opts.log(`bench embedder: no ${variant.engine} rows (the model opened on ${model.engine.name})`);
+        await model.engine.close();
+        continue;
+      }
+      opened.push({ variant, threads, model });
+    }
+  }
+  const { manifest } = opened[0].model;
+  const size = manifest.input.shape[3];
+  const feeds = crops.map((c) => rgbToNchw(c, size, manifest.input.mean, manifest.input.std));
+  const { macs } = lowerQdqModel(
+    loadModel(manifestPathFor(opts.modelsDir, MODEL_NAMES.embedder, 'int8')).onnx,
+  );
+  const cases = opened.map(({ model }, k) => {
+    let i = 0;
+    const engine: InferenceEngine = model.engine;
+    return {
+      name: String(k),
+      run: () =>
+        engine.run({ [manifest.input.name]: { data: feeds[i++ % feeds.length], dims: [1, 3, size, size] } }),
+    };
+  });
+  opts.log(
+    `bench embedder: ${cases.length} cases x ${opts.rounds} rounds over ${crops.length} aligned faces`,
+  );
+  const timings = await interleaved(cases, { warmup: 5, rounds: opts.rounds });
+  await Promise.all(opened.map((o) => o.model.engine.close()));
+  return opened.map(({ variant, threads }, k) => ({
+    ...variant,
+    threads,
+    p50_ms: round(timings[k].p50),
+    p95_ms: round(timings[k].p95),
+    skip_ratio: 0,
+    macs,
+  }));
+}
+
+const round = (v: number) => Math.round(v * 1000) / 1000;

@@ -1,0 +1,102 @@
+// The native int8 kernels behind the InferenceEngine interface: the QDQ model lowered once into a
+// Network plan (batch 1, NHWC), run once per batch item.
+import type { EngineKind } from '../models/registry.ts';
+import { type KernelsBinding, loadKernels, type NetworkOp } from './kernels-addon.ts';
+import { type LoweredModel, lowerQdqModel, quantizeInput } from './lower.ts';
+import { OrtEngine } from './ort.ts';
+import type { InferenceEngine, TensorIn } from './types.ts';
+
+export class KernelsEngine implements InferenceEngine {
+  readonly name = 'kernels';
+  readonly model: LoweredModel;
+  private network: NetworkOp | null;
+  /** The quantized NHWC image of the batch item being run. */
+  private readonly image: Uint8Array;
+
+  /** Throws (LoweringError) when the model is not an int8 QDQ model the kernels can run. */
+  constructor(
+    binding: KernelsBinding,
+    onnx: Uint8Array,
+    /** Threads per run; 1 by default, like OrtEngine. */
+    readonly threads = 1,
+  ) {
+    this.model = lowerQdqModel(onnx);
+    this.network = new binding.Network({ ...this.model.plan, threads });
+    const { channels, height, width } = this.model.input;
+    this.image = new Uint8Array(channels * height * width);
+  }
+
+  get inputNames(): readonly string[] {
+    return [this.model.input.name];
+  }
+
+  get outputNames(): readonly string[] {
+    return [this.model.output.name];
+  }
+
+  async run(
+    inputs: Record<string, TensorIn>,
+  ): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+    if (!this.network) throw new Error('kernels engine: run() after close()');
+    const { name, channels: c, height: h, width: w } = this.model.input;
+    const t = inputs[name];
+    const names = Object.keys(inputs);
+    if (!t || names.length !== 1)
+      throw new Error(`kernels engine: expected the single input "${name}", got [${names.join(', ')}]`);
+    const n = t.dims[0];
+    if (
+      t.dims.length !== 4 ||
+      !Number.isInteger(n) ||
+      n < 1 ||
+      t.dims[1] !== c ||
+      t.dims[2] !== h ||
+      t.dims[3] !== w
+    )
+      throw new Error(`kernels engine: input dims [${t.dims.join(', ')}] must be [N, ${c}, ${h}, ${w}]`);
+    const itemSize = c * h * w;
+    if (t.data.length !== n * itemSize)
+      throw new Error(
+        `kernels engine: input has ${t.data.length} values, dims [${t.dims.join(', ')}] need ${n * itemSize}`,
+      );
+    const size = this.model.output.size;
+    const out = new Float32Array(n * size);
+    for (let b = 0; b < n; b++) {
+      quantizeInput(this.model.input, t.data, b * itemSize, this.image);
+      out.set(this.network.run(this.image, this.threads), b * size);
+    }
+    return { [this.model.output.name]: { data: out, dims: [n, size] } };
+  }
+
+  async close(): Promise<void> {
+    this.network = null;
+  }
+}
+
+export interface OpenEngineOptions {
+  engine: EngineKind;
+  threads?: number;
+  /** Names the model in the fallback warning. */
+  label: string;
+  /** Another addon build (tests); default: the one loadKernels() finds. */
+  addonPath?: string;
+  warn?: (message: string) => void;
+}
+
+/**
+ * An engine for the model. 'kernels' falls back to ONNX Runtime, after a one-line warning, when the
+ * addon is not available or the model cannot run natively (an fp32 model, or ops the kernels lack).
+ */
+export async function openEngine(onnx: Uint8Array, opts: OpenEngineOptions): Promise<InferenceEngine> {
+  if (opts.engine === 'kernels') {
+    const warn = opts.warn ?? ((m: string) => console.warn(m));
+    const binding = loadKernels({ path: opts.addonPath, warn });
+    if (binding) {
+      try {
+        return new KernelsEngine(binding, onnx, opts.threads);
+      } catch (err) {
+        warn(`facegate: ${opts.label}: ${(err as Error).message}; using ONNX Runtime`);
+      }
+    }
+  }
+  return OrtEngine.create(onnx, { threads: opts.threads });
+}

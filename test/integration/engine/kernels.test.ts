@@ -1,0 +1,226 @@
+// The kernels engine on the real int8 embedder and real aligned faces: agreement with ONNX Runtime,
+// bit-exact across ISAs, threads and batching, fallback to ORT, and errors instead of crashes.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ortRuntime from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { KernelsEngine, openEngine } from '../../../runtime/engine/kernels.ts';
+import { lowerQdqModel, quantizeInput } from '../../../runtime/engine/lower.ts';
+import { OrtEngine } from '../../../runtime/engine/ort.ts';
+import type { TensorIn } from '../../../runtime/engine/types.ts';
+import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
+import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
+import { openModel } from '../../../runtime/models/registry.ts';
+import { FaceDetector } from '../../../runtime/vision/detector.ts';
+import { alignedFaceCrop } from '../../../runtime/vision/face-crop.ts';
+import { decodeImage } from '../../../runtime/vision/image.ts';
+import { rgbToNchw } from '../../../runtime/vision/tensor.ts';
+import { FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../unit/kernels/helpers.ts';
+
+const k = kernelsOrBuild();
+const { manifest, onnx } = loadModel(manifestPathFor(MODELS_DIR, 'facerec', 'int8'));
+const SIZE = 150;
+const ITEM = 3 * SIZE * SIZE;
+const TRAIN = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train');
+
+/** Every training photo of the face_recognition examples, detected and aligned like the pipeline. */
+async function alignedFeeds(): Promise<Float32Array[]> {
+  const detectorModel = await openModel({ dir: MODELS_DIR, name: 'blazeface', precision: 'fp32' });
+  const detector = new FaceDetector(detectorModel.engine);
+  const feeds: Float32Array[] = [];
+  for (const person of readdirSync(TRAIN).sort())
+    for (const file of readdirSync(join(TRAIN, person)).sort()) {
+      const image = await decodeImage(join(TRAIN, person, file));
+      const { crop, face } = await alignedFaceCrop(detector, image);
+      expect(face, file).toBeDefined();
+      feeds.push(rgbToNchw(crop, SIZE, manifest.input.mean, manifest.input.std));
+    }
+  await detectorModel.engine.close();
+  return feeds;
+}
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+const one = (data: Float32Array) => ({ input: { data, dims: [1, 3, SIZE, SIZE] } });
+
+describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
+  const binding = k as NonNullable<typeof k>;
+  let feeds: Float32Array[];
+  let engine: KernelsEngine;
+  let ort: OrtEngine;
+
+  beforeAll(async () => {
+    feeds = await alignedFeeds();
+    engine = new KernelsEngine(binding, onnx);
+    ort = await OrtEngine.create(onnx);
+  });
+  afterAll(async () => {
+    await engine.close();
+    await ort.close();
+  });
+
+  it('matches ONNX Runtime on the same model: cosine >= 0.999 on every face', async () => {
+    const cosines: number[] = [];
+    for (const data of feeds) {
+      const mine = (await engine.run(one(data))).embedding;
+      const theirs = (await ort.run(one(data))).embedding;
+      expect(mine.dims).toEqual([1, 128]);
+      cosines.push(cosine(mine.data, theirs.data));
+    }
+    console.log(`kernels vs ORT int8, ${feeds.length} faces: min cosine ${Math.min(...cosines).toFixed(6)}`);
+    expect(Math.min(...cosines)).toBeGreaterThanOrEqual(0.999);
+  });
+
+  it('equals ONNX Runtime bit for bit up to the first average pool', async () => {
+    // From there ORT averages dequantized floats and rounds some exact ties the other way
+    // (docs/kernels.md), so later layers differ by a few units.
+    const lowered = lowerQdqModel(onnx);
+    const upTo = lowered.plan.ops.findIndex((op) => op.op === 'avgpool');
+    const ids = lowered.plan.ops.slice(0, upTo).map((op) => op.output);
+    const model = readOnnx(onnx);
+    for (const id of ids) model.graph.addOutput({ name: lowered.tensorNames[id], type: 'uint8' });
+    const session = await ortRuntime.InferenceSession.create(model.graph.serialize(model.info), {
+      intraOpNumThreads: 1,
+    });
+    const net = new binding.Network(lowered.plan);
+    for (const data of feeds.slice(0, 3)) {
+      net.run(quantizeInput(lowered.input, data));
+      const theirs = await session.run({ input: new ortRuntime.Tensor('float32', data, [1, 3, SIZE, SIZE]) });
+      for (const id of ids) {
+        const [h, w, c] = net.shape(id);
+        const nchw = theirs[lowered.tensorNames[id]].data as Uint8Array;
+        const nhwc = new Uint8Array(h * w * c);
+        for (let ch = 0; ch < c; ch++)
+          for (let p = 0; p < h * w; p++) nhwc[p * c + ch] = nchw[ch * h * w + p];
+        expectSame(net.tensor(id), nhwc, `${lowered.tensorNames[id]} (${lowered.plan.ops[id - 1].op})`);
+      }
+    }
+    await session.release();
+  });
+
+  it('runs a batch item by item, and 2 threads equal 1', async () => {
+    const batch = new Float32Array(feeds.length * ITEM);
+    feeds.forEach((f, i) => {
+      batch.set(f, i * ITEM);
+    });
+    const whole = (await engine.run({ input: { data: batch, dims: [feeds.length, 3, SIZE, SIZE] } }))
+      .embedding;
+    expect(whole.dims).toEqual([feeds.length, 128]);
+    const twoThreads = new KernelsEngine(binding, onnx, 2);
+    for (let i = 0; i < feeds.length; i++) {
+      const single = (await engine.run(one(feeds[i]))).embedding.data;
+      expectSame(whole.data.subarray(i * 128, (i + 1) * 128), single, `batch item ${i}`);
+      expectSame((await twoThreads.run(one(feeds[i]))).embedding.data, single, `2 threads, face ${i}`);
+    }
+    await twoThreads.close();
+  });
+
+  it('computes every tensor of the network bit-exactly on scalar and on each fast ISA', () => {
+    const lowered = lowerQdqModel(onnx);
+    const net = new binding.Network(lowered.plan);
+    const all = () => Array.from({ length: lowered.plan.tensors }, (_, id) => net.tensor(id));
+    for (const data of feeds.slice(0, 2)) {
+      const input = quantizeInput(lowered.input, data);
+      const scalar = withIsa(binding, 'scalar', () => {
+        net.run(input, 1);
+        return all();
+      });
+      for (const isa of fastIsas(binding))
+        for (const threads of [1, 2]) {
+          const fast = withIsa(binding, isa, () => {
+            net.run(input, threads);
+            return all();
+          });
+          fast.forEach((t, id) => {
+            expectSame(t, scalar[id], `${isa} ${threads}t tensor ${id}`);
+          });
+        }
+    }
+  });
+
+  it('rejects bad input with an error and keeps working', async () => {
+    const good = (await engine.run(one(feeds[0]))).embedding.data;
+    const bad: Record<string, TensorIn>[] = [
+      { input: { data: feeds[0], dims: [1, 3, SIZE, SIZE - 1] } },
+      { input: { data: feeds[0], dims: [3, SIZE, SIZE] } },
+      { input: { data: feeds[0], dims: [0, 3, SIZE, SIZE] } },
+      { input: { data: feeds[0].subarray(1), dims: [1, 3, SIZE, SIZE] } },
+      { input: { data: feeds[0], dims: [2, 3, SIZE, SIZE] } },
+      { image: { data: feeds[0], dims: [1, 3, SIZE, SIZE] } },
+      { ...one(feeds[0]), extra: { data: feeds[0], dims: [1, 3, SIZE, SIZE] } },
+    ];
+    for (const inputs of bad) await expect(engine.run(inputs)).rejects.toThrow(/^kernels engine: /);
+    expectSame((await engine.run(one(feeds[0]))).embedding.data, good, 'after errors');
+    const closed = new KernelsEngine(binding, onnx);
+    await closed.close();
+    await expect(closed.run(one(feeds[0]))).rejects.toThrow(/after close/);
+  });
+});
+
+describe('engine selection and fallback', () => {
+  const warnings: string[] = [];
+  const warn = (m: string) => warnings.push(m);
+
+  it('falls back to ORT, with one warning line, when the addon is missing', async () => {
+    warnings.length = 0;
+    const engine = await openEngine(onnx, {
+      engine: 'kernels',
+      label: 'facerec.int8',
+      addonPath: join(MODELS_DIR, 'no-such-addon.node'),
+      warn,
+    });
+    expect(engine.name).toBe('ort');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/native kernels not found at .*no-such-addon\.node.*using ONNX Runtime$/);
+    expect(warnings[0]).not.toContain('\n');
+    expect((await engine.run(one(new Float32Array(ITEM)))).embedding.dims).toEqual([1, 128]);
+    await engine.close();
+  });
+
+  it.skipIf(!k)(
+    'openModel: kernels for the int8 embedder, ORT with a warning for what it cannot lower',
+    async () => {
+      const spy = vi.spyOn(console, 'warn').mockImplementation(() => {});
+      try {
+        const open = (name: string, precision: 'fp32' | 'int8') =>
+          openModel({ dir: MODELS_DIR, name, precision, engine: 'kernels' });
+        const int8 = await open('facerec', 'int8');
+        expect(int8.engine.name).toBe('kernels');
+        expect(spy).not.toHaveBeenCalled();
+        for (const [name, precision, pattern] of [
+          [
+            'facerec',
+            'fp32',
+            /^facegate: facerec\.fp32: cannot lower Conv node "conv32_down".*; using ONNX Runtime$/,
+          ],
+          ['blazeface', 'int8', /^facegate: blazeface\.int8: cannot lower \w+ node .*; using ONNX Runtime$/],
+        ] as const) {
+          spy.mockClear();
+          const m = await open(name, precision);
+          expect(m.engine.name).toBe('ort');
+          expect(spy).toHaveBeenCalledTimes(1);
+          expect(String(spy.mock.calls[0][0])).toMatch(pattern);
+          await m.engine.close();
+        }
+        await int8.engine.close();
+        // The default stays ORT.
+        const ort = await openModel({ dir: MODELS_DIR, name: 'facerec', precision: 'int8' });
+        expect(ort.engine.name).toBe('ort');
+        await ort.engine.close();
+      } finally {
+        spy.mockRestore();
+      }
+    },
+  );
+});
