@@ -1,59 +1,137 @@
 // The application: the one place that knows every stage. It wires config -> models -> cameras ->
-// pipelines -> events -> MQTT, and tears them down in reverse on stop.
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+// pipelines -> events -> MQTT, the remote control plane and the scheduled jobs on top, and tears them
+// down in reverse on stop.
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Gallery } from './auth/gallery.ts';
 import { createFrameSource } from './capture/index.ts';
-import { type Config, redactSecrets } from './config/index.ts';
+import { type ChangeClassification, type Config, redactSecrets } from './config/index.ts';
+import { createHandlers } from './control/handlers/index.ts';
+import { configPort, devicePort, galleryPort, ModelControl } from './control/ports.ts';
+import { ControlRouter } from './control/router.ts';
 import { type EventQueue, openEventQueue } from './events/queue.ts';
 import { type DeviceState, EVENT_SCHEMA_VERSION, type FaceEvent } from './events/schema.ts';
 import { ensureModels } from './models/build/ensure.ts';
 import { type InProcessBroker, startInProcessBroker } from './mqtt/broker.ts';
-import { type FacegateMqttClient, startMqttClient } from './mqtt/client.ts';
+import { type FacegateMqttClient, type LogLevel, startMqttClient } from './mqtt/client.ts';
+import { HomeAssistantDiscovery } from './mqtt/discovery.ts';
 import { buildTopics, type Topics } from './mqtt/topics.ts';
-import { FaceAnalyzer } from './pipeline/analyzer.ts';
+import { type AnalyzerConfig, FaceAnalyzer, LiveAnalyzer, modelSlots } from './pipeline/analyzer.ts';
 import { CameraPipeline, type EventMeta, type PipelineConfig } from './pipeline/camera-pipeline.ts';
 import { enrollPhotos, seedGallery } from './pipeline/enroll.ts';
+import { Scheduler } from './scheduler/scheduler.ts';
 
 export interface AppOptions {
   /** Where the face data for building missing models lives. */
   dataDir: string;
+  /** The file `config` was loaded from: config/set rewrites it. Without one, config/set is refused. */
+  configFile?: string;
   log: (line: string) => void;
   /** Called for every event after it was handed to MQTT, with the publish outcome and its latency. */
   onEvent?: (event: FaceEvent, info: { outcome: string; latencyMs: number }) => void;
-  /** Called after every processed frame with its capture-to-done latency. */
-  onFrame?: (camera: string, latencyMs: number, faces: number) => void;
+  /** Called after every processed frame with its capture-to-done latency and the source's frame number. */
+  onFrame?: (camera: string, latencyMs: number, faces: number, seq: number) => void;
+  /** Ends the process once `restart` has stopped facegate cleanly; process.exit by default. */
+  exit?: (code: number) => void;
 }
 
 const STATE_INTERVAL_MS = 10_000;
 const VERSION = '0.1.0';
+/** Gallery backups kept in schedules.backupDir; older ones are deleted after each backup. */
+const BACKUPS_KEPT = 7;
+const BACKUP_FILE = /^gallery-.+\.db$/;
 
 export class App {
   private pipelines: CameraPipeline[] = [];
   private stateTimer: NodeJS.Timeout | null = null;
   private readonly started = Date.now();
+  readonly models: ModelControl;
+  private readonly router: ControlRouter;
+  private readonly scheduler: Scheduler;
+  private readonly discovery: HomeAssistantDiscovery;
+  private listening: Promise<void> = Promise.resolve();
+  private stopping: Promise<void> | null = null;
 
   private constructor(
-    private config: Config,
+    private config_: Config,
     private readonly opts: AppOptions,
-    readonly analyzer: FaceAnalyzer,
+    private readonly modelsDir: string,
+    readonly analyzer: LiveAnalyzer,
     readonly gallery: Gallery,
     private readonly queue: EventQueue,
     readonly mqtt: FacegateMqttClient,
-    readonly topics: Topics,
+    private topics_: Topics,
     private readonly broker: InProcessBroker | null,
-  ) {}
+  ) {
+    const log = (component: string) => (level: LogLevel, message: string) =>
+      opts.log(`[${component}] ${level}: ${message}`);
+    const analyzerConfig = this.analyzerConfig();
+    this.models = new ModelControl({
+      config: () => this.config_,
+      models: analyzerConfig.models,
+      slots: {
+        detector: modelSlots(analyzerConfig, 'detector'),
+        embedder: modelSlots(analyzerConfig, 'embedder'),
+      },
+      analyzer,
+      gallery,
+      onStateChange: () => this.publishModelStates(),
+    });
+    const device = devicePort({
+      pipelines: () => this.pipelines,
+      analyzer,
+      queueDepth: () => queue.size,
+      publishSnapshot: async (jpeg) => {
+        if (!mqtt.connected) throw new Error('not connected to the MQTT broker');
+        await mqtt.connection.publishAsync(this.topics_.snapshot, jpeg, { qos: 1 });
+      },
+      restart: () => this.restart(),
+    });
+    this.router = new ControlRouter({
+      client: mqtt.connection,
+      topics: topics_,
+      control: () => this.config_.control,
+      handlers: createHandlers({
+        config: configPort({
+          current: () => this.config_,
+          file: opts.configFile,
+          apply: (config, changes) => this.applyConfig(config, changes),
+        }),
+        gallery: galleryPort(gallery, analyzer),
+        models: this.models,
+        device,
+      }),
+      log: log('control'),
+    });
+    this.scheduler = new Scheduler(
+      {
+        heartbeat: async () => {
+          // A heartbeat says "alive now": one queued while offline would arrive late and mean nothing.
+          if (!mqtt.connected) return;
+          const report = await device.health();
+          await mqtt.connection.publishAsync(this.topics_.heartbeat, JSON.stringify(report), { qos: 1 });
+        },
+        modelUpdateCheck: async () => {
+          await this.models.update({});
+        },
+        galleryBackup: () => this.backupGallery(),
+      },
+      { log: log('scheduler') },
+    );
+    this.discovery = new HomeAssistantDiscovery(mqtt, VERSION, log('homeassistant'));
+  }
 
   static async start(config: Config, opts: AppOptions): Promise<App> {
     const { log } = opts;
     const modelsDir = resolve(config.models.dir);
     await ensureModels(modelsDir, opts.dataDir, log);
-    const analyzer = await FaceAnalyzer.open({ ...config, models: { ...config.models, dir: modelsDir } });
+    const analyzer = new LiveAnalyzer(await FaceAnalyzer.open(analyzerConfigOf(config, modelsDir), log));
 
     mkdirSync(dirname(resolve(config.gallery.path)), { recursive: true });
     const gallery = Gallery.open(config.gallery.path);
+    await matchGalleryTo(analyzer.current, gallery, log);
     if (config.gallery.seedDir) {
-      const seeded = await seedGallery(analyzer, gallery, config.gallery.seedDir);
+      const seeded = await seedGallery(analyzer.current, gallery, config.gallery.seedDir);
       if (seeded.length > 0) log(`[gallery] enrolled ${seeded.join(', ')} from ${config.gallery.seedDir}`);
     }
 
@@ -66,7 +144,7 @@ export class App {
     if (broker) log(`[mqtt] no broker configured: in-process broker on ${broker.url}`);
     const url = config.mqtt.url ?? (broker as InProcessBroker).url;
 
-    const topics = buildTopics({ baseTopic: config.mqtt.baseTopic, deviceId: config.device.id });
+    const topics = topicsOf(config);
     const queue = await openEventQueue(config.offlineQueue.path, {
       maxEvents: config.offlineQueue.maxEvents,
       policy: config.offlineQueue.whenFull,
@@ -83,41 +161,107 @@ export class App {
       keepaliveSeconds,
       log: (level, message) => log(`[mqtt] ${level}: ${message}`),
     });
-    const app = new App(config, opts, analyzer, gallery, queue, mqtt, topics, broker);
-    mqtt.publishRetained(topics.config, redactSecrets(config));
-    await app.startCameras();
+    const app = new App(config, opts, modelsDir, analyzer, gallery, queue, mqtt, topics, broker);
+    app.publishRetainedState();
+    for (const camera of config.cameras) await app.startCamera(camera);
+    // Not awaited: a broker that is down at start must not keep the cameras from running.
+    app.listening = app.router.start();
+    app.listening.catch((e: Error) => log(`[control] not listening for requests: ${e.message}`));
+    app.scheduler.reconfigure(config.schedules);
     app.stateTimer = setInterval(() => app.publishState('running'), STATE_INTERVAL_MS);
     app.publishState('running');
     return app;
   }
 
+  /** The accepted configuration: as started, then as changed by config/set. */
+  get config(): Config {
+    return this.config_;
+  }
+
+  get topics(): Topics {
+    return this.topics_;
+  }
+
+  /** Resolves once the broker granted the control subscriptions (only once it is reachable). */
+  get controlReady(): Promise<void> {
+    return this.listening;
+  }
+
+  private analyzerConfig(): AnalyzerConfig {
+    return analyzerConfigOf(this.config_, this.modelsDir);
+  }
+
   private pipelineConfig(): PipelineConfig {
-    const { detection, quality, recognition, presentationAttack, mqtt } = this.config;
+    const { detection, quality, recognition, presentationAttack, mqtt } = this.config_;
     return { detection, quality, recognition, presentationAttack, snapshots: mqtt.snapshots };
   }
 
-  private async startCameras(): Promise<void> {
-    for (const camera of this.config.cameras) {
-      const source = createFrameSource(camera);
-      source.on('error', (e) => this.opts.log(`[camera ${camera.id}] ${e.message}`));
-      source.on('restart', (r) =>
-        this.opts.log(
-          `[camera ${camera.id}] restarting in ${r.delayMs} ms (attempt ${r.attempt}): ${r.reason}`,
-        ),
-      );
-      const pipeline = new CameraPipeline(
-        camera.id,
-        source,
-        () => this.analyzer,
-        this.gallery,
-        this.pipelineConfig(),
-        (event, meta) => this.publish(event, meta),
-        (e) => this.opts.log(`[camera ${camera.id}] frame failed: ${e.message}`),
-        (latencyMs, faces) => this.opts.onFrame?.(camera.id, latencyMs, faces),
-      );
-      await pipeline.start();
-      this.pipelines.push(pipeline);
+  private async startCamera(camera: Config['cameras'][number]): Promise<void> {
+    const source = createFrameSource(camera);
+    source.on('error', (e) => this.opts.log(`[camera ${camera.id}] ${e.message}`));
+    source.on('restart', (r) =>
+      this.opts.log(
+        `[camera ${camera.id}] restarting in ${r.delayMs} ms (attempt ${r.attempt}): ${r.reason}`,
+      ),
+    );
+    const pipeline = new CameraPipeline(
+      camera.id,
+      source,
+      this.analyzer,
+      this.gallery,
+      this.pipelineConfig(),
+      (event, meta) => this.publish(event, meta),
+      (e) => this.opts.log(`[camera ${camera.id}] frame failed: ${e.message}`),
+      (latencyMs, faces, seq) => this.opts.onFrame?.(camera.id, latencyMs, faces, seq),
+    );
+    await pipeline.start();
+    const index = this.config_.cameras.findIndex((c) => c.id === camera.id);
+    this.pipelines[index] = pipeline;
+  }
+
+  /** config/set, once the new configuration is on disk: the live settings take effect here. */
+  private async applyConfig(next: Config, changes: ChangeClassification): Promise<void> {
+    this.config_ = next;
+    const changed = (key: string) =>
+      changes.live.some((path) => path === key || path.startsWith(`${key}.`) || path.startsWith(`${key}[`));
+    if (changed('detection') || changed('presentationAttack'))
+      await this.analyzer.swap((current) => current.withConfig(this.analyzerConfig()));
+    for (const pipeline of this.pipelines) pipeline.setConfig(this.pipelineConfig());
+    // A source reads fps and restart policy when it starts; restarting just that camera applies them.
+    for (const [i, camera] of next.cameras.entries()) {
+      if (!changed(`cameras[${i}]`)) continue;
+      await this.pipelines[i].stop();
+      await this.startCamera(camera);
     }
+    if (changed('schedules')) this.scheduler.reconfigure(next.schedules);
+    this.publishRetainedState();
+    if (changed('mqtt.baseTopic') || changed('homeAssistant.discoveryPrefix')) {
+      // Once this request is answered: its response still goes where the operator is listening.
+      void this.router
+        .idle()
+        .then(() => this.moveTopics(topicsOf(next)))
+        .catch((e: Error) => this.opts.log(`[control] error: moving to new topics failed: ${e.message}`));
+    }
+  }
+
+  /** Listens on the new request topics first, so `online` on the new tree means commands work there. */
+  private async moveTopics(topics: Topics): Promise<void> {
+    await this.router.setTopics(topics);
+    if (topics.availability !== this.topics_.availability) this.mqtt.setTopics(topics);
+    this.topics_ = topics;
+    this.publishRetainedState();
+    this.publishState('running');
+  }
+
+  /** Everything retained the device owns: configuration, model states, Home Assistant discovery. */
+  private publishRetainedState(): void {
+    this.mqtt.publishRetained(this.topics_.config, redactSecrets(this.config_));
+    this.publishModelStates();
+    this.discovery.update(this.config_, this.topics_);
+  }
+
+  private publishModelStates(): void {
+    this.mqtt.publishRetained(this.topics_.model, this.models.states);
   }
 
   private publish(event: FaceEvent, meta: EventMeta): void {
@@ -129,16 +273,44 @@ export class App {
 
   /** Enrols one person from photo files or buffers (the same path as `facegate enroll`). */
   enrollPhoto(name: string, ...photos: (string | Buffer)[]): Promise<{ added: number }> {
-    return enrollPhotos(
-      this.analyzer,
-      this.gallery,
-      name,
-      photos.map((data, i) => ({ source: typeof data === 'string' ? data : `photo ${i + 1}`, data })),
+    return this.analyzer.use((analyzer) =>
+      enrollPhotos(
+        analyzer,
+        this.gallery,
+        name,
+        photos.map((data, i) => ({ source: typeof data === 'string' ? data : `photo ${i + 1}`, data })),
+      ),
     );
   }
 
   cameraStats() {
     return this.pipelines.map((p) => p.stats());
+  }
+
+  /** A consistent copy to schedules.backupDir/gallery-<UTC time>.db; the BACKUPS_KEPT newest stay. */
+  private async backupGallery(): Promise<void> {
+    const dir = resolve(this.config_.schedules.backupDir);
+    mkdirSync(dir, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    await this.gallery.backup(join(dir, `gallery-${stamp}.db`));
+    // The stamp sorts by time, so the oldest come first.
+    const backups = readdirSync(dir)
+      .filter((f) => BACKUP_FILE.test(f))
+      .sort();
+    for (const old of backups.slice(0, -BACKUPS_KEPT)) rmSync(join(dir, old), { force: true });
+  }
+
+  /**
+   * The `restart` command: a clean stop, then exit code 0 for the supervisor to start facegate again
+   * (systemd Restart=always; docs/reliability.md). Returns at once: the stop waits for the control
+   * router, which is still answering the request that asked for it.
+   */
+  private restart(): void {
+    const exit = this.opts.exit ?? ((code: number) => process.exit(code));
+    this.opts.log('[facegate] restart requested: stopping');
+    void this.stop()
+      .catch((e: Error) => this.opts.log(`[facegate] stop before restart failed: ${e.message}`))
+      .finally(() => exit(0));
   }
 
   private publishState(status: DeviceState['status']): void {
@@ -150,15 +322,27 @@ export class App {
       version: VERSION,
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       cameras: this.pipelines.map((p) => ({ id: p.camera, online: true, fps: p.stats().fps })),
-      model: this.analyzer.modelRef,
+      model: this.analyzer.current.modelRef,
       events: { published: stats.published, queued: stats.queued, dropped: stats.dropped },
     };
-    this.mqtt.publishRetained(this.topics.state, state);
+    this.mqtt.publishRetained(this.topics_.state, state);
   }
 
-  /** Stops cameras first so no new event starts, then flushes events and says `stopped`. */
-  async stop(): Promise<void> {
+  /**
+   * Answers the requests already received first (a model swap in progress needs frames to finish), then
+   * stops cameras so no new event starts, then flushes events and says `stopped`. Once, however often
+   * it is asked (a `restart` and a SIGTERM may race).
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
     if (this.stateTimer) clearInterval(this.stateTimer);
+    this.scheduler.stop();
+    await this.router.stop();
+    this.discovery.stop();
     await Promise.all(this.pipelines.map((p) => p.stop()));
     this.publishState('stopping');
     await this.mqtt.stop();
@@ -167,4 +351,33 @@ export class App {
     await this.analyzer.close();
     await this.broker?.stop();
   }
+}
+
+/**
+ * Re-embeds what the gallery holds for another embedder version. A swap re-embeds before it installs the
+ * new version, so a power cut in between leaves vectors of a model that is not running; so would an
+ * enrolment by a CLI running another version. Without this nobody would be recognised.
+ */
+async function matchGalleryTo(analyzer: FaceAnalyzer, gallery: Gallery, log: (line: string) => void) {
+  try {
+    const converted = await gallery.reembed(
+      analyzer.modelRef,
+      async (crop) => (await analyzer.embed([crop]))[0],
+    );
+    if (converted > 0) log(`[gallery] re-embedded ${converted} embedding(s) for the running model`);
+  } catch (e) {
+    log(`[gallery] ${(e as Error).message}`);
+  }
+}
+
+function analyzerConfigOf(config: Config, modelsDir: string): AnalyzerConfig {
+  return { ...config, models: { ...config.models, dir: modelsDir } };
+}
+
+function topicsOf(config: Config): Topics {
+  return buildTopics({
+    baseTopic: config.mqtt.baseTopic,
+    deviceId: config.device.id,
+    discoveryPrefix: config.homeAssistant.discoveryPrefix,
+  });
 }

@@ -18,6 +18,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const app = await App.start(config, {
     dataDir: process.env.FACEGATE_DATA ?? '../shared/data',
+    configFile: values.config,
     log,
     onEvent: (event, { outcome, latencyMs }) => console.log(formatEvent(event, latencyMs, outcome)),
   });

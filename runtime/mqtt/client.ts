@@ -107,7 +107,7 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 }
 
 export class FacegateMqttClient extends EventEmitter<ClientEvents> {
-  readonly topics: Topics;
+  private topics_: Topics;
   private readonly queue: EventQueue;
   private readonly client: MqttClient;
   private readonly publishTimeoutMs: number;
@@ -127,7 +127,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
 
   private constructor(opts: FacegateMqttOptions, clientOptions: IClientOptions) {
     super();
-    this.topics = opts.topics;
+    this.topics_ = opts.topics;
     this.queue = opts.queue;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
     this.replayWindow = opts.replayWindow ?? 16;
@@ -166,6 +166,36 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
 
   get connected(): boolean {
     return this.online;
+  }
+
+  get topics(): Topics {
+    return this.topics_;
+  }
+
+  /**
+   * The mqtt.js connection, for request/response traffic (the control router, Home Assistant's status).
+   * Events must go through publishEvent(), which alone keeps their order and the offline queue.
+   */
+  get connection(): MqttClient {
+    return this.client;
+  }
+
+  /**
+   * Moves to new device topics (mqtt.baseTopic changed live): what was retained under the old ones is
+   * cleared on the broker and forgotten, `online` goes to the new availability topic, and the last will
+   * follows with the next (re)connect. The caller publishes its retained state again.
+   */
+  setTopics(topics: Topics): void {
+    const old = this.topics_;
+    this.topics_ = topics;
+    if (this.client.options.will) this.client.options.will.topic = topics.availability;
+    const oldDevice = `${old.baseTopic}/${old.deviceId}/`;
+    const cleared = [old.availability, ...[...this.retained.keys()].filter((t) => t.startsWith(oldDevice))];
+    for (const topic of new Set(cleared)) {
+      this.retained.delete(topic);
+      if (this.online) this.sendRetained(topic, '');
+    }
+    if (this.online) this.sendRetained(topics.availability, 'online' satisfies AvailabilityPayload);
   }
 
   stats(): FacegateMqttStats {

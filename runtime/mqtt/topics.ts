@@ -12,7 +12,15 @@ export const DEFAULT_DISCOVERY_PREFIX = 'homeassistant';
 export type AvailabilityPayload = 'online' | 'offline' | 'stopped';
 
 /** Home Assistant MQTT discovery components facegate may announce. */
-export type DiscoveryComponent = 'sensor' | 'binary_sensor' | 'camera' | 'button' | 'switch' | 'image';
+export type DiscoveryComponent =
+  | 'sensor'
+  | 'binary_sensor'
+  | 'camera'
+  | 'button'
+  | 'switch'
+  | 'image'
+  | 'event'
+  | 'update';
 
 export interface TopicConfig {
   /** One or more topic levels, e.g. `facegate` or `site1/facegate`. */
@@ -35,6 +43,8 @@ export interface Topics {
   readonly config: string;
   /** Retained model update state. */
   readonly model: string;
+  /** Health report on schedules.heartbeat (not retained). */
+  readonly heartbeat: string;
   /** Latest snapshot JPEG (not retained). */
   readonly snapshot: string;
   /** Home Assistant birth/last-will topic (`online`/`offline`), so discovery can be re-sent. */
@@ -121,6 +131,7 @@ export function buildTopics(cfg: TopicConfig): Topics {
     state: `${device}/state`,
     config: `${device}/config`,
     model: `${device}/model`,
+    heartbeat: `${device}/heartbeat`,
     snapshot: `${device}/snapshot`,
     homeAssistantStatus: `${prefix}/status`,
     requestSubscriptions: [`${device}/request/#`, `${base}/${ALL_DEVICES}/request/#`],

@@ -1,8 +1,14 @@
 // The models one camera frame goes through, opened once and shared by every camera and CLI command:
-// detector, embedder and the optional presentation-attack pair.
+// detector, embedder and the optional presentation-attack pair. The detector and the embedder come from
+// their update slots (runtime/models/update/slots.ts), so a restart keeps a remotely installed version.
 import type { Config } from '../config/index.ts';
-import type { ModelManifest } from '../models/manifest.ts';
-import { type EngineKind, type OpenedModel, openModel } from '../models/registry.ts';
+import { openEngine } from '../engine/kernels.ts';
+import type { InferenceEngine } from '../engine/types.ts';
+import type { ModelRef } from '../events/schema.ts';
+import { type LoadedModel, loadModel, type ModelManifest, manifestPathFor } from '../models/manifest.ts';
+import type { OpenedModel } from '../models/registry.ts';
+import { ModelSlots } from '../models/update/slots.ts';
+import type { FrameHealth } from '../models/update/updater.ts';
 import { alignFace } from '../vision/align.ts';
 import { FaceDetector } from '../vision/detector.ts';
 import { FaceEmbedder } from '../vision/embedder.ts';
@@ -21,46 +27,109 @@ export interface AttackCheck {
   score: number;
 }
 
-export type AnalyzerConfig = Pick<Config, 'models' | 'detection' | 'presentationAttack'>;
+export type AnalyzerConfig = Pick<Config, 'models' | 'detection' | 'presentationAttack' | 'dataDir'>;
 
+/** The models that can be updated remotely, by their role in the analyzer. */
+export type UpdatableRole = 'detector' | 'embedder';
+
+interface AnalyzerModels {
+  detector: OpenedModel;
+  embedder: OpenedModel;
+  attack: { antispoof: OpenedModel; liveness: OpenedModel } | null;
+}
+
+/** The installed versions of the model in `role`: update slots over the bundled model in models.dir. */
+export function modelSlots(config: AnalyzerConfig, role: UpdatableRole): ModelSlots {
+  const { models } = config;
+  return new ModelSlots({
+    dataDir: config.dataDir,
+    name: models[role],
+    bundledDir: models.dir,
+    precision: role === 'detector' ? models.detectorPrecision : models.precision,
+  });
+}
+
+/** An engine for `model` as the analyzer runs it: the native kernels lower only the embedder's ops. */
+export function openModelEngine(
+  model: { onnx: Uint8Array; manifest: ModelManifest },
+  models: Config['models'],
+): Promise<InferenceEngine> {
+  const { manifest } = model;
+  return openEngine(model.onnx, {
+    engine: manifest.task === 'face-embedding' ? models.engine : 'ort',
+    threads: models.threads,
+    label: `${manifest.name}.${manifest.precision}`,
+  });
+}
+
+/** Immutable: a change of models or settings is a new analyzer, so a frame never sees two models. */
 export class FaceAnalyzer {
+  readonly detector: FaceDetector;
+  readonly embedder: FaceEmbedder;
+
   private constructor(
-    private readonly models: OpenedModel[],
-    readonly detector: FaceDetector,
-    readonly embedder: FaceEmbedder,
-    private readonly attack: { antispoof: OpenedModel; liveness: OpenedModel } | null,
+    private readonly models: AnalyzerModels,
     private readonly config: AnalyzerConfig,
-  ) {}
-
-  static async open(config: AnalyzerConfig): Promise<FaceAnalyzer> {
-    const { dir, threads } = config.models;
-    const open = (name: string, precision: 'fp32' | 'int8', engine: EngineKind = 'ort') =>
-      openModel({ dir, name, precision, threads, engine });
-    const detector = await open(config.models.detector, config.models.detectorPrecision);
-    // The native kernels lower only the embedder's ops; the other models always run on ORT.
-    const embedder = await open(config.models.embedder, config.models.precision, config.models.engine);
-    const attack = config.presentationAttack.enabled
-      ? {
-          antispoof: await open(config.models.antispoof, config.models.precision),
-          liveness: await open(config.models.liveness, config.models.precision),
-        }
-      : null;
+  ) {
     const { minScore, iouThreshold, maxFaces, mirrorAverage } = config.detection;
-    return new FaceAnalyzer(
-      [detector, embedder, ...(attack ? [attack.antispoof, attack.liveness] : [])],
-      new FaceDetector(detector.engine, { minScore, iouThreshold, maxFaces, mirrorAverage }),
-      new FaceEmbedder(embedder.engine, embedder.manifest),
-      attack,
-      config,
-    );
+    this.detector = new FaceDetector(models.detector.engine, {
+      minScore,
+      iouThreshold,
+      maxFaces,
+      mirrorAverage,
+    });
+    this.embedder = new FaceEmbedder(models.embedder.engine, models.embedder.manifest);
   }
 
-  get embedderManifest(): ModelManifest {
-    return this.embedder.manifest;
+  /** `log` hears why an installed version was skipped (and an older one or the bundled model used). */
+  static async open(config: AnalyzerConfig, log: (line: string) => void = () => {}): Promise<FaceAnalyzer> {
+    const open = async (model: LoadedModel): Promise<OpenedModel> => ({
+      manifest: model.manifest,
+      engine: await openModelEngine(model, config.models),
+    });
+    const installed = (role: UpdatableRole) => {
+      const active = modelSlots(config, role).resolveActive();
+      for (const problem of active.problems) log(`[models] ${role}: skipped ${problem}`);
+      return open(active.model);
+    };
+    const bundled = (name: string) =>
+      open(loadModel(manifestPathFor(config.models.dir, name, config.models.precision)));
+    const detector = await installed('detector');
+    const embedder = await installed('embedder');
+    const attack = config.presentationAttack.enabled
+      ? { antispoof: await bundled(config.models.antispoof), liveness: await bundled(config.models.liveness) }
+      : null;
+    return new FaceAnalyzer({ detector, embedder, attack }, config);
   }
 
-  get modelRef(): { name: string; version: string } {
+  /** The same models with other detection and presentation-attack settings. */
+  withConfig(config: AnalyzerConfig): FaceAnalyzer {
+    return new FaceAnalyzer(this.models, config);
+  }
+
+  /** The same settings with `model` in the place of the detector or embedder, by its task. */
+  withModel(model: OpenedModel): FaceAnalyzer {
+    const { task } = model.manifest;
+    if (task === 'face-detection') return new FaceAnalyzer({ ...this.models, detector: model }, this.config);
+    if (task === 'face-embedding') return new FaceAnalyzer({ ...this.models, embedder: model }, this.config);
+    throw new Error(`a ${task} model cannot be swapped in while running`);
+  }
+
+  /** The manifest of every model in use. */
+  get manifests(): ModelManifest[] {
+    return this.opened().map(([, model]) => model.manifest);
+  }
+
+  /** The embedder: events and gallery vectors are labelled with it. */
+  get modelRef(): ModelRef {
     return { name: this.embedder.manifest.name, version: this.embedder.manifest.version };
+  }
+
+  /** The model in use per role (detector, embedder, antispoof, liveness). */
+  modelRefs(): Record<string, ModelRef> {
+    return Object.fromEntries(
+      this.opened().map(([role, { manifest }]) => [role, { name: manifest.name, version: manifest.version }]),
+    );
   }
 
   /** The cosine threshold for a target false-accept rate, from the embedder's manifest. */
@@ -85,7 +154,8 @@ export class FaceAnalyzer {
 
   /** Null when the check is off in config. */
   async checkAttack(image: RgbImage, face: FaceDetection): Promise<AttackCheck | null> {
-    if (!this.attack) return null;
+    const attack = this.models.attack;
+    if (!attack) return null;
     const score = async (model: OpenedModel) => {
       const size = model.manifest.input.shape[3];
       const crop = await boxCrop(image, face, size);
@@ -93,8 +163,8 @@ export class FaceAnalyzer {
       const out = await model.engine.run({ [model.manifest.input.name]: { data, dims: [1, 3, size, size] } });
       return out[model.manifest.outputs[0].name].data[0];
     };
-    const real = await score(this.attack.antispoof);
-    const live = await score(this.attack.liveness);
+    const real = await score(attack.antispoof);
+    const live = await score(attack.liveness);
     const { antispoofMinScore, livenessMinScore } = this.config.presentationAttack;
     return {
       real,
@@ -104,7 +174,121 @@ export class FaceAnalyzer {
     };
   }
 
+  /** Closes the engines `next` does not use (after a swap, the one it replaced). */
+  async closeReplacedBy(next: FaceAnalyzer): Promise<void> {
+    const kept = new Set(next.opened().map(([, model]) => model.engine));
+    await Promise.all(
+      this.opened()
+        .filter(([, model]) => !kept.has(model.engine))
+        .map(([, model]) => model.engine.close()),
+    );
+  }
+
   async close(): Promise<void> {
-    await Promise.all(this.models.map((m) => m.engine.close()));
+    await Promise.all(this.opened().map(([, model]) => model.engine.close()));
+  }
+
+  private opened(): [string, OpenedModel][] {
+    const { detector, embedder, attack } = this.models;
+    return [
+      ['detector', detector],
+      ['embedder', embedder],
+      ...(attack
+        ? ([
+            ['antispoof', attack.antispoof],
+            ['liveness', attack.liveness],
+          ] as [string, OpenedModel][])
+        : []),
+    ];
+  }
+}
+
+/**
+ * The analyzer the cameras run, replaced only between frames. A frame keeps the analyzer it started
+ * with, and a swap first waits until no frame (or enrolment) is mid-flight, so no frame mixes two models
+ * and an engine is closed only when nothing can still be running it. Frames that arrive meanwhile wait:
+ * they are delayed, never dropped by the swap.
+ */
+export class LiveAnalyzer {
+  private inFlight = 0;
+  private pauses = 0;
+  private resumed: (() => void)[] = [];
+  private drained: (() => void)[] = [];
+  private frameWatchers: ((health: FrameHealth) => void)[] = [];
+
+  constructor(private analyzer: FaceAnalyzer) {}
+
+  get current(): FaceAnalyzer {
+    return this.analyzer;
+  }
+
+  /** Runs one camera frame; its outcome resolves nextFrame(). */
+  async frame<T>(fn: (analyzer: FaceAnalyzer) => Promise<T>): Promise<T> {
+    await this.enter();
+    const started = performance.now();
+    let error: string | undefined;
+    try {
+      return await fn(this.analyzer);
+    } catch (e) {
+      error = (e as Error).message;
+      throw e;
+    } finally {
+      this.leave();
+      const health = { latencyMs: performance.now() - started, ...(error === undefined ? {} : { error }) };
+      for (const watcher of this.frameWatchers.splice(0)) watcher(health);
+    }
+  }
+
+  /** Runs work that must not straddle a swap either (an enrolment labels vectors with the model in use). */
+  async use<T>(fn: (analyzer: FaceAnalyzer) => Promise<T>): Promise<T> {
+    await this.enter();
+    try {
+      return await fn(this.analyzer);
+    } finally {
+      this.leave();
+    }
+  }
+
+  /** Resolves with the latency (and error, if any) of the next frame to finish. */
+  nextFrame(): Promise<FrameHealth> {
+    return new Promise((resolve) => this.frameWatchers.push(resolve));
+  }
+
+  /** Holds back new frames and resolves once none is mid-flight; pauses nest, each needs its resume(). */
+  async pause(): Promise<void> {
+    this.pauses++;
+    if (this.inFlight > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+  }
+
+  resume(): void {
+    if (this.pauses === 0) return;
+    this.pauses--;
+    if (this.pauses === 0) for (const wake of this.resumed.splice(0)) wake();
+  }
+
+  /** Replaces the analyzer between frames and closes the engines the new one no longer uses. */
+  async swap(change: (current: FaceAnalyzer) => FaceAnalyzer): Promise<void> {
+    await this.pause();
+    const before = this.analyzer;
+    try {
+      this.analyzer = change(before);
+    } finally {
+      this.resume();
+    }
+    await before.closeReplacedBy(this.analyzer);
+  }
+
+  close(): Promise<void> {
+    return this.analyzer.close();
+  }
+
+  private async enter(): Promise<void> {
+    while (this.pauses > 0) await new Promise<void>((resolve) => this.resumed.push(resolve));
+    this.inFlight++;
+  }
+
+  private leave(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) for (const wake of this.drained.splice(0)) wake();
   }
 }

@@ -10,7 +10,7 @@ import type { Config } from '../config/index.ts';
 import { buildEvent, type FaceEvent } from '../events/schema.ts';
 import type { RgbImage } from '../vision/image.ts';
 import { faceQuality, passesQuality } from '../vision/quality.ts';
-import type { FaceAnalyzer } from './analyzer.ts';
+import type { FaceAnalyzer, LiveAnalyzer } from './analyzer.ts';
 
 export type PipelineConfig = Pick<Config, 'detection' | 'quality' | 'recognition' | 'presentationAttack'> & {
   snapshots: boolean;
@@ -45,18 +45,20 @@ export class CameraPipeline {
   private stopping = false;
   private stats_: PipelineStats;
   private fpsWindow: number[] = [];
+  /** For snapshots; frames are fresh buffers, so holding one copies nothing. */
+  private latest: RgbImage | null = null;
 
   constructor(
     readonly camera: string,
     private source: FrameSource,
-    /** A function, so a model swap between frames takes effect on the next frame. */
-    private analyzer: () => FaceAnalyzer,
+    /** Frames run through it, so a model swap happens between two frames of this camera. */
+    private analyzer: Pick<LiveAnalyzer, 'frame'>,
     private gallery: Gallery,
     private config: PipelineConfig,
     private onEvent: (event: FaceEvent, meta: EventMeta) => void,
     private onError: (error: Error) => void = () => {},
-    /** Capture-to-done latency of every frame, for benchmarks. */
-    private onFrame: (latencyMs: number, faces: number) => void = () => {},
+    /** Capture-to-done latency of every frame, for benchmarks; `seq` is the source's frame number. */
+    private onFrame: (latencyMs: number, faces: number, seq: number) => void = () => {},
   ) {
     this.tracker = new FaceTracker(config.recognition);
     this.decisions = new DecisionEngine(config.recognition);
@@ -106,6 +108,15 @@ export class CameraPipeline {
     };
   }
 
+  /** JPEG of the latest frame handed over by the source, or null before the first one. */
+  async snapshot(): Promise<Buffer | null> {
+    const image = this.latest;
+    if (!image) return null;
+    return sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+      .jpeg({ quality: 85 })
+      .toBuffer();
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     await this.source.stop();
@@ -116,8 +127,10 @@ export class CameraPipeline {
     while (!this.stopping) {
       const frame = await this.source.next();
       if (!frame) break;
+      const image = { rgb: frame.rgb, width: frame.width, height: frame.height };
+      this.latest = image;
       try {
-        await this.process({ rgb: frame.rgb, width: frame.width, height: frame.height }, frame.capturedAt);
+        await this.analyzer.frame((analyzer) => this.process(analyzer, image, frame.capturedAt, frame.seq));
       } catch (e) {
         // One bad frame (or a model hiccup) must not stop the camera.
         this.stats_.lastError = (e as Error).message;
@@ -126,9 +139,13 @@ export class CameraPipeline {
     }
   }
 
-  private async process(image: RgbImage, capturedAt: number): Promise<void> {
+  private async process(
+    analyzer: FaceAnalyzer,
+    image: RgbImage,
+    capturedAt: number,
+    seq: number,
+  ): Promise<void> {
     const started = performance.now();
-    const analyzer = this.analyzer();
     const { detection, quality, recognition } = this.config;
     const faces = (await analyzer.detect(image)).filter(
       (f) => Math.min(f.box[2], f.box[3]) >= detection.minFaceSize,
@@ -191,7 +208,7 @@ export class CameraPipeline {
     }
     const done = performance.now();
     this.record(detected - started, done - detected, done - started);
-    this.onFrame(Date.now() - capturedAt, faces.length);
+    this.onFrame(Date.now() - capturedAt, faces.length, seq);
   }
 
   private record(detect: number, embed: number, total: number): void {

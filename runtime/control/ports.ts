@@ -1,0 +1,241 @@
+// The control plane's ports (declared in ./handlers) over the running application: what each remote
+// command does to this device.
+import type { Gallery } from '../auth/gallery.ts';
+import type { ChangeClassification, Config } from '../config/index.ts';
+import type { ModelRef } from '../events/schema.ts';
+import type { ModelManifest } from '../models/manifest.ts';
+import { downloadModel } from '../models/update/download.ts';
+import type { ModelSlots } from '../models/update/slots.ts';
+import { ModelUpdater, type UpdateResult, type UpdateState } from '../models/update/updater.ts';
+import { type LiveAnalyzer, openModelEngine, type UpdatableRole } from '../pipeline/analyzer.ts';
+import type { CameraPipeline } from '../pipeline/camera-pipeline.ts';
+import { enrollPhotos } from '../pipeline/enroll.ts';
+import { createHeartbeat } from '../scheduler/heartbeat.ts';
+import type { CommandParams, ModelStatus, ModelUpdateResult } from './api.ts';
+import type { ConfigPort, DevicePort, GalleryPort, ModelPort } from './handlers/index.ts';
+
+/** A manifest is a few KB; anything much larger is not one. */
+const MAX_MANIFEST_BYTES = 64 * 1024;
+const MANIFEST_TIMEOUT_MS = 30_000;
+
+export interface ConfigPortOptions {
+  current(): Config;
+  /** The file the configuration was loaded from; without one config/set is refused. */
+  file: string | undefined;
+  apply(config: Config, changes: ChangeClassification): Promise<void>;
+}
+
+export function configPort(opts: ConfigPortOptions): ConfigPort {
+  return {
+    current: opts.current,
+    // Read by config/set right before it writes. A change written anywhere else would be silently lost
+    // at the next start, so a device started without a file refuses instead.
+    get path() {
+      if (!opts.file) throw new Error('no config file to persist to: start facegate with --config FILE');
+      return opts.file;
+    },
+    applyLive: opts.apply,
+  };
+}
+
+export function galleryPort(gallery: Gallery, analyzer: LiveAnalyzer): GalleryPort {
+  return {
+    list: () => gallery.list().map((person) => ({ ...person, createdAt: person.createdAt.toISOString() })),
+    remove: (name) => gallery.remove(name),
+    enroll: (name, images) =>
+      analyzer.use((current) =>
+        enrollPhotos(
+          current,
+          gallery,
+          name,
+          images.map((data, i) => ({ source: `face/enroll image ${i + 1}`, data })),
+        ),
+      ),
+  };
+}
+
+export interface DevicePortOptions {
+  pipelines(): readonly CameraPipeline[];
+  analyzer: LiveAnalyzer;
+  /** Events waiting in the offline queue. */
+  queueDepth(): number;
+  publishSnapshot(jpeg: Buffer): Promise<void>;
+  /** Stops facegate cleanly and exits; must return at once (it runs inside the request being answered). */
+  restart(): void;
+}
+
+export function devicePort(opts: DevicePortOptions): DevicePort {
+  const health = createHeartbeat(() => {
+    const stats = opts.pipelines().map((p) => p.stats());
+    const mean = (stage: 'detect' | 'embed' | 'total') =>
+      stats.length === 0
+        ? 0
+        : Math.round((stats.reduce((sum, s) => sum + s.stageMs[stage], 0) / stats.length) * 10) / 10;
+    return {
+      cameras: stats.map((s) => ({ id: s.camera, fps: s.fps, droppedFrames: s.framesDropped })),
+      stageLatencyMs: { detect: mean('detect'), embed: mean('embed'), total: mean('total') },
+      models: opts.analyzer.current.modelRefs(),
+      queueDepth: opts.queueDepth(),
+    };
+  });
+  return {
+    health,
+    snapshot: async (wanted) => {
+      const pipelines = opts.pipelines();
+      const pipeline = wanted === undefined ? pipelines[0] : pipelines.find((p) => p.camera === wanted);
+      if (!pipeline) throw new Error(wanted === undefined ? 'no camera is running' : `no camera '${wanted}'`);
+      const jpeg = await pipeline.snapshot();
+      if (!jpeg) throw new Error(`camera ${pipeline.camera} has not delivered a frame yet`);
+      return { camera: pipeline.camera, jpeg };
+    },
+    publishSnapshot: opts.publishSnapshot,
+    restart: opts.restart,
+  };
+}
+
+export interface ModelControlOptions {
+  /** Read per request: models.update applies live. */
+  config(): Config;
+  /** Engines of new versions open like the running ones (engine and threads change with a restart). */
+  models: Config['models'];
+  slots: Record<UpdatableRole, ModelSlots>;
+  analyzer: LiveAnalyzer;
+  gallery: Gallery;
+  /** Called whenever `states` changed. */
+  onStateChange(): void;
+}
+
+/**
+ * model/update, model/rollback and model/status over ModelUpdater. A manifest URL names one model's
+ * manifest; its .onnx is fetched from the same directory (`<manifest URL dir>/<manifest.file>`).
+ */
+export class ModelControl implements ModelPort {
+  private readonly updater: ModelUpdater;
+  private readonly states_: Record<string, UpdateState> = {};
+  private lastUpdate: ModelStatus['lastUpdate'] = null;
+  /** Frames are held from the gallery's re-embedding until the switch (see reembedGallery). */
+  private holding = false;
+
+  constructor(private readonly opts: ModelControlOptions) {
+    const { analyzer, gallery } = opts;
+    this.updater = new ModelUpdater({
+      get config() {
+        return opts.config().models.update;
+      },
+      slots: Object.values(opts.slots),
+      publishState: (state) => {
+        this.states_[state.name] = state;
+        opts.onStateChange();
+      },
+      switchTo: async (model) => {
+        await analyzer.swap((current) => current.withModel(model));
+        this.release();
+      },
+      health: () => analyzer.nextFrame(),
+      reembedGallery: async (embed, manifest) => {
+        // From here the gallery only matches the new model, so frames wait for it rather than miss everyone.
+        if (!this.holding) {
+          this.holding = true;
+          await analyzer.pause();
+        }
+        const model = { name: manifest.name, version: manifest.version };
+        await gallery.reembed(model, async (crop) => (await embed([crop]))[0]);
+      },
+      createEngine: (onnx, manifest) => openModelEngine({ onnx, manifest }, opts.models),
+    });
+    for (const slots of Object.values(opts.slots)) this.states_[slots.name] = this.updater.status(slots.name);
+  }
+
+  /** The update state of every updatable model, by model name: the retained model topic. */
+  get states(): Readonly<Record<string, UpdateState>> {
+    return this.states_;
+  }
+
+  async update({ manifestUrl }: CommandParams['model/update']): Promise<ModelUpdateResult> {
+    const url = manifestUrl ?? this.opts.config().models.update.manifestUrl;
+    if (!url) throw this.fail('no manifestUrl given and models.update.manifestUrl is not set');
+    const manifest = await fetchManifest(url).catch((e: Error) => {
+      throw this.fail(e.message);
+    });
+    const running = this.opts.analyzer.current.manifests.find((m) => m.name === manifest.name);
+    if (running?.version === manifest.version && running.sha256 === manifest.sha256) {
+      this.record('up-to-date');
+      return { updated: false, status: this.status() };
+    }
+    const onnxUrl = new URL(encodeURIComponent(String(manifest.file)), url).href;
+    await this.run(() => this.updater.update({ name: manifest.name, manifest, url: onnxUrl }), 'updated');
+    return { updated: true, status: this.status() };
+  }
+
+  /** Every model running an installed version goes back to what it replaced. */
+  async rollback(): Promise<ModelStatus> {
+    const names = Object.values(this.opts.slots)
+      .filter((slots) => slots.pointer() !== undefined)
+      .map((slots) => slots.name);
+    if (names.length === 0) throw this.fail('nothing to roll back to: the bundled models are running');
+    for (const name of names) await this.run(() => this.updater.rollback(name), 'rolled-back');
+    return this.status();
+  }
+
+  status(): ModelStatus {
+    const previous = Object.entries(this.opts.slots).flatMap(([role, slots]): [string, ModelRef][] => {
+      try {
+        if (slots.pointer() === undefined) return [];
+        const { manifest } = slots.previous();
+        return [[role, { name: manifest.name, version: manifest.version }]];
+      } catch {
+        // An unusable previous version is nothing model/rollback could return to.
+        return [];
+      }
+    });
+    return {
+      active: this.opts.analyzer.current.modelRefs(),
+      previous: previous.length > 0 ? Object.fromEntries(previous) : null,
+      lastUpdate: this.lastUpdate,
+    };
+  }
+
+  private async run(job: () => Promise<UpdateResult>, outcome: 'updated' | 'rolled-back'): Promise<void> {
+    let result: UpdateResult;
+    try {
+      result = await job();
+    } catch (e) {
+      this.release();
+      throw e;
+    }
+    // No state: refused because another job is running, whose hold on the frames is not ours to end.
+    if (!result.ok && !result.state) throw new Error(result.error);
+    // A job that failed between re-embedding and switching never reached switchTo.
+    this.release();
+    if (!result.ok) throw this.fail(result.error, result.state?.state === 'rolled_back');
+    this.record(outcome);
+  }
+
+  private release(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    this.opts.analyzer.resume();
+  }
+
+  private fail(message: string, rolledBack = false): Error {
+    this.record(rolledBack ? 'rolled-back' : 'failed', message);
+    return new Error(message);
+  }
+
+  private record(outcome: NonNullable<ModelStatus['lastUpdate']>['outcome'], message?: string): void {
+    this.lastUpdate = { time: new Date().toISOString(), outcome, ...(message ? { message } : {}) };
+  }
+}
+
+async function fetchManifest(url: string): Promise<ModelManifest> {
+  const bytes = await downloadModel(url, { maxBytes: MAX_MANIFEST_BYTES, timeoutMs: MANIFEST_TIMEOUT_MS });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (e) {
+    throw new Error(`manifest ${url} is not JSON: ${(e as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new Error(`manifest ${url} is not a JSON object`);
+  return parsed as ModelManifest;
+}

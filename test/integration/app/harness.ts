@@ -1,0 +1,214 @@
+// The whole device for the app integration tests: App on a real mosquitto with the real models, ffmpeg
+// decoding the Hamilton clip, an operator client speaking the request/response API, and a local HTTP
+// server offering model versions.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { App } from '../../../runtime/app.ts';
+import { type Config, loadConfig, mergeConfig } from '../../../runtime/config/index.ts';
+import type { FaceEvent } from '../../../runtime/events/schema.ts';
+import type { ModelManifest } from '../../../runtime/models/manifest.ts';
+import { generateSigningKeyPair, signManifest } from '../../../runtime/models/update/signature.ts';
+import type { Topics } from '../../../runtime/mqtt/topics.ts';
+import { FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { Subscriber, waitUntil } from '../mqtt/support.ts';
+
+export const DEVICE = 'test-door';
+export const HAMILTON = join(FACES_DIR, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4');
+export const LIN = join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png');
+
+/** Every frame the pipeline finished, in order. */
+export interface ProcessedFrame {
+  seq: number;
+  /** Date.now() when it finished. */
+  at: number;
+  faces: number;
+}
+
+export interface RunningApp {
+  app: App;
+  config: Config;
+  file: string;
+  frames: ProcessedFrame[];
+  logs: string[];
+}
+
+/** The Hamilton clip, unpaced: realtime false hands over every frame, none is dropped. */
+export function hamiltonCamera(loop = false) {
+  return {
+    id: 'door',
+    source: { kind: 'video', path: HAMILTON, loop, realtime: false },
+    width: 640,
+    height: 360,
+    fps: 30,
+    restart: { initialDelayMs: 200, maxDelayMs: 1000, stallTimeoutMs: 10000, healthyAfterMs: 5000 },
+  };
+}
+
+/**
+ * One camera on the Hamilton clip, no seed photos, no schedules, everything stored in `dir`; `patch` is
+ * merged over that as config/set would (so `cameras` replaces the list).
+ */
+export function writeConfig(dir: string, url: string, patch: object = {}): string {
+  const base = {
+    device: { id: DEVICE, name: 'Test door' },
+    cameras: [hamiltonCamera()],
+    models: { dir: MODELS_DIR },
+    mqtt: { url },
+    gallery: { path: join(dir, 'gallery.db'), seedDir: null },
+    offlineQueue: { path: join(dir, 'queue') },
+    schedules: {
+      heartbeat: null,
+      modelUpdateCheck: null,
+      galleryBackup: null,
+      backupDir: join(dir, 'backups'),
+    },
+    dataDir: join(dir, 'data'),
+  };
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, JSON.stringify(mergeConfig(base, patch)));
+  return file;
+}
+
+export async function startApp(
+  dir: string,
+  url: string,
+  patch: object = {},
+  opts: { persist?: boolean; exit?: (code: number) => void } = {},
+): Promise<RunningApp> {
+  const file = writeConfig(dir, url, patch);
+  const config = loadConfig({ file, env: {} });
+  const frames: ProcessedFrame[] = [];
+  const logs: string[] = [];
+  const app = await App.start(config, {
+    dataDir: FACES_DIR,
+    configFile: opts.persist === false ? undefined : file,
+    log: (line) => logs.push(line),
+    onFrame: (_camera, _latencyMs, faces, seq) => frames.push({ seq, at: Date.now(), faces }),
+    exit: opts.exit,
+  });
+  await withTimeout(app.controlReady, 10_000, 'the control subscriptions');
+  return { app, config, file, frames, logs };
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** An operator: sends requests, reads responses, and records the device's topics. */
+export class Operator {
+  private transaction = 0;
+
+  private constructor(
+    readonly sub: Subscriber,
+    readonly topics: Topics,
+  ) {}
+
+  static async connect(url: string, topics: Topics, extra: string[] = []): Promise<Operator> {
+    const device = `${topics.baseTopic}/${topics.deviceId}`;
+    const sub = await Subscriber.connect(url, [
+      `${device}/response/#`,
+      topics.event,
+      topics.model,
+      topics.config,
+      topics.heartbeat,
+      ...extra,
+    ]);
+    return new Operator(sub, topics);
+  }
+
+  /** Sends `body` as `command` and resolves with the response carrying its transaction. */
+  async ask(command: string, body: object = {}, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    const transaction = `op-${++this.transaction}`;
+    const responseTopic = this.topics.response(command);
+    const find = () =>
+      this.sub
+        .on(responseTopic)
+        .map((m) => JSON.parse(m.payload) as Record<string, unknown>)
+        .find((r) => r.transaction === transaction);
+    await this.sub.client.publishAsync(
+      this.topics.request(command),
+      JSON.stringify({ ...body, transaction }),
+      {
+        qos: 1,
+      },
+    );
+    await waitUntil(`the response to ${command}`, () => find() !== undefined, timeoutMs);
+    return find() as Record<string, unknown>;
+  }
+
+  events(): FaceEvent[] {
+    return this.sub.uniqueEvents(this.topics.event);
+  }
+
+  json<T>(topic: string): T[] {
+    return this.sub.on(topic).map((m) => (m.payload === '' ? null : JSON.parse(m.payload)) as T);
+  }
+
+  end(): Promise<void> {
+    return this.sub.end();
+  }
+}
+
+/** Serves fixed bodies on 127.0.0.1, like a model update server. */
+export class FileServer {
+  private readonly files = new Map<string, Buffer>();
+
+  private constructor(private readonly server: Server) {}
+
+  static async start(): Promise<FileServer> {
+    const server = createServer();
+    const files = new FileServer(server);
+    server.on('request', (req, res) => {
+      const body = files.files.get(req.url ?? '');
+      if (!body) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-length': body.length }).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return files;
+  }
+
+  /** Serves `body` at `path` and returns its URL. */
+  put(path: string, body: Buffer | string): string {
+    this.files.set(path, Buffer.from(body));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${path}`;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** A signing key trusted by the device (its public half goes in models.update.publicKeys). */
+export const signingKey = generateSigningKeyPair();
+
+/** The shipped int8 embedder and its manifest, as a new release `version` would ship them. */
+export function embedderRelease(version: string): { manifest: ModelManifest; onnx: Buffer } {
+  const manifest = JSON.parse(readFileSync(join(MODELS_DIR, 'facerec.int8.json'), 'utf8')) as ModelManifest;
+  return { manifest: { ...manifest, version }, onnx: readFileSync(join(MODELS_DIR, manifest.file)) };
+}
+
+/** Puts a release on `server` under /<dir>/ and returns its manifest URL; `sign: false` leaves it unsigned. */
+export function publishRelease(
+  server: FileServer,
+  dir: string,
+  release: { manifest: ModelManifest; onnx: Buffer },
+  opts: { sign?: boolean } = {},
+): string {
+  const manifest =
+    opts.sign === false ? release.manifest : signManifest(release.manifest, signingKey.privateKeyPem);
+  server.put(`/${dir}/${manifest.file}`, release.onnx);
+  return server.put(`/${dir}/manifest.json`, JSON.stringify(manifest));
+}
