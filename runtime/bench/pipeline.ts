@@ -21,10 +21,13 @@ export interface PipelineBenchOptions {
   runs: number;
   latencySeconds: number;
   soakSeconds: number;
+  /** detection.mirrorAverage: the mirror pass doubles the detector's cost. */
+  mirrorAverage: boolean;
   log: (line: string) => void;
 }
 
 export interface PipelineBenchReport {
+  mirror_average: boolean;
   throughput: {
     precision: string;
     fps_p50: number;
@@ -72,6 +75,7 @@ async function withApp<T>(
         },
       ],
       models: { dir: opts.modelsDir, precision },
+      detection: { mirrorAverage: opts.mirrorAverage },
       // Port 0: the in-process broker takes any free port.
       mqtt: { inProcessBrokerPort: 0 },
       gallery: { path: join(dir, 'gallery.db'), seedDir: null },
@@ -185,7 +189,13 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
   });
 
   const [int8, fp32] = throughput;
-  return { throughput, int8_vs_fp32_fps: round(int8.fps_p50 / fp32.fps_p50), latency, memory };
+  return {
+    mirror_average: opts.mirrorAverage,
+    throughput,
+    int8_vs_fp32_fps: round(int8.fps_p50 / fp32.fps_p50),
+    latency,
+    memory,
+  };
 }
 
 function slope(points: [number, number][]): number {

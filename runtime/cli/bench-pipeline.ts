@@ -11,6 +11,7 @@ export async function benchPipelineCommand(args: string[]): Promise<number> {
       runs: { type: 'string', default: '3' },
       'latency-seconds': { type: 'string', default: '20' },
       'soak-seconds': { type: 'string', default: '60' },
+      'no-mirror': { type: 'boolean', default: false },
       models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
       data: { type: 'string', default: process.env.FACEGATE_DATA ?? '../shared/data' },
     },
@@ -29,6 +30,7 @@ export async function benchPipelineCommand(args: string[]): Promise<number> {
     runs: positive('runs', values.runs),
     latencySeconds: positive('latency-seconds', values['latency-seconds']),
     soakSeconds: positive('soak-seconds', values['soak-seconds']),
+    mirrorAverage: !values['no-mirror'],
     log: (line) => process.stderr.write(`${line}\n`),
   });
   console.log(values.json ? JSON.stringify(report) : formatPipelineBench(report));
@@ -38,7 +40,7 @@ export async function benchPipelineCommand(args: string[]): Promise<number> {
 function formatPipelineBench(r: PipelineBenchReport): string {
   const { latency: l, memory: m } = r;
   return [
-    'end-to-end, 640x360 one-face video (short_hamilton_clip.mp4), capture -> MQTT, embedding every face:',
+    `end-to-end, 640x360 one-face video (short_hamilton_clip.mp4), capture -> MQTT, embedding every face (detector mirror averaging ${r.mirror_average ? 'on' : 'off'}):`,
     ...r.throughput.map(
       (t) =>
         `  ${t.precision}: ${t.fps_p50} frames/s (median of runs ${t.runs.join(', ')}; ${t.frames} frames, ${t.faces_per_frame} faces embedded per frame)`,

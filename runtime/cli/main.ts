@@ -17,7 +17,7 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   bench: { run: benchCommand, help: 'bench [--json] [--rounds N]' },
   'bench-pipeline': {
     run: benchPipelineCommand,
-    help: 'bench-pipeline [--json] [--runs N] [--latency-seconds S] [--soak-seconds S]',
+    help: 'bench-pipeline [--json] [--runs N] [--latency-seconds S] [--soak-seconds S] [--no-mirror]',
   },
   enroll: { run: enrollCommand, help: 'enroll --gallery PATH --name NAME IMAGE... [--config FILE]' },
   identify: { run: identifyCommand, help: 'identify --gallery PATH IMAGE... [--json] [--config FILE]' },
