@@ -58,6 +58,7 @@ async function withApp<T>(
   camera: { realtime: boolean; loop: boolean; fps: number },
   precision: 'int8' | 'fp32',
   body: (app: App, frames: number[], events: number[]) => Promise<T>,
+  recognition: Record<string, number> = {},
 ): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'facegate-bench-'));
   const file = join(dir, 'config.json');
@@ -76,6 +77,7 @@ async function withApp<T>(
       ],
       models: { dir: opts.modelsDir, precision },
       detection: { mirrorAverage: opts.mirrorAverage },
+      recognition,
       // Port 0: the in-process broker takes any free port.
       mqtt: { inProcessBrokerPort: 0 },
       gallery: { path: join(dir, 'gallery.db'), seedDir: null },
@@ -147,6 +149,9 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
   }));
 
   opts.log(`[bench pipeline] latency: paced video for ${opts.latencySeconds} s`);
+  // One decision per frame (k = n = 1, every frame a new track, no cooldown), so every frame with the
+  // enrolled face publishes an event and capture-to-PUBACK has a distribution, not one sample.
+  const perFrameDecisions = { k: 1, n: 1, cooldownSeconds: 0, trackMaxAgeMs: 1 };
   const latency = await withApp(
     opts,
     { realtime: true, loop: true, fps: 30 },
@@ -164,6 +169,7 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
         event_p95_ms: round(percentile(e, 95)),
       };
     },
+    perFrameDecisions,
   );
 
   opts.log(`[bench pipeline] memory: paced video looping for ${opts.soakSeconds} s`);
