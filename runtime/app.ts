@@ -3,6 +3,7 @@
 // down in reverse on stop.
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import sharp from 'sharp';
 import { Gallery } from './auth/gallery.ts';
 import { createFrameSource } from './capture/index.ts';
 import { type ChangeClassification, type Config, redactSecrets } from './config/index.ts';
@@ -122,6 +123,8 @@ export class App {
   }
 
   static async start(config: Config, opts: AppOptions): Promise<App> {
+    // libvips' operation cache (50 MB by default) only ever misses on camera frames; it just holds memory.
+    sharp.cache(false);
     const { log } = opts;
     const modelsDir = resolve(config.models.dir);
     await ensureModels(modelsDir, opts.dataDir, log);

@@ -191,6 +191,10 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
       rss_mb_end: round(samples[samples.length - 1][1]),
       rss_mb_max: round(Math.max(...samples.map((s) => s[1]))),
       slope_mb_per_min: round(slope(steady)),
+      rss_mb_first_minute: round(mean(steady.filter((p) => p[0] <= steady[0][0] + 1).map((p) => p[1]))),
+      rss_mb_last_minute: round(
+        mean(steady.filter((p) => p[0] >= steady[steady.length - 1][0] - 1).map((p) => p[1])),
+      ),
     };
   });
 
@@ -202,6 +206,10 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
     latency,
     memory,
   };
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 function slope(points: [number, number][]): number {

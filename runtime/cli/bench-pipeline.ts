@@ -47,6 +47,6 @@ function formatPipelineBench(r: PipelineBenchReport): string {
     ),
     `  int8_vs_fp32_fps ${r.int8_vs_fp32_fps}`,
     `latency at 30 fps: frame capture->done p50 ${l.frame_p50_ms} ms, p95 ${l.frame_p95_ms} ms (${l.frames} frames); event capture->PUBACK p50 ${l.event_p50_ms} ms, p95 ${l.event_p95_ms} ms (${l.events} events, one decision per frame)`,
-    `memory over ${m.seconds} s: RSS ${m.rss_mb_start} MB after warm-up, ${m.rss_mb_end} MB at the end, max ${m.rss_mb_max} MB, slope ${m.slope_mb_per_min} MB/min`,
+    `memory over ${m.seconds} s: RSS ${m.rss_mb_start} MB after warm-up, ${m.rss_mb_end} MB at the end, max ${m.rss_mb_max} MB; mean of the first / last minute ${m.rss_mb_first_minute} / ${m.rss_mb_last_minute} MB; slope ${m.slope_mb_per_min} MB/min`,
   ].join('\n');
 }
