@@ -50,6 +50,9 @@ export interface PipelineBenchReport {
     rss_mb_end: number;
     rss_mb_max: number;
     slope_mb_per_min: number;
+    /** Mean RSS over the first and the last minute after warm-up: steadier than single samples. */
+    rss_mb_first_minute: number;
+    rss_mb_last_minute: number;
   };
 }
 
