@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,6 +13,7 @@ import {
   normalizePersonName,
   SCHEMA_VERSION,
 } from '../../../runtime/auth/gallery.ts';
+import { runWriterUntilKilled as runUntilKilled } from '../../helpers/kill-writer.ts';
 import { basis, crop, randomUnit, towards } from './helpers.ts';
 
 const V1 = { name: 'facerec', version: '1.0.0' };
@@ -356,41 +356,14 @@ interface WriterLog {
   removed: number[];
 }
 
-function runWriterUntilKilled(path: string, first: number, killAfterMs: number): Promise<WriterLog> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, path, String(first)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const log: WriterLog = { enrolled: [], removing: [], removed: [] };
-    let buffered = '';
-    let stderr = '';
-    const guard = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`writer never became ready: ${stderr}`));
-    }, 30_000);
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        const [tag, n] = line.split(' ');
-        if (tag === 'ready') {
-          clearTimeout(guard);
-          setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-        } else if (tag === 'E') log.enrolled.push(Number(n));
-        else if (tag === 'r') log.removing.push(Number(n));
-        else if (tag === 'R') log.removed.push(Number(n));
-      }
-    });
-    child.on('exit', (_code, signal) => {
-      clearTimeout(guard);
-      if (signal !== 'SIGKILL') reject(new Error(`writer exited by itself (${signal}): ${stderr}`));
-      else resolve(log);
-    });
+async function runWriterUntilKilled(path: string, first: number, killAfterMs: number): Promise<WriterLog> {
+  const log: WriterLog = { enrolled: [], removing: [], removed: [] };
+  await runUntilKilled(WRITER, [path, String(first)], killAfterMs, (tag, n) => {
+    if (tag === 'E') log.enrolled.push(n);
+    else if (tag === 'r') log.removing.push(n);
+    else if (tag === 'R') log.removed.push(n);
   });
+  return log;
 }
 
 describe('Gallery kill safety', () => {

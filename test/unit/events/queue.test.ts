@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import {
   type QueueOptions,
 } from '../../../runtime/events/queue.ts';
 import { buildEvent, type FaceEvent } from '../../../runtime/events/schema.ts';
+import { runWriterUntilKilled as runUntilKilled } from '../../helpers/kill-writer.ts';
 
 const WRITER = fileURLToPath(new URL('./fixtures/queue-writer.ts', import.meta.url));
 
@@ -276,41 +276,14 @@ interface WriterLog {
   ackDone: number;
 }
 
-function runWriterUntilKilled(queueDir: string, killAfterMs: number): Promise<WriterLog> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, queueDir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const log: WriterLog = { appended: [], ackStarted: -1, ackDone: -1 };
-    let buffered = '';
-    let stderr = '';
-    const guard = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`writer never became ready: ${stderr}`));
-    }, 30_000);
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        const [tag, n] = line.split(' ');
-        if (tag === 'ready') {
-          clearTimeout(guard);
-          setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-        } else if (tag === 'A') log.appended.push(Number(n));
-        else if (tag === 'K') log.ackStarted = Math.max(log.ackStarted, Number(n));
-        else if (tag === 'k') log.ackDone = Math.max(log.ackDone, Number(n));
-      }
-    });
-    child.on('exit', (_code, signal) => {
-      clearTimeout(guard);
-      if (signal !== 'SIGKILL') reject(new Error(`writer exited by itself (${signal}): ${stderr}`));
-      else resolve(log);
-    });
+async function runWriterUntilKilled(queueDir: string, killAfterMs: number): Promise<WriterLog> {
+  const log: WriterLog = { appended: [], ackStarted: -1, ackDone: -1 };
+  await runUntilKilled(WRITER, [queueDir], killAfterMs, (tag, n) => {
+    if (tag === 'A') log.appended.push(n);
+    else if (tag === 'K') log.ackStarted = Math.max(log.ackStarted, n);
+    else if (tag === 'k') log.ackDone = Math.max(log.ackDone, n);
   });
+  return log;
 }
 
 describe('EventQueue kill safety', () => {
