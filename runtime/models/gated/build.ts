@@ -1,0 +1,249 @@
+// The gated FaceRecognitionNet: every conv has a ReLU-zero predictor (training/gates.py) and its output
+// is real 0 wherever the gate is closed. ONNX Runtime computes the graph densely and gets the gated
+// result; the native kernels can compute each conv only where its gate is open. The node pattern is
+// specified in docs/relu-zero.md and recognised by findGates().
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FACE_API, sourceFile, sourcePackage } from '../build/sources.ts';
+import { buildFaceRecGraph, type ConvEmitter, loadFaceRecWeights } from '../facerec/build.ts';
+import type { Graph, GraphNode } from '../onnx/graph.ts';
+import { ModelFileError } from '../tfjs/weights.ts';
+
+/** Committed training output. */
+export const GATES_DIR = fileURLToPath(new URL('../../../training/output/', import.meta.url));
+
+/** Where a tensor lives in the weights file: float32 offset and shape. */
+interface Span {
+  offset: number;
+  dims: number[];
+}
+
+export interface GatedConvEntry {
+  name: string;
+  /** 'relu': the conv feeds a ReLU; 'residual': a block's conv2, feeding the residual add. */
+  kind: 'relu' | 'residual';
+  stride: number;
+  pad: number;
+  outSize: number;
+  weights: Span;
+  bias: Span;
+}
+
+/** One predictor: the stem's, or a residual block's (gating its conv1 and conv2). */
+export interface GateSiteEntry {
+  /** The gated convs; the first one's input is the predictor's input. */
+  convs: string[];
+  predictor: { op: 'conv'; kernel: number; stride: number; pad: number; weights: Span; bias: Span };
+}
+
+export interface GatesFile {
+  format: 'facegate-relu-zero-gates/1';
+  weightsFile: string;
+  granularity: { name: string; kind: 'spatial'; size: number };
+  threshold: number;
+  convs: GatedConvEntry[];
+  sites: GateSiteEntry[];
+  fc: Span;
+}
+
+export interface Gates {
+  doc: GatesFile;
+  blob(b: Span): Float32Array;
+}
+
+export function loadGates(dir = GATES_DIR): Gates {
+  const path = join(dir, 'gates.json');
+  const doc = JSON.parse(readFileSync(path, 'utf8')) as GatesFile;
+  if (doc.format !== 'facegate-relu-zero-gates/1')
+    throw new ModelFileError(path, `unknown format ${doc.format}`);
+  // The builder implements the design training chose (docs/relu-zero.md); anything else is a new design.
+  if (doc.granularity.kind !== 'spatial')
+    throw new ModelFileError(path, `unsupported gate granularity ${doc.granularity.name}`);
+  const bytes = readFileSync(join(dir, doc.weightsFile));
+  const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  const blob = (b: Span) => {
+    const n = b.dims.reduce((a, d) => a * d, 1);
+    if (b.offset + n > values.length)
+      throw new ModelFileError(path, `blob at ${b.offset} runs past the end of ${doc.weightsFile}`);
+    return values.subarray(b.offset, b.offset + n);
+  };
+  return { doc, blob };
+}
+
+/** The residual block (or the stem conv) a conv name belongs to: `conv64_1/conv2` -> `conv64_1`. */
+const siteName = (conv: string) => conv.split('/')[0];
+
+/** A ConvEmitter that adds each conv's gate and uses the trained conv weights. */
+export function gatedConv(gates: Gates): ConvEmitter {
+  const { size } = gates.doc.granularity;
+  const convs = new Map(gates.doc.convs.map((c) => [c.name, c]));
+  const sites = new Map(gates.doc.sites.map((s) => [s.convs[0], s]));
+  const logitsOf = new Map<string, string>();
+  return (g, input, original, { name, stride, pad, relu }) => {
+    const entry = convs.get(name);
+    if (!entry) throw new Error(`gates: no entry for conv ${name}`);
+    if (entry.weights.dims.join() !== original.dims.join() || entry.stride !== stride || entry.pad !== pad)
+      throw new Error(`gates: ${name} does not match the architecture (dims, stride or pad)`);
+    const [, , kh, kw] = original.dims;
+    let out = g.add(
+      'Conv',
+      [
+        input,
+        g.addInitializer(`${name}/weights`, 'float32', [...original.dims], gates.blob(entry.weights)),
+        g.floatConst(`${name}/bias`, gates.blob(entry.bias)),
+      ],
+      {
+        kernel_shape: { ints: [kh, kw] },
+        strides: { ints: [stride, stride] },
+        pads: { ints: [pad, pad, pad, pad] },
+      },
+      name,
+    );
+    if (relu) out = g.add('Relu', [out], {}, `${name}/relu`);
+
+    const site = sites.get(name);
+    if (site) logitsOf.set(siteName(name), predictorLogits(g, gates, site, input, entry.outSize, size));
+    const logits = logitsOf.get(siteName(name));
+    if (!logits) throw new Error(`gates: conv ${name} comes before its gate's predictor`);
+    // A block's conv1 is needed wherever an open conv2 pixel's 3x3 window reads it.
+    const dilate = site !== undefined && site.convs.length === 2;
+    const decision = dilate
+      ? g.add(
+          'MaxPool',
+          [logits],
+          { kernel_shape: { ints: [3, 3] }, strides: { ints: [1, 1] }, pads: { ints: [1, 1, 1, 1] } },
+          `${name}/gate/dilate`,
+        )
+      : logits;
+    const open = g.add(
+      'Greater',
+      [decision, g.floatConst(`${name}/gate/threshold`, [gates.doc.threshold], [])],
+      {},
+      `${name}/gate/open`,
+    );
+    return g.add('Where', [open, out, g.floatConst(`${name}/gate/closed`, [0], [])], {}, `${name}/gate`);
+  };
+}
+
+/** The site predictor: one logit per output pixel of the site's convs (tile logits spread over their
+ * tile's pixels). */
+function predictorLogits(
+  g: Graph,
+  gates: Gates,
+  site: GateSiteEntry,
+  input: string,
+  outSize: number,
+  tile: number,
+): string {
+  const base = `${siteName(site.convs[0])}/gate`;
+  const p = site.predictor;
+  const logits = g.add(
+    'Conv',
+    [
+      input,
+      g.addInitializer(`${base}/weights`, 'float32', p.weights.dims, gates.blob(p.weights)),
+      g.floatConst(`${base}/bias`, gates.blob(p.bias)),
+    ],
+    {
+      kernel_shape: { ints: [p.kernel, p.kernel] },
+      strides: { ints: [p.stride, p.stride] },
+      pads: { ints: [p.pad, p.pad, p.pad, p.pad] },
+    },
+    `${base}/logits`,
+  );
+  if (tile === 1) return logits;
+  // Partial edge tiles average their in-bounds pixels (count_include_pad 0), as torch's ceil_mode pool.
+  const tiles = g.add(
+    'AveragePool',
+    [logits],
+    { kernel_shape: { ints: [tile, tile] }, strides: { ints: [tile, tile] }, ceil_mode: { i: 1 } },
+    `${base}/tiles`,
+  );
+  const up = g.add(
+    'Resize',
+    [tiles, '', g.floatConst(`${base}/scales`, [1, 1, tile, tile])],
+    {
+      mode: { s: 'nearest' },
+      coordinate_transformation_mode: { s: 'asymmetric' },
+      nearest_mode: { s: 'floor' },
+    },
+    `${base}/upsample`,
+  );
+  return g.add(
+    'Slice',
+    [
+      up,
+      g.int64Const(`${base}/starts`, [0, 0]),
+      g.int64Const(`${base}/ends`, [outSize, outSize]),
+      g.int64Const(`${base}/axes`, [2, 3]),
+    ],
+    {},
+    `${base}/crop`,
+  );
+}
+
+/** The gated embedder, fp32; the model toolchain quantizes it like the plain one. */
+export function buildGatedFaceRec(gatesDir = GATES_DIR): Graph {
+  const gates = loadGates(gatesDir);
+  const weights = loadFaceRecWeights(
+    sourceFile(sourcePackage(FACE_API), 'model/face_recognition_model-weights_manifest.json'),
+  );
+  weights.set('fc', { shape: gates.doc.fc.dims, dtype: 'float32', values: gates.blob(gates.doc.fc) });
+  return buildFaceRecGraph(weights, gatedConv(gates));
+}
+
+/** One gated conv as the kernel engine sees it. */
+export interface GateSite {
+  /** The gated Conv node. */
+  conv: GraphNode;
+  /** The Relu between the conv and the Where, for convs that feed a ReLU. */
+  relu?: GraphNode;
+  /** The predictor Conv (one output channel) on the site input: the stem's or the block's input. */
+  predictor: GraphNode;
+  /** AveragePool of the predictor's pixel logits to tile logits (tile granularity only). */
+  tiles?: GraphNode;
+  /** MaxPool 3x3 of the logits: a block's conv1 follows its conv2 mask dilated by one pixel. */
+  dilate?: GraphNode;
+  /** Greater(logits, threshold): true = compute this output pixel. */
+  open: GraphNode;
+  /** Where(open, conv or relu output, 0). */
+  where: GraphNode;
+}
+
+/** Finds every gate (docs/relu-zero.md) by structure; Q/DQ pairs are looked through, so it reads the
+ * quantized graph too. */
+export function findGates(g: Graph): GateSite[] {
+  const producers = g.producers();
+  const through = (t: string): GraphNode | undefined => {
+    let n = producers.get(t);
+    while (n && (n.op === 'DequantizeLinear' || n.op === 'QuantizeLinear')) n = producers.get(n.inputs[0]);
+    return n;
+  };
+  const isZero = (t: string) => {
+    const c = g.initializers.get(t);
+    return c !== undefined && c.data.length === 1 && Number(c.data[0]) === 0;
+  };
+  const sites: GateSite[] = [];
+  for (const where of g.nodes) {
+    if (where.op !== 'Where' || !isZero(where.inputs[2])) continue;
+    const open = producers.get(where.inputs[0]);
+    if (open?.op !== 'Greater') continue;
+    let node = through(open.inputs[0]);
+    const dilate = node?.op === 'MaxPool' ? node : undefined;
+    if (dilate) node = through(dilate.inputs[0]);
+    let tiles: GraphNode | undefined;
+    if (node?.op === 'Slice') {
+      const resize = through(node.inputs[0]);
+      tiles = resize?.op === 'Resize' ? through(resize.inputs[0]) : undefined;
+      node = tiles?.op === 'AveragePool' ? through(tiles.inputs[0]) : undefined;
+    }
+    const predictor = node;
+    let conv = through(where.inputs[1]);
+    const relu = conv?.op === 'Relu' ? conv : undefined;
+    if (relu) conv = through(relu.inputs[0]);
+    if (predictor?.op !== 'Conv' || conv?.op !== 'Conv') continue;
+    sites.push({ conv, relu, predictor, tiles, dilate, open, where });
+  }
+  return sites;
+}
