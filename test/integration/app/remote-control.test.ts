@@ -211,15 +211,22 @@ describe('gallery backup schedule', () => {
     for (const name of old) writeFileSync(join(backups, name), 'old');
     const { device } = await start({ schedules: { galleryBackup: '* * * * * *' } });
     await device.app.enrollPhoto('lin-manuel-miranda', LIN);
+    const enrolledAt = Date.now();
     const fresh = () => readdirSync(backups).filter((f) => !old.includes(f));
-    await waitUntil('a backup', () => fresh().length > 0, 5_000);
+    // The schedule fires every second, so a backup may predate the enrolment: wait for a later one.
+    const startedAt = (f: string) =>
+      Date.parse(f.replace(/^gallery-(.{10}T)(\d\d)-(\d\d)-(\d\d)-(\d{3}Z)\.db$/, '$1$2:$3:$4.$5'));
+    const afterEnrolment = () => fresh().filter((f) => startedAt(f) > enrolledAt);
+    await waitUntil('a backup after the enrolment', () => afterEnrolment().length > 0, 5_000);
     await device.app.stop();
 
     const kept = readdirSync(backups).sort();
     expect(kept).toHaveLength(7);
-    expect(kept.slice(0, 7 - fresh().length)).toEqual(old.slice(-(7 - fresh().length)));
+    const oldKept = kept.filter((f) => old.includes(f));
+    expect(oldKept).toHaveLength(7 - fresh().length);
+    expect(oldKept).toEqual(old.slice(old.length - oldKept.length));
     expect(fresh()[0]).toMatch(/^gallery-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z\.db$/);
-    const copy = Gallery.open(join(backups, fresh().at(-1) as string));
+    const copy = Gallery.open(join(backups, afterEnrolment().at(-1) as string));
     try {
       expect(copy.list().map((p) => p.name)).toEqual(['lin-manuel-miranda']);
     } finally {
