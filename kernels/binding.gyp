@@ -20,6 +20,7 @@
         "binding/addon.cc",
         "src/common/conv.cc",
         "src/common/dispatch.cc",
+        "src/common/gate.cc",
         "src/common/network.cc",
         "src/common/ops.cc",
         "src/common/thread_pool.cc",

@@ -183,6 +183,27 @@ std::shared_ptr<fg::Fc> make_fc(const Opts& o) {
   return std::make_shared<fg::Fc>(cin, cout, o.i("zpIn"), w.Data(), scale.Data(), bias.Data());
 }
 
+std::shared_ptr<fg::Gate> make_gate(const Opts& o) {
+  fg::GateDesc d;
+  d.cin = o.i("cin"), d.kh = o.i("kh"), d.kw = o.i("kw");
+  if (d.cin < 1 || d.kh < 1 || d.kw < 1 || d.cin > (1 << 14) || d.kh > 16 || d.kw > 16)
+    fail(o.op + ": cin must be in [1, 16384], kh and kw in [1, 16]");
+  const auto stride = o.ints("stride", 2, 1), pads = o.ints("pads", 4, 0);
+  d.stride_h = stride[0], d.stride_w = stride[1];
+  d.pad_top = pads[0], d.pad_left = pads[1], d.pad_bottom = pads[2], d.pad_right = pads[3];
+  d.zp_in = o.i("zpIn"), d.bias = o.i("bias"), d.mult = o.f("mult");
+  d.scale_logit = o.f("scaleLogit"), d.zp_logit = o.i("zpLogit");
+  d.tile = o.i("tile"), d.out_h = o.i("outH"), d.out_w = o.i("outW");
+  if (o.has("decision")) {
+    const Opts dec{to_object(o.get("decision"), o.name("decision")), o.op + " decision"};
+    d.requantize = true;
+    d.scale_decision = dec.f("scale"), d.zp_decision = dec.i("zeroPoint");
+  }
+  d.threshold = o.f("threshold");
+  const auto w = typed_len<int8_t>(o, "weights", napi_int8_array, "Int8Array", static_cast<size_t>(d.kh) * d.kw * d.cin);
+  return std::make_shared<fg::Gate>(d, w.Data());
+}
+
 // Base for op objects constructed from one options object.
 template <class Self>
 class OpWrap : public Napi::ObjectWrap<Self> {
@@ -328,8 +349,11 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Network",
-                       {InstanceMethod<&NetworkWrap::Run>("run"), InstanceMethod<&NetworkWrap::Tensor>("tensor"),
-                        InstanceMethod<&NetworkWrap::Shape>("shape"), InstanceAccessor<&NetworkWrap::NumOps>("numOps")});
+                       {InstanceMethod<&NetworkWrap::Run>("run"), InstanceMethod<&NetworkWrap::RunFloat>("runFloat"),
+                        InstanceMethod<&NetworkWrap::Tensor>("tensor"),
+                        InstanceMethod<&NetworkWrap::Shape>("shape"), InstanceAccessor<&NetworkWrap::NumOps>("numOps"),
+                        InstanceAccessor<&NetworkWrap::LastRunMacs>("lastRunMacs"),
+                        InstanceAccessor<&NetworkWrap::DenseMacs>("denseMacs")});
   }
   explicit NetworkWrap(const Napi::CallbackInfo& info) : OpWrap(info) {
     guard(info.Env(), [&] { build(opts(info, "Network")); });
@@ -367,7 +391,9 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
 
   void add_op(const std::string& kind, const Opts& o) {
     if (kind == "conv") {
-      net_->add_conv(o.i("input"), o.i("output"), make_conv(o));
+      net_->add_conv(o.i("input"), o.i("output"), make_conv(o), o.i("mask", -1), o.i("maskDilate", 1));
+    } else if (kind == "gate") {
+      net_->add_gate(o.i("input"), o.i("output"), make_gate(o));
     } else if (kind == "add") {
       const auto in = o.ints("inputs", 2, 0);
       if (!o.has("inputs")) fail(o.name("inputs") + " is required");
@@ -383,7 +409,7 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
     } else if (kind == "fc") {
       net_->add_fc(o.i("input"), o.i("output"), make_fc(o));
     } else {
-      fail("unknown op '" + kind + "' (conv, add, maxpool, avgpool, pad, mean, fc)");
+      fail("unknown op '" + kind + "' (conv, add, maxpool, avgpool, pad, mean, fc, gate)");
     }
   }
 
@@ -412,6 +438,24 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
       return copy(info.Env(), output_);
     });
   }
+  // runFloat(input, scale, zeroPoint, threads?): input is a float NCHW image, quantized here as the
+  // model's input QuantizeLinear does.
+  Napi::Value RunFloat(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      if (info.Length() < 3) fail("Network.runFloat: expected (input, scale, zeroPoint)");
+      const auto in = typed<float>(info[0], napi_float32_array, "Float32Array", "Network.runFloat input");
+      const fg::Shape s = net_->shape(net_->input_id());
+      if (in.ElementLength() != s.size())
+        fail("Network.runFloat: input has " + std::to_string(in.ElementLength()) + " values, expected " +
+             std::to_string(s.size()));
+      image_.resize(s.size());
+      fg::quantize_nchw(in.Data(), s, to_float(info[1], "Network.runFloat scale"),
+                        to_int(info[2], "Network.runFloat zeroPoint"), image_.data());
+      const int t = threads_arg(info, 3, "Network.runFloat");
+      net_->run(image_.data(), t > 0 ? t : threads_);
+      return copy(info.Env(), output_);
+    });
+  }
   // tensor(id): copy of any tensor from the last run (for layer-by-layer debugging)
   Napi::Value Tensor(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&] {
@@ -426,8 +470,15 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
     });
   }
   Napi::Value NumOps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(net_->num_ops())); }
+  Napi::Value LastRunMacs(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(net_->last_run_macs()));
+  }
+  Napi::Value DenseMacs(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(net_->dense_macs()));
+  }
 
   std::unique_ptr<fg::Network> net_;
+  std::vector<uint8_t> image_;
   int output_ = 0, threads_ = 0;
 };
 

@@ -8,7 +8,7 @@ kernels_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cxx="$1" exe="$2" main="$3" arch="$4"
 shift 4
 flags=(-std=c++17 -O3 -ffp-contract=off -Wall -Wextra -I"${kernels_dir}/include" -I"${kernels_dir}/src")
-core=(src/common/conv.cc src/common/dispatch.cc src/common/network.cc src/common/ops.cc
+core=(src/common/conv.cc src/common/dispatch.cc src/common/gate.cc src/common/network.cc src/common/ops.cc
   src/common/thread_pool.cc src/ref/ref.cc)
 case "${arch}" in
   # GCC 12's own avx512fintrin.h trips -Wmaybe-uninitialized (_mm512_undefined_*).

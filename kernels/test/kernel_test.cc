@@ -179,6 +179,48 @@ void test_pools(Isa isa, int iter) {
   same("mean", ctx, with_isa(Isa::Scalar, meanf), with_isa(isa, meanf));
 }
 
+void test_gate(Isa isa, int iter) {
+  GateDesc d;
+  d.kh = d.kw = pick({1, 3});
+  d.cin = pick({1, 3, 5, 16, 32, 33, 64});
+  d.stride_h = d.stride_w = rand_int(1, 2);
+  d.pad_top = d.pad_left = d.pad_bottom = d.pad_right = rand_int(0, d.kh - 1);
+  const int mode = rand_int(0, 2);
+  d.zp_in = mode == 1 ? pick({0, 255}) : rand_int(0, 255);
+  d.zp_logit = rand_int(0, 255);
+  d.bias = rand_int(-3000, 3000);
+  d.mult = 1.f / (d.kh * d.kw * d.cin * 64.f) * std::exp2(static_cast<float>(rand_int(-20, 20)) / 10.f);
+  d.scale_logit = 0.05f * std::exp2(static_cast<float>(rand_int(-10, 10)) / 10.f);
+  d.tile = rand_int(1, 4);
+  const Shape s{rand_int(d.kh, d.kh + 20), rand_int(d.kw, d.kw + 20), d.cin};
+  const int gh = (s.h + 2 * d.pad_top - d.kh) / d.stride_h + 1, gw = (s.w + 2 * d.pad_left - d.kw) / d.stride_w + 1;
+  d.out_h = rand_int(std::max(1, gh - 1), gh), d.out_w = rand_int(std::max(1, gw - 1), gw);
+  d.requantize = rand_int(0, 1) == 1;
+  d.scale_decision = d.scale_logit * std::exp2(static_cast<float>(rand_int(0, 20)) / 10.f);
+  d.zp_decision = rand_int(0, 255);
+  d.threshold = static_cast<float>(rand_int(-2, 2)) * d.scale_logit;
+  const auto w = rand_w(static_cast<size_t>(d.kh) * d.kw * d.cin, mode);
+  const auto in = rand_u8(s.size(), mode);
+  const Gate gate(d, w.data());
+  const auto run = [&](int threads) {
+    std::vector<uint8_t> mask(static_cast<size_t>(d.out_h) * d.out_w, 7);
+    gate.run(in.data(), s, mask.data(), threads);
+    return mask;
+  };
+  const auto want = with_isa(Isa::Scalar, [&] { return run(1); });
+  char ctx[200];
+  std::snprintf(ctx, sizeof ctx, "iter %d %dx%dx%d k%d s%d pad %d tile %d out %dx%d requant %d mode %d", iter, s.h,
+                s.w, d.cin, d.kh, d.stride_h, d.pad_top, d.tile, d.out_h, d.out_w, d.requantize, mode);
+  for (uint8_t m : want)
+    if (m > 1) {
+      std::printf("MISMATCH gate [%s]: mask value %d is neither 0 nor 1\n", ctx, m);
+      ++failures;
+      return;
+    }
+  same("gate 1 thread", ctx, want, with_isa(isa, [&] { return run(1); }));
+  same("gate 2 threads", ctx, want, with_isa(isa, [&] { return run(2); }));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -198,6 +240,7 @@ int main(int argc, char** argv) {
       test_conv(isa, i);
       if (i % 4 == 0) test_add(isa, i);
       if (i % 2 == 0) test_pools(isa, i);
+      if (i % 2 == 1) test_gate(isa, i);
     }
     std::printf("kernel_test: %s %s\n", isa_name(isa), failures ? "FAILED" : "ok");
   }

@@ -95,6 +95,37 @@ export interface FcOptions {
   zpIn: number;
 }
 
+/**
+ * A ReLU-zero gate (docs/relu-zero.md): uint8 [outH, outW, 1], 1 where the gated conv is computed.
+ * The one-channel predictor conv is requantized to (scaleLogit, zpLogit), dequantized, averaged over
+ * tile x tile blocks, optionally requantized to `decision`, and compared with `threshold`.
+ */
+export interface GateOptions {
+  /** int8 in [-127, 127], layout [kh][kw][cin] (the single output channel). */
+  weights: Int8Array;
+  /** int32 at the accumulator scale s_in * s_w. */
+  bias: number;
+  /** s_in * s_w / scaleLogit, as float32. */
+  mult: number;
+  cin: number;
+  kh: number;
+  kw: number;
+  stride?: Size2;
+  pads?: Pads4;
+  zpIn: number;
+  scaleLogit: number;
+  zpLogit: number;
+  /** Logits are averaged over tile x tile blocks (1: per pixel). */
+  tile: number;
+  /** The gated conv's output size (the tiles are cropped to it). */
+  outH: number;
+  outW: number;
+  /** The decision tensor's parameters, when the graph quantizes it. */
+  decision?: { scale: number; zeroPoint: number };
+  /** Open where the decision value is above it. */
+  threshold: number;
+}
+
 export interface ConvOp {
   outShape(h: number, w: number, c: number): Shape3;
   /**
@@ -127,7 +158,10 @@ export interface FcOp {
 }
 
 export type PlanOp =
-  | ({ op: 'conv'; input: number; output: number } & ConvOptions)
+  /** mask: a gate's output; the conv is computed only where it is non-zero after a maskDilate x
+   * maskDilate max (odd, default 1). */
+  | ({ op: 'conv'; input: number; output: number; mask?: number; maskDilate?: number } & ConvOptions)
+  | ({ op: 'gate'; input: number; output: number } & GateOptions)
   | ({ op: 'add'; inputs: [number, number]; output: number } & AddOptions)
   | ({ op: 'maxpool'; input: number; output: number } & PoolOptions)
   | ({ op: 'avgpool'; input: number; output: number } & AvgPoolOptions)
@@ -151,9 +185,20 @@ export interface NetworkOp {
   readonly numOps: number;
   /** Output tensor: Float32Array when produced by fc, else Uint8Array. */
   run(input: Uint8Array, threads?: number): Uint8Array | Float32Array;
+  /** run() on a float NCHW image, quantized natively as QuantizeLinear(scale, zeroPoint) would. */
+  runFloat(
+    input: Float32Array,
+    scale: number,
+    zeroPoint: number,
+    threads?: number,
+  ): Uint8Array | Float32Array;
   /** Copy of any tensor from the last run, for layer-by-layer comparisons. */
   tensor(id: number): Uint8Array | Float32Array;
   shape(id: number): Shape3;
+  /** Multiply-accumulates the last run executed: convs at their open pixels, predictors, fc. */
+  readonly lastRunMacs: number;
+  /** The same with every conv computed densely (predictors excluded). */
+  readonly denseMacs: number;
 }
 
 export interface KernelsBinding {

@@ -2,7 +2,7 @@
 // Network plan (batch 1, NHWC), run once per batch item.
 import type { EngineKind } from '../models/registry.ts';
 import { type KernelsBinding, loadKernels, type NetworkOp } from './kernels-addon.ts';
-import { type LoweredModel, lowerQdqModel, quantizeInput } from './lower.ts';
+import { type LoweredModel, lowerQdqModel } from './lower.ts';
 import { OrtEngine } from './ort.ts';
 import type { InferenceEngine, TensorIn } from './types.ts';
 
@@ -10,8 +10,6 @@ export class KernelsEngine implements InferenceEngine {
   readonly name = 'kernels';
   readonly model: LoweredModel;
   private network: NetworkOp | null;
-  /** The quantized NHWC image of the batch item being run. */
-  private readonly image: Uint8Array;
 
   /** Throws (LoweringError) when the model is not an int8 QDQ model the kernels can run. */
   constructor(
@@ -22,8 +20,6 @@ export class KernelsEngine implements InferenceEngine {
   ) {
     this.model = lowerQdqModel(onnx);
     this.network = new binding.Network({ ...this.model.plan, threads });
-    const { channels, height, width } = this.model.input;
-    this.image = new Uint8Array(channels * height * width);
   }
 
   get inputNames(): readonly string[] {
@@ -60,9 +56,10 @@ export class KernelsEngine implements InferenceEngine {
       );
     const size = this.model.output.size;
     const out = new Float32Array(n * size);
+    const { scale, zeroPoint } = this.model.input;
     for (let b = 0; b < n; b++) {
-      quantizeInput(this.model.input, t.data, b * itemSize, this.image);
-      out.set(this.network.run(this.image, this.threads), b * size);
+      const item = t.data.subarray(b * itemSize, (b + 1) * itemSize);
+      out.set(this.network.runFloat(item, scale, zeroPoint, this.threads), b * size);
     }
     return { [this.model.output.name]: { data: out, dims: [n, size] } };
   }

@@ -1,8 +1,11 @@
 // Lowers an int8 QDQ model (as runtime/models/quantize/qdq.ts writes it) into the native kernels'
 // Network plan: each QuantizeLinear closes one integer op, whose input and output parameters come from
 // the DequantizeLinear / QuantizeLinear pairs around it. Anything outside the patterns below throws a
-// LoweringError naming the node, and the caller keeps ONNX Runtime for that model.
-import type { Attribute, GraphNode, Tensor } from '../models/onnx/graph.ts';
+// LoweringError naming the node, and the caller keeps ONNX Runtime for that model. A ReLU-zero gate
+// (docs/relu-zero.md) is lowered as a whole: its predictor and decision become gate and gateMask ops,
+// and the gated conv is computed only where the mask is open.
+import { findGates, type GateSite } from '../models/gated/pattern.ts';
+import type { Attribute, Graph, GraphNode, Tensor } from '../models/onnx/graph.ts';
 import { type OnnxModel, readOnnx } from '../models/onnx/reader.ts';
 import type { NetworkPlan, Pads4, PlanOp, Shape3 } from './kernels-addon.ts';
 
@@ -19,13 +22,16 @@ export class LoweringError extends Error {
 
 export interface LoweredModel {
   plan: NetworkPlan;
-  /** The float NCHW input the engine quantizes (with these parameters) into the plan's NHWC input. */
+  /** The float NCHW input Network.runFloat quantizes (with these parameters) into the plan's NHWC input. */
   input: { name: string; channels: number; height: number; width: number; scale: number; zeroPoint: number };
   /** The float output (produced by the plan's fc). */
   output: { name: string; size: number };
   /** The ONNX tensor each plan tensor holds (a QuantizeLinear output; the Gemm output for the fc), so
    * Network.tensor(id) can be compared layer by layer with ONNX Runtime. */
   tensorNames: string[];
+  /** Each ReLU-zero gate: its conv, its decision tensor in the ONNX graph (the Greater output), the
+   * plan tensor holding its mask, and the dilation the conv applies to that mask. */
+  gates: { conv: string; open: string; mask: number; dilate: number }[];
   /** Conv multiply-accumulates of one dense pass, padded taps included (docs/kernels.md's count; the
    * fc adds 0.01%). */
   macs: number;
@@ -64,25 +70,6 @@ export function quantizeU8(x: number, scale: number, zp: number): number {
   return Math.max(0, Math.min(255, r));
 }
 
-/** One NCHW float item at `offset` -> the plan's NHWC uint8 input, as the model's input QuantizeLinear. */
-export function quantizeInput(
-  input: LoweredModel['input'],
-  data: Float32Array,
-  offset = 0,
-  out: Uint8Array = new Uint8Array(input.channels * input.height * input.width),
-): Uint8Array {
-  const { channels: c, height: h, width: w, scale, zeroPoint } = input;
-  // A clamped store saturates and rounds half to even, so it equals quantizeU8 (zeroPoint is an
-  // integer, so adding it before rounding changes nothing) at a fraction of the cost.
-  const clamped = new Uint8ClampedArray(out.buffer, out.byteOffset, out.length);
-  const plane = h * w;
-  for (let ch = 0; ch < c; ch++) {
-    const src = offset + ch * plane;
-    for (let p = 0; p < plane; p++) clamped[p * c + ch] = Math.fround(data[src + p] / scale) + zeroPoint;
-  }
-  return out;
-}
-
 export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
   const { graph } = model instanceof Uint8Array ? readOnnx(model) : model;
   const consumers = graph.consumers();
@@ -100,6 +87,12 @@ export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
   const pending = new Map<string, Pending>();
   let fc: { name: string; size: number; id: number } | undefined;
   const tensorNames: string[] = [];
+
+  const gates = gateSubgraphs(graph);
+  /** Plan ops of each predictor, and the mask tensor of each gate decision (Greater output). */
+  const gateOps = new Map<GraphNode, PlanOp>();
+  const masks = new Map<string, { id: number; dilate: number; gate: PlanOp }>();
+  const gateList: LoweredModel['gates'] = [];
 
   if (graph.inputs.length !== 1)
     throw new LoweringError('graph', `${graph.inputs.length} inputs, expected 1`);
@@ -152,6 +145,12 @@ export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
 
   for (const node of graph.nodes) {
     if (node.domain) throw new LoweringError(node, `operator domain "${node.domain}" is not supported`);
+    const gate = gates.nodes.get(node);
+    if (gate) {
+      // The gate's nodes are computed by its two ops, emitted once its decision is reached.
+      if (node === gate.open) masks.set(node.outputs[0], lowerGate(gate));
+      continue;
+    }
     const out = node.outputs[0];
     switch (node.op) {
       case 'QuantizeLinear': {
@@ -303,6 +302,35 @@ export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
         );
         break;
       }
+      case 'Where': {
+        const mask = masks.get(node.inputs[0]);
+        const x = activation(node, 1);
+        const conv = producedBy.get(x.id);
+        const dqNode = producers.get(node.inputs[1]);
+        if (!mask || !gates.sites.has(node))
+          throw new LoweringError(node, 'only a ReLU-zero gate, Where(open, x, 0), is supported');
+        // The conv skips closed pixels, which is only sound when nothing else reads its output.
+        if (
+          conv?.op !== 'conv' ||
+          users(node.inputs[1]).length !== 1 ||
+          !dqNode ||
+          users(dqNode.inputs[0]).length !== 1
+        )
+          throw new LoweringError(node, 'a gate must alone consume a Conv output (or its fused ReLU)');
+        pending.set(out, (params) => {
+          sameParams(node, x, params, 'a gate');
+          const site = gates.sites.get(node) as GateSite;
+          gateList.push({ conv: site.conv.name, open: node.inputs[0], mask: mask.id, dilate: mask.dilate });
+          conv.mask = mask.id;
+          if (mask.dilate > 1) conv.maskDilate = mask.dilate;
+          // The gate reads only the site input, which exists before the conv: run it just before.
+          const at = ops.indexOf(mask.gate);
+          const before = ops.indexOf(conv);
+          if (at > before) ops.splice(before, 0, ...ops.splice(at, 1));
+          return x;
+        });
+        break;
+      }
       case 'Gemm':
         if (fc) throw new LoweringError(node, 'only one Gemm, producing the graph output, is supported');
         fc = lowerGemm(node, activation(node, 0), constant(node, 1, 'B'));
@@ -342,6 +370,7 @@ export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
     },
     output: { name: fc.name, size: fc.size },
     tensorNames,
+    gates: gateList,
     macs,
   };
 
@@ -359,13 +388,7 @@ export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
       throw new LoweringError(node, 'kernel_shape does not match the weights');
     const { stride, pads } = windowAttrs(node);
     const scales = channelScales(node, w, cout, 0);
-    const ohwi = new Int8Array(cout * kh * kw * cin);
-    const oihw = w.values.data as Int8Array;
-    for (let co = 0; co < cout; co++)
-      for (let ci = 0; ci < cin; ci++)
-        for (let ky = 0; ky < kh; ky++)
-          for (let kx = 0; kx < kw; kx++)
-            ohwi[((co * kh + ky) * kw + kx) * cin + ci] = oihw[((co * cin + ci) * kh + ky) * kw + kx];
+    const ohwi = ohwiOf(w.values.data as Int8Array, cout, cin, kh, kw);
     const bias = node.inputs[2]
       ? convBias(node, constant(node, 2, 'bias'), x.scale, scales)
       : new Int32Array(cout);
@@ -398,6 +421,91 @@ export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
         shape,
         params,
       );
+  }
+
+  /** A gate decision's mask: the site's gate op (one per predictor) and, for a block's conv1, the
+   * dilation the conv applies to it. */
+  function lowerGate(site: GateSite): { id: number; dilate: number; gate: PlanOp } {
+    const { predictor, tiles, slice, dilate, open } = site;
+    const threshold = scalar(open, open.inputs[1], 'float32');
+    let gate = gateOps.get(predictor);
+    if (!gate) {
+      const x = activation(predictor, 0);
+      const w = constant(predictor, 1, 'weights');
+      const [cout, cin, kh, kw] = w.values.dims;
+      if (w.values.type !== 'int8' || cout !== 1 || cin !== x.shape[2])
+        throw new LoweringError(predictor, `weights must be int8 [1, ${x.shape[2]}, kh, kw]`);
+      const logitsQ = quantizerOf(predictor.outputs[0]);
+      if (!logitsQ) throw new LoweringError(predictor, 'the predictor output must be quantized');
+      const logits = qparams(logitsQ);
+      const { stride, pads } = windowAttrs(predictor);
+      const [sw] = channelScales(predictor, w, 1, 0);
+      const bias = predictor.inputs[2]
+        ? convBias(predictor, constant(predictor, 2, 'bias'), x.scale, Float32Array.of(sw))[0]
+        : 0;
+      let tile = 1;
+      if (tiles) {
+        const k = intsAttr(tiles, 'kernel_shape') ?? [];
+        const st = intsAttr(tiles, 'strides') ?? [];
+        tile = k[0];
+        if (k.length !== 2 || k[1] !== tile || st[0] !== tile || st[1] !== tile)
+          throw new LoweringError(tiles, 'tiles must be square, with the stride equal to the size');
+      }
+      const [outH, outW] = slice
+        ? sliceEnds(slice)
+        : [
+            windowOut(predictor, x.shape[0], kh, stride[0], pads[0] + pads[2]),
+            windowOut(predictor, x.shape[1], kw, stride[1], pads[1] + pads[3]),
+          ];
+      // The graph requantizes the cropped tile logits when a dilation max-pool reads them too.
+      const decisionQ = slice ? quantizerOf(slice.outputs[0]) : undefined;
+      const decision = decisionQ ? qparams(decisionQ) : undefined;
+      gate = {
+        op: 'gate',
+        input: x.id,
+        output: -1,
+        // One output channel: OIHW -> [kh][kw][cin].
+        weights: ohwiOf(w.values.data as Int8Array, 1, cin, kh, kw),
+        bias,
+        mult: f32(f32(x.scale * sw) / logits.scale),
+        cin,
+        kh,
+        kw,
+        stride,
+        pads,
+        zpIn: x.zp,
+        scaleLogit: logits.scale,
+        zpLogit: logits.zp,
+        tile,
+        outH,
+        outW,
+        ...(decision ? { decision: { scale: decision.scale, zeroPoint: decision.zp } } : {}),
+        threshold,
+      };
+      push(gate);
+      gateOps.set(predictor, gate);
+    } else if (gate.op !== 'gate' || gate.threshold !== threshold) {
+      throw new LoweringError(open, 'the decisions of one predictor must share its threshold');
+    }
+    if (!dilate) return { id: gate.output, dilate: 1, gate };
+    const k = intsAttr(dilate, 'kernel_shape') ?? [];
+    const { stride, pads } = windowAttrs(dilate);
+    if (k[0] !== k[1] || stride[0] !== 1 || stride[1] !== 1 || pads.some((p) => p !== (k[0] - 1) / 2))
+      throw new LoweringError(dilate, 'the dilation must be a centred square max with stride 1');
+    return { id: gate.output, dilate: k[0], gate };
+  }
+
+  function quantizerOf(t: string): GraphNode | undefined {
+    return users(t).find((n) => n.op === 'QuantizeLinear');
+  }
+
+  function sliceEnds(slice: GraphNode): [number, number] {
+    const ends = graph.initializers.get(slice.inputs[2]);
+    const axes = graph.initializers.get(slice.inputs[3]);
+    if (ends?.type !== 'int64' || axes?.type !== 'int64' || Array.from(axes.data, Number).join() !== '2,3')
+      throw new LoweringError(slice, 'the crop must be an int64 Slice over axes [2, 3]');
+    const [h, w] = Array.from(ends.data as BigInt64Array, Number);
+    return [h, w];
   }
 
   function lowerPad(node: GraphNode, x: QTensor): Pending {
@@ -472,6 +580,39 @@ export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
     tensorNames[id] = node.outputs[0];
     return { name: node.outputs[0], size: cout, id };
   }
+}
+
+/** ONNX's OIHW weights in the kernels' OHWI layout. */
+function ohwiOf(oihw: Int8Array, cout: number, cin: number, kh: number, kw: number): Int8Array {
+  const ohwi = new Int8Array(cout * kh * kw * cin);
+  for (let co = 0; co < cout; co++)
+    for (let ci = 0; ci < cin; ci++)
+      for (let ky = 0; ky < kh; ky++)
+        for (let kx = 0; kx < kw; kx++)
+          ohwi[((co * kh + ky) * kw + kx) * cin + ci] = oihw[((co * cin + ci) * kh + ky) * kw + kx];
+  return ohwi;
+}
+
+/** Every gate's nodes (predictor to decision, with their Q/DQ; not the predictor's weight constants or
+ * its input), mapped to their gate, and the gates by their Where nodes. */
+function gateSubgraphs(graph: Graph): { nodes: Map<GraphNode, GateSite>; sites: Map<GraphNode, GateSite> } {
+  const producers = graph.producers();
+  const nodes = new Map<GraphNode, GateSite>();
+  const sites = findGates(graph);
+  for (const site of sites) {
+    const stack = [site.open];
+    while (stack.length > 0) {
+      const n = stack.pop() as GraphNode;
+      if (nodes.get(n) === site) continue;
+      nodes.set(n, site);
+      for (const t of n.inputs) {
+        const p = producers.get(t);
+        const isConstant = p?.op === 'DequantizeLinear' && graph.initializers.has(p.inputs[0]);
+        if (p && t !== site.predictor.inputs[0] && !isConstant) stack.push(p);
+      }
+    }
+  }
+  return { nodes, sites: new Map(sites.map((s) => [s.where, s])) };
 }
 
 /** Per output channel weight scales; zero points must be 0 and values in the kernels' [-127, 127]. */

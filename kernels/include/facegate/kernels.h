@@ -102,6 +102,10 @@ struct PadDesc {
 Shape pad_out_shape(const PadDesc& d, Shape in);
 void pad(const PadDesc& d, const uint8_t* in, Shape in_shape, uint8_t* out);
 
+// ONNX QuantizeLinear of a float NCHW image (batch 1) into NHWC uint8:
+// y = sat(nearbyint(x / scale) + zp), x / scale in float32, ties to even.
+void quantize_nchw(const float* in, Shape shape, float scale, int zp, uint8_t* out);
+
 // Global average over H and W, same rounding as avgpool; output shape 1x1xC.
 struct MeanDesc {
   int zp_in = 0, zp_out = 0;
@@ -123,13 +127,55 @@ class Fc {
   std::vector<float> scale_, bias_;
 };
 
+// A ReLU-zero gate (docs/relu-zero.md): which output pixels of the gated conv to compute. As the ONNX
+// pattern computes it: a one-output-channel predictor conv over the conv's input, requantized like any
+// conv output (QLinearConv, zero point zp_logit); dequantized and averaged over tile x tile blocks (ceil
+// mode: a partial edge tile averages its in-bounds pixels); each tile's value spread over its pixels,
+// cropped to out_h x out_w; optionally requantized to the decision tensor's parameters; open where the
+// value exceeds `threshold`. Output: uint8 [out_h, out_w, 1], 1 = compute, 0 = the output is real 0.
+struct GateDesc {
+  int cin = 0, kh = 1, kw = 1;
+  int stride_h = 1, stride_w = 1;
+  int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  int zp_in = 0;
+  int32_t bias = 0;  // at the accumulator scale s_in * s_w
+  float mult = 1.f;  // s_in * s_w / scale_logit
+  float scale_logit = 1.f;
+  int zp_logit = 0;
+  int tile = 1;
+  int out_h = 0, out_w = 0;
+  bool requantize = false;
+  float scale_decision = 1.f;
+  int zp_decision = 0;
+  float threshold = 0.f;
+};
+
+class Gate {
+ public:
+  // weights: [kh][kw][cin] int8 in [-127, 127].
+  Gate(const GateDesc& desc, const int8_t* weights);
+  const GateDesc& desc() const { return d_; }
+  Shape out_shape(Shape in) const;  // {out_h, out_w, 1}; throws std::invalid_argument
+  // Multiply-accumulates of one run (every predictor pixel, padded taps included).
+  uint64_t macs(Shape in) const;
+  void run(const uint8_t* in, Shape in_shape, uint8_t* mask, int threads = 0) const;
+
+ private:
+  GateDesc d_;
+  std::vector<int16_t> w_;
+};
+
 // A whole forward pass in C++. Tensors are numbered 0..n-1 and each is produced exactly once;
 // ops are given in execution order and shapes are inferred (and checked) as ops are added.
 class Network {
  public:
   Network(int num_tensors, int input_id, Shape input_shape);
   ~Network();
-  void add_conv(int in, int out, std::shared_ptr<const Conv> conv);
+  // mask: a gate's output of the conv's output size; the conv is computed only where it is non-zero
+  // (and not at all when it is all 0), widened first by a mask_dilate x mask_dilate max (odd, centred:
+  // a block's conv1 is needed wherever its conv2's window reads). mask -1: dense.
+  void add_conv(int in, int out, std::shared_ptr<const Conv> conv, int mask = -1, int mask_dilate = 1);
+  void add_gate(int in, int out, std::shared_ptr<const Gate> gate);
   void add_add(int a, int b, int out, const AddDesc& d);
   void add_maxpool(int in, int out, const PoolDesc& d);
   void add_avgpool(int in, int out, const AvgPoolDesc& d);
@@ -145,6 +191,10 @@ class Network {
   size_t num_ops() const;
   // Runs every op; tensor buffers stay valid until the next run.
   void run(const uint8_t* input, int threads = 0);
+  // Multiply-accumulates the last run executed (convs at their active pixels, gate predictors, fc),
+  // and what every conv computed densely would have cost.
+  uint64_t last_run_macs() const;
+  uint64_t dense_macs() const;
   const uint8_t* u8(int id) const;
   const float* f32(int id) const;
 

@@ -43,7 +43,7 @@ struct NeonKernel {
 }  // namespace
 
 extern const IsaKernels kNeonKernels = {
-    Isa::Neon, NeonKernel::MR, NeonKernel::NB, 16, 4, 1, 128, prepare, conv_tasks<NeonKernel>, add,
+    Isa::Neon, NeonKernel::MR, NeonKernel::NB, 16, 4, 1, 128, prepare, conv_tasks<NeonKernel>, add, gate_row,
 };
 
 }  // namespace facegate::detail

@@ -57,5 +57,21 @@ void add(const AddDesc& d, const uint8_t* a, const uint8_t* b, uint8_t* out, siz
   for (; i < n; ++i) out[i] = add_value(d, a[i], b[i]);
 }
 
+void gate_row(const int16_t* const* rows, int kh, const int16_t* w, int run, int step, int n, int32_t* out) {
+  for (int i = 0; i < n; ++i) {
+    int32x4_t acc = vdupq_n_s32(0);
+    const int16_t* wk = w;
+    for (int ky = 0; ky < kh; ++ky, wk += run) {
+      const int16_t* x = rows[ky] + static_cast<size_t>(i) * step;
+      for (int k = 0; k < run; k += 8) {
+        const int16x8_t a = vld1q_s16(x + k), b = vld1q_s16(wk + k);
+        acc = vmlal_s16(acc, vget_low_s16(a), vget_low_s16(b));
+        acc = vmlal_high_s16(acc, a, b);
+      }
+    }
+    out[i] = vaddvq_s32(acc);
+  }
+}
+
 }  // namespace
 }  // namespace facegate::detail

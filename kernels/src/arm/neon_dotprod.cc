@@ -45,7 +45,7 @@ struct DotKernel {
 }  // namespace
 
 extern const IsaKernels kNeonDotKernels = {
-    Isa::NeonDot, DotKernel::MR, DotKernel::NB, 4, 16, 1, 128, prepare, conv_tasks<DotKernel>, add,
+    Isa::NeonDot, DotKernel::MR, DotKernel::NB, 4, 16, 1, 128, prepare, conv_tasks<DotKernel>, add, gate_row,
 };
 
 }  // namespace facegate::detail

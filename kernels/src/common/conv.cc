@@ -135,6 +135,11 @@ void Conv::run(const uint8_t* in, Shape s, uint8_t* out, const ConvActive& activ
       fail("conv: active channel block " + std::to_string(active.channel_blocks[i]) + " outside [0, " +
            std::to_string(blocks) + ")");
 
+  // A gate closed everywhere (a block the network learned to drop): nothing to compute or prepare.
+  if (active.num_rows == 0 || active.num_channel_blocks == 0) {
+    std::memset(out, d.zp_out, o.size());
+    return;
+  }
   const detail::IsaKernels* k = detail::kernels_for(active_isa());
   if (!k) {
     ref::conv(d, impl_->weights.data(), impl_->bias.data(), impl_->mult.data(), in, s, out, active);

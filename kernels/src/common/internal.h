@@ -11,6 +11,9 @@
 namespace facegate::detail {
 
 constexpr int kMaxKernel = 16;  // largest kh/kw; bounds the per-tile row-pointer array
+// Gate predictor rows are zero-padded to a multiple of this many int16 (one ymm), so a 3-channel
+// stem row of 9 values is one vector step; the image has that much slack at its end.
+constexpr int kGateRun = 16;
 
 // Internal linkage: ISA TUs inline these with their own -m flags, and a shared weak copy could
 // hand AVX2 code to a baseline caller.
@@ -19,12 +22,17 @@ namespace {
 // The requantization every path must reproduce bit for bit (MLAS order: float(acc) * m, clamp,
 // round-to-nearest-even, + zp). Clamping before rounding equals rounding then saturating because
 // the bounds are integers; it also keeps the float->int conversion in range.
+// Round half to even, as std::nearbyint in the default rounding mode, for |v| < 2^22: adding and
+// subtracting 1.5 * 2^23 leaves v rounded to an integer (IEEE arithmetic: never built with
+// -ffast-math, which could fold it away). Without SSE4.1 (the x86-64 baseline) std::nearbyint is a
+// library call per value.
+inline float round_even(float v) { return (v + 12582912.f) - 12582912.f; }
 inline float clamp_lo(int zp, bool relu) { return relu ? 0.f : static_cast<float>(-zp); }
 inline float clamp_hi(int zp) { return static_cast<float>(255 - zp); }
 inline uint8_t requantize(int32_t acc, float mult, int zp, float lo, float hi) {
   float v = static_cast<float>(acc) * mult;
   v = v < lo ? lo : (v > hi ? hi : v);
-  return static_cast<uint8_t>(static_cast<int>(std::nearbyint(v)) + zp);
+  return static_cast<uint8_t>(static_cast<int>(round_even(v)) + zp);
 }
 inline uint8_t add_value(const AddDesc& d, uint8_t a, uint8_t b) {
   const float va = d.mult_a * static_cast<float>(a - d.zp_a);
@@ -32,7 +40,7 @@ inline uint8_t add_value(const AddDesc& d, uint8_t a, uint8_t b) {
   float v = va + vb;
   const float lo = clamp_lo(d.zp_out, d.relu), hi = clamp_hi(d.zp_out);
   v = v < lo ? lo : (v > hi ? hi : v);
-  return static_cast<uint8_t>(static_cast<int>(std::nearbyint(v)) + d.zp_out);
+  return static_cast<uint8_t>(static_cast<int>(round_even(v)) + d.zp_out);
 }
 
 }  // namespace
@@ -75,10 +83,14 @@ struct IsaKernels {
                   int y1, void* image);
   void (*conv_tasks)(const ConvJob& job, int begin, int end);
   void (*add)(const AddDesc& d, const uint8_t* a, const uint8_t* b, uint8_t* out, size_t n);
+  // A gate predictor's one output channel along an output row: for pixel i < n, out[i] = sum over
+  // ky < kh and k < run of rows[ky][i * step + k] * w[ky * run + k]; run is a multiple of kGateRun.
+  void (*gate_row)(const int16_t* const* rows, int kh, const int16_t* w, int run, int step, int n, int32_t* out);
 };
 
 // AVX2 pieces the x86 VNNI paths reuse (every VNNI CPU has AVX2).
 void avx2_add(const AddDesc& d, const uint8_t* a, const uint8_t* b, uint8_t* out, size_t n);
+void avx2_gate_row(const int16_t* const* rows, int kh, const int16_t* w, int run, int step, int n, int32_t* out);
 void prepare_u8(const uint8_t* in, Shape s, int pad_top, int pad_left, int img_w, int zp, int y0, int y1,
                 void* image);
 

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -10,19 +11,49 @@ using detail::fail;
 
 namespace {
 
-enum class Kind { Conv, Add, MaxPool, AvgPool, Pad, Mean, Fc };
+enum class Kind { Conv, Add, MaxPool, AvgPool, Pad, Mean, Fc, Gate };
 
 struct Op {
+  Op(Kind k, int a_, int b_, int out_) : kind(k), a(a_), b(b_), out(out_) {}
   Kind kind;
   int a, b, out;
-  std::shared_ptr<const Conv> conv;
-  std::shared_ptr<const Fc> fc;
-  AddDesc add;
-  PoolDesc pool;
-  AvgPoolDesc avg;
-  PadDesc pad;
-  MeanDesc mean;
+  std::shared_ptr<const Conv> conv = nullptr;
+  std::shared_ptr<const Fc> fc = nullptr;
+  AddDesc add = {};
+  PoolDesc pool = {};
+  AvgPoolDesc avg = {};
+  PadDesc pad = {};
+  MeanDesc mean = {};
+  std::shared_ptr<const Gate> gate = nullptr;
+  int mask_id = -1;               // conv: the gate mask tensor, or -1 (dense)
+  int mask_dilate = 1;
+  uint64_t macs_per_pixel = 0;    // conv: per output pixel; gate: per run
+  std::vector<int32_t> rows = {};  // conv: this run's active output pixels (scratch)
+  std::vector<uint8_t> wide = {};  // conv: the mask widened along rows (scratch)
 };
+
+// Output pixels where the mask, widened by a k x k max (k odd, centred), is non-zero: separably, rows
+// then columns.
+void active_rows(const uint8_t* mask, Shape s, int k, std::vector<uint8_t>& wide, std::vector<int32_t>& rows) {
+  rows.clear();
+  const int r = k / 2;
+  if (r == 0) {
+    for (int p = 0; p < s.h * s.w; ++p)
+      if (mask[p]) rows.push_back(p);
+    return;
+  }
+  wide.assign(static_cast<size_t>(s.h) * s.w, 0);
+  for (int y = 0; y < s.h; ++y)
+    for (int x = 0; x < s.w; ++x)
+      if (mask[y * s.w + x])
+        for (int xx = std::max(0, x - r); xx <= std::min(s.w - 1, x + r); ++xx) wide[y * s.w + xx] = 1;
+  for (int y = 0; y < s.h; ++y)
+    for (int x = 0; x < s.w; ++x) {
+      bool open = false;
+      for (int yy = std::max(0, y - r); yy <= std::min(s.h - 1, y + r) && !open; ++yy) open = wide[yy * s.w + x];
+      if (open) rows.push_back(y * s.w + x);
+    }
+}
 
 struct Tensor {
   bool defined = false, is_float = false;
@@ -37,6 +68,7 @@ struct Network::Impl {
   std::vector<Tensor> tensors;
   std::vector<Op> ops;
   int input = 0;
+  uint64_t last_macs = 0;
 
   // Errors name tensors; the op is the add_* call that threw (the binding adds its plan index).
   std::string where() const { return "network: "; }
@@ -80,10 +112,36 @@ Network::Network(int num_tensors, int input_id, Shape input_shape) : impl_(std::
 
 Network::~Network() = default;
 
-void Network::add_conv(int in, int out, std::shared_ptr<const Conv> conv) {
+void Network::add_conv(int in, int out, std::shared_ptr<const Conv> conv, int mask, int mask_dilate) {
   if (!conv) fail(impl_->where() + "conv is null");
   const Shape s = conv->out_shape(impl_->source(in).shape);
-  impl_->define(Op{Kind::Conv, in, -1, out, std::move(conv), nullptr, {}, {}, {}, {}, {}}, s);
+  if (mask >= 0) {
+    const Shape m = impl_->source(mask).shape;
+    if (m.h != s.h || m.w != s.w || m.c != 1)
+      fail(impl_->where() + "mask tensor " + std::to_string(mask) + " is " + std::to_string(m.h) + "x" +
+           std::to_string(m.w) + "x" + std::to_string(m.c) + ", the conv output needs " + std::to_string(s.h) +
+           "x" + std::to_string(s.w) + "x1");
+  }
+  if (mask < -1) fail(impl_->where() + "conv mask must be a tensor id or -1");
+  detail::check_range("conv mask dilation", mask_dilate, 1, 15);
+  if (mask_dilate % 2 == 0) fail(impl_->where() + "conv mask dilation must be odd (a centred window)");
+  const ConvDesc& d = conv->desc();
+  Op op(Kind::Conv, in, -1, out);
+  op.macs_per_pixel = static_cast<uint64_t>(d.kh) * d.kw * d.cin * d.cout;
+  op.conv = std::move(conv);
+  op.mask_id = mask;
+  op.mask_dilate = mask_dilate;
+  impl_->define(std::move(op), s);
+}
+
+void Network::add_gate(int in, int out, std::shared_ptr<const Gate> gate) {
+  if (!gate) fail(impl_->where() + "gate is null");
+  const Shape in_shape = impl_->source(in).shape;
+  const Shape s = gate->out_shape(in_shape);
+  Op op(Kind::Gate, in, -1, out);
+  op.macs_per_pixel = gate->macs(in_shape);
+  op.gate = std::move(gate);
+  impl_->define(std::move(op), s);
 }
 
 void Network::add_add(int a, int b, int out, const AddDesc& d) {
@@ -93,29 +151,39 @@ void Network::add_add(int a, int b, int out, const AddDesc& d) {
          "x" + std::to_string(sa.c) + " vs " + std::to_string(sb.h) + "x" + std::to_string(sb.w) + "x" +
          std::to_string(sb.c) + ")");
   detail::check_add(d);
-  impl_->define(Op{Kind::Add, a, b, out, nullptr, nullptr, d, {}, {}, {}, {}}, sa);
+  Op op(Kind::Add, a, b, out);
+  op.add = d;
+  impl_->define(std::move(op), sa);
 }
 
 void Network::add_maxpool(int in, int out, const PoolDesc& d) {
   const Shape s = pool_out_shape(d, impl_->source(in).shape);
-  impl_->define(Op{Kind::MaxPool, in, -1, out, nullptr, nullptr, {}, d, {}, {}, {}}, s);
+  Op op(Kind::MaxPool, in, -1, out);
+  op.pool = d;
+  impl_->define(std::move(op), s);
 }
 
 void Network::add_avgpool(int in, int out, const AvgPoolDesc& d) {
   const Shape s = pool_out_shape(d.pool, impl_->source(in).shape);
   detail::check_requant("avgpool", d.zp_in, d.zp_out, d.mult);
-  impl_->define(Op{Kind::AvgPool, in, -1, out, nullptr, nullptr, {}, {}, d, {}, {}}, s);
+  Op op(Kind::AvgPool, in, -1, out);
+  op.avg = d;
+  impl_->define(std::move(op), s);
 }
 
 void Network::add_pad(int in, int out, const PadDesc& d) {
   const Shape s = pad_out_shape(d, impl_->source(in).shape);
-  impl_->define(Op{Kind::Pad, in, -1, out, nullptr, nullptr, {}, {}, {}, d, {}}, s);
+  Op op(Kind::Pad, in, -1, out);
+  op.pad = d;
+  impl_->define(std::move(op), s);
 }
 
 void Network::add_mean(int in, int out, const MeanDesc& d) {
   const Shape s = impl_->source(in).shape;
   detail::check_requant("mean", d.zp_in, d.zp_out, d.mult);
-  impl_->define(Op{Kind::Mean, in, -1, out, nullptr, nullptr, {}, {}, {}, {}, d}, Shape{1, 1, s.c});
+  Op op(Kind::Mean, in, -1, out);
+  op.mean = d;
+  impl_->define(std::move(op), Shape{1, 1, s.c});
 }
 
 void Network::add_fc(int in, int out, std::shared_ptr<const Fc> fc) {
@@ -124,8 +192,10 @@ void Network::add_fc(int in, int out, std::shared_ptr<const Fc> fc) {
   if (static_cast<long long>(s.size()) != fc->cin())
     fail(impl_->where() + "fc expects " + std::to_string(fc->cin()) + " inputs, tensor has " +
          std::to_string(s.size()));
-  impl_->define(Op{Kind::Fc, in, -1, out, nullptr, std::move(fc), {}, {}, {}, {}, {}}, Shape{1, 1, fc->cout()},
-                true);
+  Op op(Kind::Fc, in, -1, out);
+  const Shape o{1, 1, fc->cout()};
+  op.fc = std::move(fc);
+  impl_->define(std::move(op), o, true);
 }
 
 int Network::num_tensors() const { return static_cast<int>(impl_->tensors.size()); }
@@ -151,12 +221,30 @@ void Network::run(const uint8_t* input, int threads) {
   if (!input) fail("network: null input");
   auto& t = impl_->tensors;
   std::memcpy(t[impl_->input].u8.data(), input, t[impl_->input].u8.size());
-  for (const Op& op : impl_->ops) {
+  uint64_t macs = 0;
+  for (Op& op : impl_->ops) {
     const Tensor& a = t[op.a];
     Tensor& o = t[op.out];
     switch (op.kind) {
-      case Kind::Conv:
-        op.conv->run(a.u8.data(), a.shape, o.u8.data(), {}, threads);
+      case Kind::Conv: {
+        ConvActive active;
+        if (op.mask_id >= 0) {
+          const Tensor& m = t[op.mask_id];
+          active_rows(m.u8.data(), m.shape, op.mask_dilate, op.wide, op.rows);
+          // An all-open mask runs the dense path (no row indirection).
+          if (op.rows.size() < m.u8.size()) {
+            active.rows = op.rows.data();
+            active.num_rows = static_cast<int>(op.rows.size());
+          }
+        }
+        const size_t pixels = static_cast<size_t>(o.shape.h) * o.shape.w;
+        macs += op.macs_per_pixel * (active.num_rows >= 0 ? static_cast<size_t>(active.num_rows) : pixels);
+        op.conv->run(a.u8.data(), a.shape, o.u8.data(), active, threads);
+        break;
+      }
+      case Kind::Gate:
+        macs += op.macs_per_pixel;
+        op.gate->run(a.u8.data(), a.shape, o.u8.data(), threads);
         break;
       case Kind::Add:
         facegate::add(op.add, a.u8.data(), t[op.b].u8.data(), o.u8.data(), o.u8.size(), threads);
@@ -174,10 +262,24 @@ void Network::run(const uint8_t* input, int threads) {
         mean(op.mean, a.u8.data(), a.shape, o.u8.data());
         break;
       case Kind::Fc:
+        macs += static_cast<uint64_t>(op.fc->cin()) * op.fc->cout();
         op.fc->run(a.u8.data(), o.f32.data());
         break;
     }
   }
+  impl_->last_macs = macs;
+}
+
+uint64_t Network::last_run_macs() const { return impl_->last_macs; }
+
+uint64_t Network::dense_macs() const {
+  uint64_t macs = 0;
+  for (const Op& op : impl_->ops)
+    if (op.kind == Kind::Conv)
+      macs += op.macs_per_pixel * static_cast<uint64_t>(impl_->tensors[op.out].shape.h) * impl_->tensors[op.out].shape.w;
+    else if (op.kind == Kind::Fc)
+      macs += static_cast<uint64_t>(op.fc->cin()) * op.fc->cout();
+  return macs;
 }
 
 const uint8_t* Network::u8(int id) const {

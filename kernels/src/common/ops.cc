@@ -2,6 +2,7 @@
 // channel-inner loops the compiler vectorizes at the baseline ISA (they are < 1% of the MACs);
 // pad and fc are a copy and a 32K-MAC dot product, so their reference code is their only code.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -153,6 +154,30 @@ Fc::Fc(int cin, int cout, int zp_in, const int8_t* weights, const float* scale, 
 void Fc::run(const uint8_t* in, float* out) const {
   if (!in || !out) fail("fc: null buffer");
   ref::fc(cin_, cout_, zp_in_, w_.data(), scale_.data(), bias_.data(), in, out);
+}
+
+}  // namespace facegate
+
+namespace facegate {
+
+void quantize_nchw(const float* in, Shape s, float scale, int zp, uint8_t* out) {
+  detail::check_shape("quantize", s);
+  detail::check_zp("quantize zp", zp);
+  detail::check_finite_positive("quantize scale", scale);
+  if (!in || !out) detail::fail("quantize: null buffer");
+  const size_t plane = static_cast<size_t>(s.h) * s.w;
+  const float lo = static_cast<float>(-zp - 1), hi = static_cast<float>(256 - zp);
+  for (int c = 0; c < s.c; ++c) {
+    const float* src = in + c * plane;
+    for (size_t p = 0; p < plane; ++p) {
+      // Clamped to [-zp - 1, 256 - zp] before rounding (same result after saturation, and in
+      // round_even's range); NaN fails both comparisons and saturates to 0.
+      float v = src[p] / scale;
+      v = v >= lo ? (v <= hi ? v : hi) : lo;
+      v = detail::round_even(v) + static_cast<float>(zp);
+      out[p * s.c + c] = static_cast<uint8_t>(v < 0.f ? 0.f : (v > 255.f ? 255.f : v));
+    }
+  }
 }
 
 }  // namespace facegate

@@ -46,6 +46,15 @@ void conv(const ConvDesc& d, const int8_t* weights, const int32_t* bias, const f
   }
 }
 
+void gate_row(const int16_t* const* rows, int kh, const int16_t* w, int run, int step, int n, int32_t* out) {
+  for (int i = 0; i < n; ++i) {
+    int32_t sum = 0;
+    for (int ky = 0; ky < kh; ++ky)
+      for (int k = 0; k < run; ++k) sum += rows[ky][static_cast<size_t>(i) * step + k] * w[ky * run + k];
+    out[i] = sum;
+  }
+}
+
 void add(const AddDesc& d, const uint8_t* a, const uint8_t* b, uint8_t* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = detail::add_value(d, a[i], b[i]);
 }

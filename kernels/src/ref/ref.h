@@ -12,6 +12,7 @@ void maxpool(const PoolDesc& d, const uint8_t* in, Shape in_shape, uint8_t* out)
 void avgpool(const AvgPoolDesc& d, const uint8_t* in, Shape in_shape, uint8_t* out);
 void pad(const PadDesc& d, const uint8_t* in, Shape in_shape, uint8_t* out);
 void mean(const MeanDesc& d, const uint8_t* in, Shape in_shape, uint8_t* out);
+void gate_row(const int16_t* const* rows, int kh, const int16_t* w, int run, int step, int n, int32_t* out);
 void fc(int cin, int cout, int zp_in, const int8_t* weights, const float* scale, const float* bias,
         const uint8_t* in, float* out);
 

@@ -142,11 +142,34 @@ void avx2_add(const AddDesc& d, const uint8_t* a, const uint8_t* b, uint8_t* out
   for (; i < n; ++i) out[i] = add_value(d, a[i], b[i]);
 }
 
+// Also the gate dot of the VNNI paths. Gate inputs are x - zp in [-255, 255] and weights in
+// [-127, 127]: vpmaddwd pair sums are exact in int32.
+void avx2_gate_row(const int16_t* const* rows, int kh, const int16_t* w, int run, int step, int n, int32_t* out) {
+  for (int i = 0; i < n; ++i) {
+    __m256i acc = _mm256_setzero_si256();
+    const int16_t* wk = w;
+    for (int ky = 0; ky < kh; ++ky, wk += run) {
+      const int16_t* x = rows[ky] + static_cast<size_t>(i) * step;
+      for (int k = 0; k < run; k += kGateRun) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k));
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + k));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+      }
+    }
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    out[i] = _mm_cvtsi128_si32(s);
+  }
+}
+
 extern const IsaKernels kAvx2Kernels = {
     Isa::Avx2, Avx2Kernel::MR, Avx2Kernel::NB, 2, 16, 2, kOffsetIsZp, prepare_int16, conv_tasks<Avx2Kernel>, avx2_add,
+    avx2_gate_row,
 };
 extern const IsaKernels kAvxVnniKernels = {
     Isa::AvxVnni, AvxVnniKernel::MR, AvxVnniKernel::NB, 4, 16, 1, 0, prepare_u8, conv_tasks<AvxVnniKernel>, avx2_add,
+    avx2_gate_row,
 };
 
 }  // namespace facegate::detail

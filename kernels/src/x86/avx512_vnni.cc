@@ -69,6 +69,7 @@ struct VnniKernel {
 
 extern const IsaKernels kAvx512VnniKernels = {
     Isa::Avx512Vnni, VnniKernel::MR, VnniKernel::NB, 4, 16, 1, 0, prepare_u8, conv_tasks<VnniKernel>, avx2_add,
+    avx2_gate_row,
 };
 
 }  // namespace facegate::detail

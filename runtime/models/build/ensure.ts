@@ -9,10 +9,10 @@ export async function ensureModels(
   dataDir: string,
   log: (line: string) => void,
 ): Promise<void> {
-  const missing = MODEL_SPECS.flatMap((s) =>
-    (['fp32', 'int8'] as Precision[]).map((p) => manifestPathFor(outDir, s.name, p)),
-  ).filter((p) => !existsSync(p));
+  const missing = MODEL_SPECS.filter((s) =>
+    (['fp32', 'int8'] as Precision[]).some((p) => !existsSync(manifestPathFor(outDir, s.name, p))),
+  ).map((s) => s.name);
   if (missing.length === 0) return;
-  log(`[models] ${missing.length} model manifests missing in ${outDir}: building them (npm run models)`);
-  await buildModels({ outDir, dataDir, log });
+  log(`[models] missing in ${outDir}: ${missing.join(', ')}; building them (npm run models)`);
+  await buildModels({ outDir, dataDir, log, only: missing });
 }

@@ -30,6 +30,8 @@ export interface BuildOptions {
   outDir: string;
   dataDir: string;
   calibLimit?: number;
+  /** Names of the models to build (default: all). */
+  only?: string[];
   log?: (line: string) => void;
 }
 
@@ -38,15 +40,19 @@ export async function buildModels(opts: BuildOptions): Promise<ModelManifest[]> 
   mkdirSync(opts.outDir, { recursive: true });
   const calibDir = join(opts.dataDir, 'lfw', 'calib');
 
+  const unknown = opts.only?.filter((n) => !MODEL_SPECS.some((s) => s.name === n)) ?? [];
+  if (unknown.length > 0)
+    throw new Error(`unknown model ${unknown.join(', ')} (${MODEL_SPECS.map((s) => s.name).join(', ')})`);
+  const specs = MODEL_SPECS.filter((s) => !opts.only || opts.only.includes(s.name));
   log('[models] converting fp32 graphs from the npm packages');
-  const graphs = new Map<string, Graph>(MODEL_SPECS.map((s) => [s.name, s.build()]));
+  const graphs = new Map<string, Graph>(specs.map((s) => [s.name, s.build()]));
   const fp32Bytes = new Map<string, Uint8Array>();
-  for (const spec of MODEL_SPECS)
-    fp32Bytes.set(spec.name, (graphs.get(spec.name) as Graph).serialize(PRODUCER));
+  for (const spec of specs) fp32Bytes.set(spec.name, (graphs.get(spec.name) as Graph).serialize(PRODUCER));
 
+  // The calibration faces come from our own fp32 detector, built or not.
   const detectorSpec = MODEL_SPECS.find((s) => s.task === 'face-detection') as ModelSpec;
   const detector = new FaceDetector(
-    await OrtEngine.create(fp32Bytes.get(detectorSpec.name) as Uint8Array),
+    await OrtEngine.create(fp32Bytes.get(detectorSpec.name) ?? detectorSpec.build().serialize(PRODUCER)),
     DEFAULT_DETECTION,
   );
   const files = listCalibrationImages(calibDir, opts.calibLimit);
@@ -58,7 +64,7 @@ export async function buildModels(opts: BuildOptions): Promise<ModelManifest[]> 
   log(`[models] calibration faces: ${samples.length - noFace} found, ${noFace} centre-cropped`);
 
   const manifests: ModelManifest[] = [];
-  for (const spec of MODEL_SPECS) {
+  for (const spec of specs) {
     const inputs = spec.calibrationInputs(samples);
     const fp32 = fp32Bytes.get(spec.name) as Uint8Array;
     manifests.push(await writeModel(opts.outDir, spec, 'fp32', fp32, undefined, samples));
@@ -114,6 +120,7 @@ async function writeModel(
     ...(quantization ? { quantization } : {}),
     ...(spec.task === 'face-embedding' ? { thresholds: await embedderThresholds(onnx, spec, samples) } : {}),
     source: spec.source(),
+    ...(spec.gates ? { gates: spec.gates() } : {}),
   };
   const errors = validateManifest(manifest);
   if (errors.length > 0) throw new Error(`built manifest for ${file} is invalid: ${errors.join('; ')}`);
@@ -161,6 +168,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     outDir: resolve(process.env.FACEGATE_MODELS_DIR ?? 'models'),
     dataDir: resolve(process.env.FACEGATE_DATA ?? '../shared/data'),
     calibLimit: process.env.FACEGATE_CALIB_LIMIT ? Number(process.env.FACEGATE_CALIB_LIMIT) : undefined,
+    // `npm run models -- facerec-gated` rebuilds only that one.
+    only: process.argv.length > 2 ? process.argv.slice(2) : undefined,
   });
   for (const m of manifests) {
     const extra = m.quantization ? ` method=${m.quantization.method}` : '';

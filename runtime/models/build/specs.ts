@@ -1,4 +1,6 @@
-// The four face models: where each comes from, how it is fed, and what it is calibrated on.
+// The face models: where each comes from, how it is fed, and what it is calibrated on.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { rgbToNchw } from '../../vision/tensor.ts';
 import {
@@ -8,6 +10,7 @@ import {
   FACEREC_STD,
   loadFaceRecWeights,
 } from '../facerec/build.ts';
+import { buildGatedFaceRec, GATES_DIR, loadGates } from '../gated/build.ts';
 import type { ModelManifest, ModelTask } from '../manifest.ts';
 import type { Graph } from '../onnx/graph.ts';
 import { convertTfjsFile } from '../tfjs/convert.ts';
@@ -32,6 +35,8 @@ export interface ModelSpec {
   maxCalibrationSamples: number;
   /** How close an int8 output is to the fp32 one (1 = identical); used to pick the calibration method. */
   fidelity(fp32: ort.InferenceSession.ReturnType, int8: ort.InferenceSession.ReturnType): number;
+  /** ReLU-zero gate parameters, for a gated model's manifest. */
+  gates?(): Record<string, unknown>;
 }
 
 /** RGB bytes (HWC) -> normalised NCHW tensor, as the manifest's mean/std say. */
@@ -112,6 +117,78 @@ function renameInput(g: Graph): Graph {
   return g;
 }
 
+/** FaceRecognitionNet as built from face-api's weights, or a variant of it (the gated embedder). */
+function faceRecSpec(
+  name: string,
+  build: () => Graph,
+  gates?: () => Record<string, unknown>,
+  extraFiles: string[] = [],
+): ModelSpec {
+  return {
+    name,
+    task: 'face-embedding',
+    input: {
+      name: 'input',
+      layout: 'NCHW',
+      shape: [-1, 3, FACEREC_INPUT_SIZE, FACEREC_INPUT_SIZE],
+      channelOrder: 'RGB',
+      mean: FACEREC_MEAN_RGB,
+      std: [FACEREC_STD, FACEREC_STD, FACEREC_STD],
+      description: '150x150 face chip aligned by similarity transform onto the dlib template',
+    },
+    outputs: [
+      { name: 'embedding', shape: [-1, 128], description: '128-d embedding (L2-normalise before cosine)' },
+    ],
+    source: () => {
+      const src = sourcePackage(FACE_API);
+      return {
+        package: src.package,
+        version: src.version,
+        license: src.license,
+        files: [
+          'model/face_recognition_model-weights_manifest.json',
+          'model/face_recognition_model.bin',
+          ...extraFiles,
+        ],
+      };
+    },
+    build,
+    calibrationInputs: (samples) =>
+      samples.map((s) => ({
+        input: rgbToTensor(s.aligned, FACEREC_INPUT_SIZE, FACEREC_MEAN_RGB, [
+          FACEREC_STD,
+          FACEREC_STD,
+          FACEREC_STD,
+        ]),
+      })),
+    maxCalibrationSamples: Number.POSITIVE_INFINITY,
+    fidelity: flatCosine,
+    gates,
+  };
+}
+
+/** What the manifest says of the gates: their design and what training measured (training/output). */
+function gatesManifest(): Record<string, unknown> {
+  const { doc } = loadGates();
+  const training = JSON.parse(readFileSync(join(GATES_DIR, 'manifest.json'), 'utf8'));
+  return {
+    pattern: 'docs/relu-zero.md',
+    granularity: doc.granularity,
+    threshold: doc.threshold,
+    sites: doc.sites.map((s) => s.convs),
+    training: {
+      seed: training.seed,
+      steps: training.steps,
+      data: training.data.folders,
+      heldOut: {
+        skippedMacs: training.heldOut.skippedMacs,
+        netSkippedMacs: training.heldOut.netSkippedMacs,
+        cosine: training.heldOut.cosine,
+      },
+    },
+  };
+}
+
 export const MODEL_SPECS: ModelSpec[] = [
   {
     name: 'blazeface',
@@ -151,47 +228,19 @@ export const MODEL_SPECS: ModelSpec[] = [
     maxCalibrationSamples: 400,
     fidelity: flatCosine,
   },
-  {
-    name: 'facerec',
-    task: 'face-embedding',
-    input: {
-      name: 'input',
-      layout: 'NCHW',
-      shape: [-1, 3, FACEREC_INPUT_SIZE, FACEREC_INPUT_SIZE],
-      channelOrder: 'RGB',
-      mean: FACEREC_MEAN_RGB,
-      std: [FACEREC_STD, FACEREC_STD, FACEREC_STD],
-      description: '150x150 face chip aligned by similarity transform onto the dlib template',
-    },
-    outputs: [
-      { name: 'embedding', shape: [-1, 128], description: '128-d embedding (L2-normalise before cosine)' },
-    ],
-    source: () => {
-      const src = sourcePackage(FACE_API);
-      return {
-        package: src.package,
-        version: src.version,
-        license: src.license,
-        files: ['model/face_recognition_model-weights_manifest.json', 'model/face_recognition_model.bin'],
-      };
-    },
-    build: () =>
-      buildFaceRecGraph(
-        loadFaceRecWeights(
-          sourceFile(sourcePackage(FACE_API), 'model/face_recognition_model-weights_manifest.json'),
-        ),
+  faceRecSpec('facerec', () =>
+    buildFaceRecGraph(
+      loadFaceRecWeights(
+        sourceFile(sourcePackage(FACE_API), 'model/face_recognition_model-weights_manifest.json'),
       ),
-    calibrationInputs: (samples) =>
-      samples.map((s) => ({
-        input: rgbToTensor(s.aligned, FACEREC_INPUT_SIZE, FACEREC_MEAN_RGB, [
-          FACEREC_STD,
-          FACEREC_STD,
-          FACEREC_STD,
-        ]),
-      })),
-    maxCalibrationSamples: Number.POSITIVE_INFINITY,
-    fidelity: flatCosine,
-  },
+    ),
+  ),
+  // The same network fine-tuned with ReLU-zero gates (training/, docs/relu-zero.md); not calibrated
+  // on anything the plain embedder was not.
+  faceRecSpec('facerec-gated', () => buildGatedFaceRec(), gatesManifest, [
+    'training/output/gates.json',
+    'training/output/gates.bin',
+  ]),
   boxCropModel(
     'antispoof',
     'anti-spoof',

@@ -17,11 +17,18 @@ const QUANTIZED_OPS = new Set([
   'ReduceMean',
   'Concat',
   'Relu',
+  'Where',
 ]);
 /** Ops whose output has exactly the input's value set, so it shares the input's parameters. */
 const PASS_THROUGH = new Set(['MaxPool', 'Pad', 'AveragePool']);
 /** Producers whose output, when it only feeds a ReLU, takes the ReLU's (zero-based) parameters. */
 const RELU_FUSABLE = new Set(['Conv', 'Gemm', 'Add']);
+
+/** Where(open, x, 0), a ReLU-zero gate (docs/relu-zero.md): its output is x or real 0. */
+function isGate(graph: Graph, n: GraphNode): boolean {
+  const zero = graph.initializers.get(n.inputs[2]);
+  return n.op === 'Where' && zero !== undefined && zero.data.length === 1 && Number(zero.data[0]) === 0;
+}
 
 export interface ActivationParams {
   scale: number;
@@ -45,6 +52,8 @@ export function planQuantization(graph: Graph): QuantizationPlan {
     if (!QUANTIZED_OPS.has(n.op) || !isActivation(t)) return false;
     // Add with a constant operand (folded batch-norm) stays float; Add and Concat quantize every input.
     if (n.op === 'Add') return n.inputs.every(isActivation);
+    // A gate quantizes the value it passes (its condition stays boolean).
+    if (n.op === 'Where') return i === 1 && isGate(graph, n);
     return i === 0 || n.op === 'Concat';
   };
   const quantized = new Set<string>();
@@ -62,6 +71,10 @@ export function planQuantization(graph: Graph): QuantizationPlan {
     const users = consumers.get(t) ?? [];
     let from = t;
     if (producer && RELU_FUSABLE.has(producer.op) && users.length === 1 && users[0].op === 'Relu') {
+      from = source(users[0].outputs[0]);
+    } else if (users.length === 1 && isGate(graph, users[0]) && users[0].inputs[1] === t) {
+      // A gated value shares its gate's parameters, so a closed pixel is exactly the zero point and
+      // the native kernels can leave it unwritten (the conv output, via its ReLU when it has one).
       from = source(users[0].outputs[0]);
     } else if (producer && PASS_THROUGH.has(producer.op) && quantized.has(producer.inputs[0])) {
       from = source(producer.inputs[0]);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as ortRuntime from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KernelsEngine, openEngine } from '../../../runtime/engine/kernels.ts';
-import { lowerQdqModel, quantizeInput } from '../../../runtime/engine/lower.ts';
+import { lowerQdqModel } from '../../../runtime/engine/lower.ts';
 import { OrtEngine } from '../../../runtime/engine/ort.ts';
 import type { TensorIn } from '../../../runtime/engine/types.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
@@ -95,7 +95,7 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
     });
     const net = new binding.Network(lowered.plan);
     for (const data of feeds.slice(0, 3)) {
-      net.run(quantizeInput(lowered.input, data));
+      net.runFloat(data, lowered.input.scale, lowered.input.zeroPoint);
       const theirs = await session.run({ input: new ortRuntime.Tensor('float32', data, [1, 3, SIZE, SIZE]) });
       for (const id of ids) {
         const [h, w, c] = net.shape(id);
@@ -131,15 +131,15 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
     const net = new binding.Network(lowered.plan);
     const all = () => Array.from({ length: lowered.plan.tensors }, (_, id) => net.tensor(id));
     for (const data of feeds.slice(0, 2)) {
-      const input = quantizeInput(lowered.input, data);
+      const { scale, zeroPoint } = lowered.input;
       const scalar = withIsa(binding, 'scalar', () => {
-        net.run(input, 1);
+        net.runFloat(data, scale, zeroPoint, 1);
         return all();
       });
       for (const isa of fastIsas(binding))
         for (const threads of [1, 2]) {
           const fast = withIsa(binding, isa, () => {
-            net.run(input, threads);
+            net.runFloat(data, scale, zeroPoint, threads);
             return all();
           });
           fast.forEach((t, id) => {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { PlanOp } from '../../../runtime/engine/kernels-addon.ts';
-import { LoweringError, lowerQdqModel, quantizeInput, quantizeU8 } from '../../../runtime/engine/lower.ts';
+import { LoweringError, lowerQdqModel, quantizeU8 } from '../../../runtime/engine/lower.ts';
 import { FACEREC_BLOCKS } from '../../../runtime/models/facerec/build.ts';
 import type { Tensor } from '../../../runtime/models/onnx/graph.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
@@ -202,31 +202,5 @@ describe('input quantization', () => {
       100, 102, 102, 100, 98, 98, 102, 103,
     ]);
     expect([-1e9, 1e9, 0].map((x) => quantizeU8(x, 0.5, 3))).toEqual([0, 255, 3]);
-  });
-
-  it('quantizes the input exactly as quantizeU8, ties and saturation included', () => {
-    const r = rng(3);
-    for (const scale of [0.25, f32(0.0042058276)]) {
-      const input = { name: 'x', channels: 3, height: 20, width: 30, scale, zeroPoint: 114 };
-      const plane = 20 * 30;
-      const data = Float32Array.from({ length: 3 * plane }, (_, i) =>
-        // Exact ties at scale 0.25, far out-of-range values, and ordinary ones.
-        i % 3 === 0
-          ? (Math.floor(r() * 700) - 350 + 0.5) * scale
-          : i % 7 === 0
-            ? (r() - 0.5) * 1e6
-            : (r() - 0.5) * 2,
-      );
-      const got = quantizeInput(input, data);
-      for (let ch = 0; ch < 3; ch++)
-        for (let p = 0; p < plane; p++)
-          expect(got[p * 3 + ch]).toBe(quantizeU8(data[ch * plane + p], scale, 114));
-    }
-  });
-
-  it('transposes NCHW to NHWC', () => {
-    const input = { name: 'x', channels: 2, height: 1, width: 3, scale: 1, zeroPoint: 10 };
-    const nchw = Float32Array.of(0, 1, 2, 10, 11, 12, 99, 0, 1, 2, 20, 21, 22);
-    expect(Array.from(quantizeInput(input, nchw, 7))).toEqual([10, 30, 11, 31, 12, 32]);
   });
 });

@@ -102,6 +102,7 @@ function stepwise(kb: KernelsBinding, p: NetworkPlan, input: Uint8Array) {
       });
       continue;
     }
+    if (op.op === 'gate') throw new Error('gate has no single-op object');
     const [h, w, c] = get(op.input).shape;
     if (op.op === 'fc') {
       t.set(op.output, { data: new kb.Fc(op).run(u8(op.input)), shape: [1, 1, op.cout] });
