@@ -9,7 +9,6 @@ import { FACEREC_BLOCKS } from '../../../runtime/models/facerec/build.ts';
 import type { Tensor } from '../../../runtime/models/onnx/graph.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
-import { rng } from '../kernels/helpers.ts';
 
 const INT8 = readFileSync(join(MODELS_DIR, 'facerec.int8.onnx'));
 const read = () => readOnnx(INT8);
