@@ -352,8 +352,7 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
                        {InstanceMethod<&NetworkWrap::Run>("run"), InstanceMethod<&NetworkWrap::RunFloat>("runFloat"),
                         InstanceMethod<&NetworkWrap::Tensor>("tensor"),
                         InstanceMethod<&NetworkWrap::Shape>("shape"), InstanceAccessor<&NetworkWrap::NumOps>("numOps"),
-                        InstanceAccessor<&NetworkWrap::LastRunMacs>("lastRunMacs"),
-                        InstanceAccessor<&NetworkWrap::DenseMacs>("denseMacs")});
+                        InstanceAccessor<&NetworkWrap::LastRunMacs>("lastRunMacs")});
   }
   explicit NetworkWrap(const Napi::CallbackInfo& info) : OpWrap(info) {
     guard(info.Env(), [&] { build(opts(info, "Network")); });
@@ -471,10 +470,12 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
   }
   Napi::Value NumOps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(net_->num_ops())); }
   Napi::Value LastRunMacs(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(net_->last_run_macs()));
-  }
-  Napi::Value DenseMacs(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(net_->dense_macs()));
+    const fg::Network::Macs m = net_->last_run_macs();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("executed", static_cast<double>(m.executed));
+    o.Set("conv", static_cast<double>(m.conv));
+    o.Set("convDense", static_cast<double>(m.conv_dense));
+    return o;
   }
 
   std::unique_ptr<fg::Network> net_;

@@ -1,7 +1,9 @@
-// The embedder on each engine the native-kernels issue compares: ORT fp32, ORT int8 and the kernels
-// (dense), at 1 and 2 threads, all interleaved in one process over real aligned faces.
+// The embedder on each engine the native-kernels issue compares: ORT fp32, ORT int8, the kernels dense
+// and the kernels with ReLU-zero prediction (the gated embedder, docs/relu-zero.md), at 1 and 2
+// threads, all interleaved in one process over real aligned faces.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { KernelsEngine } from '../engine/kernels.ts';
 import { lowerQdqModel } from '../engine/lower.ts';
 import type { InferenceEngine } from '../engine/types.ts';
 import { loadModel, manifestPathFor, type Precision } from '../models/manifest.ts';
@@ -15,14 +17,14 @@ import { interleaved } from './harness.ts';
 export interface EmbedderBenchRow {
   engine: EngineKind;
   precision: Precision;
-  /** Convs skip the outputs a ReLU-zero predictor marks as zero (not implemented yet: always false). */
+  /** The gated embedder: convs skip the outputs its ReLU-zero predictors mark as zero. */
   relu_zero: boolean;
   threads: number;
   p50_ms: number;
   p95_ms: number;
-  /** Fraction of the dense MACs skipped. */
+  /** Fraction of the dense conv MACs not executed (mean over the faces; predictors not counted). */
   skip_ratio: number;
-  /** Dense conv multiply-accumulates per embedding. */
+  /** Multiply-accumulates executed per embedding (mean): convs where computed, predictors, fc. */
   macs: number;
 }
 
@@ -42,7 +44,7 @@ const RATIOS = {
   ort_int8_vs_fp32_1t: [ORT_INT8, ORT_FP32, 1],
 } as const satisfies Record<string, readonly [Variant, Variant, number]>;
 
-/** Null where a row is missing (no ReLU-zero rows yet; no kernels rows without the addon). */
+/** Null where a row is missing (no kernels rows without the addon or the gated model). */
 export type EmbedderRatios = Record<keyof typeof RATIOS, number | null>;
 
 export function embedderRatios(rows: EmbedderBenchRow[]): EmbedderRatios {
@@ -86,6 +88,9 @@ async function alignedFaces(modelsDir: string, dataDir: string): Promise<Buffer[
   return crops;
 }
 
+/** The gated embedder's name (runtime/models/build/specs.ts). */
+export const GATED_EMBEDDER = 'facerec-gated';
+
 export async function benchEmbedder(opts: {
   modelsDir: string;
   dataDir: string;
@@ -96,14 +101,14 @@ export async function benchEmbedder(opts: {
   const open = (v: Variant, threads: number) =>
     openModel({
       dir: opts.modelsDir,
-      name: MODEL_NAMES.embedder,
+      name: v.relu_zero ? GATED_EMBEDDER : MODEL_NAMES.embedder,
       precision: v.precision,
       threads,
       engine: v.engine,
     });
   const opened: { variant: Variant; threads: number; model: OpenedModel }[] = [];
   for (const threads of [1, 2]) {
-    for (const variant of [ORT_FP32, ORT_INT8, KERNELS_DENSE]) {
+    for (const variant of [ORT_FP32, ORT_INT8, KERNELS_DENSE, KERNELS_RELU0]) {
       const model = await open(variant, threads);
       // Without the addon 'kernels' falls back to ORT, which must not be reported as the kernels.
       if (model.engine.name !== variant.engine) {
@@ -117,7 +122,7 @@ export async function benchEmbedder(opts: {
   const { manifest } = opened[0].model;
   const size = manifest.input.shape[3];
   const feeds = crops.map((c) => rgbToNchw(c, size, manifest.input.mean, manifest.input.std));
-  const { macs } = lowerQdqModel(
+  const { macs: denseMacs } = lowerQdqModel(
     loadModel(manifestPathFor(opts.modelsDir, MODEL_NAMES.embedder, 'int8')).onnx,
   );
   const cases = opened.map(({ model }, k) => {
@@ -133,15 +138,42 @@ export async function benchEmbedder(opts: {
     `bench embedder: ${cases.length} cases x ${opts.rounds} rounds over ${crops.length} aligned faces`,
   );
   const timings = await interleaved(cases, { warmup: 5, rounds: opts.rounds });
+  const rows: EmbedderBenchRow[] = [];
+  for (const [k, { variant, threads, model }] of opened.entries()) {
+    const work =
+      model.engine instanceof KernelsEngine
+        ? await executedMacs(model.engine, feeds, manifest.input.name)
+        : undefined;
+    rows.push({
+      ...variant,
+      threads,
+      p50_ms: round(timings[k].p50),
+      p95_ms: round(timings[k].p95),
+      skip_ratio: work ? Math.round(work.skipped * 10000) / 10000 : 0,
+      macs: work ? Math.round(work.executed) : denseMacs,
+    });
+  }
   await Promise.all(opened.map((o) => o.model.engine.close()));
-  return opened.map(({ variant, threads }, k) => ({
-    ...variant,
-    threads,
-    p50_ms: round(timings[k].p50),
-    p95_ms: round(timings[k].p95),
-    skip_ratio: 0,
-    macs,
-  }));
+  return rows;
+}
+
+/** Mean multiply-accumulates the kernels executed per face, and the mean fraction of conv MACs they
+ * skipped. */
+async function executedMacs(
+  engine: KernelsEngine,
+  feeds: Float32Array[],
+  input: string,
+): Promise<{ executed: number; skipped: number }> {
+  let executed = 0;
+  let skipped = 0;
+  const size = Math.round(Math.sqrt(feeds[0].length / 3));
+  for (const data of feeds) {
+    await engine.run({ [input]: { data, dims: [1, 3, size, size] } });
+    const macs = engine.lastRunMacs();
+    executed += macs.executed;
+    skipped += 1 - macs.conv / macs.convDense;
+  }
+  return { executed: executed / feeds.length, skipped: skipped / feeds.length };
 }
 
 const round = (v: number) => Math.round(v * 1000) / 1000;

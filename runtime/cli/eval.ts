@@ -1,12 +1,15 @@
 // `facegate eval lfw`: verification accuracy of the deployed pipeline on LFW-format data.
 import { parseArgs } from 'node:util';
 import { evalLfw, type LfwReport } from '../eval/lfw.ts';
+import { sweepLfw } from '../eval/sweep.ts';
 
 const USAGE =
-  'usage: facegate eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--detector-precision fp32|int8] [--engine ort|kernels] [--threads N] [--models DIR] [--json] [--roc FILE.png]';
+  'usage: facegate eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--detector-precision fp32|int8] [--engine ort|kernels] [--model facerec|facerec-gated] [--threads N] [--models DIR] [--json] [--roc FILE.png]\n' +
+  '       facegate eval sweep --images DIR --pairs FILE [--thresholds T,T,...] [--models DIR] [--json] [--png FILE.png]';
 
 export async function evalCommand(args: string[]): Promise<number> {
   const [target, ...rest] = args;
+  if (target === 'sweep') return sweepCommand(rest);
   if (target !== 'lfw') {
     console.error(USAGE);
     return 2;
@@ -20,6 +23,7 @@ export async function evalCommand(args: string[]): Promise<number> {
       'detector-precision': { type: 'string', default: 'fp32' },
       engine: { type: 'string', default: 'ort' },
       threads: { type: 'string', default: '2' },
+      model: { type: 'string', default: 'facerec' },
       models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
       json: { type: 'boolean', default: false },
       roc: { type: 'string' },
@@ -45,10 +49,52 @@ export async function evalCommand(args: string[]): Promise<number> {
     detectorPrecision,
     engine: values.engine,
     threads,
+    model: values.model,
     rocPath: values.roc,
     log: (line) => process.stderr.write(`${line}\n`),
   });
   console.log(values.json ? JSON.stringify(report) : formatReport(report));
+  return 0;
+}
+
+async function sweepCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      images: { type: 'string' },
+      pairs: { type: 'string' },
+      thresholds: { type: 'string', default: '-1,-0.5,0,0.5,1,2' },
+      models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
+      json: { type: 'boolean', default: false },
+      png: { type: 'string' },
+    },
+  });
+  if (!values.images || !values.pairs) {
+    console.error(USAGE);
+    return 2;
+  }
+  const thresholds = values.thresholds.split(',').map(Number);
+  if (thresholds.some((t) => !Number.isFinite(t)))
+    throw new Error(`--thresholds must be comma-separated numbers, not "${values.thresholds}"`);
+  const points = await sweepLfw({
+    images: values.images,
+    pairs: values.pairs,
+    modelsDir: values.models,
+    thresholds,
+    pngPath: values.png,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  console.log(
+    values.json
+      ? JSON.stringify({ points })
+      : [
+          'point                       ms/run  skip   accuracy       TPR@1e-2  TPR@1e-3',
+          ...points.map(
+            (p) =>
+              `${p.name.padEnd(27)} ${p.ms_per_run.toFixed(3).padStart(6)} ${(100 * p.skip_ratio).toFixed(1).padStart(5)}%  ${pct(p.accuracy)} ± ${pct(p.accuracy_std)}  ${pct(p.tpr_at_far['0.01']).padStart(8)}  ${pct(p.tpr_at_far['0.001']).padStart(8)}`,
+          ),
+        ].join('\n'),
+  );
   return 0;
 }
 

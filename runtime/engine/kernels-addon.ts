@@ -181,6 +181,15 @@ export interface NetworkPlan {
   ops: PlanOp[];
 }
 
+export interface RunMacs {
+  /** Everything executed: convs at their computed pixels, gate predictors, fc. */
+  executed: number;
+  /** The convs' share of `executed`. */
+  conv: number;
+  /** The convs computed densely. */
+  convDense: number;
+}
+
 export interface NetworkOp {
   readonly numOps: number;
   /** Output tensor: Float32Array when produced by fc, else Uint8Array. */
@@ -195,10 +204,8 @@ export interface NetworkOp {
   /** Copy of any tensor from the last run, for layer-by-layer comparisons. */
   tensor(id: number): Uint8Array | Float32Array;
   shape(id: number): Shape3;
-  /** Multiply-accumulates the last run executed: convs at their open pixels, predictors, fc. */
-  readonly lastRunMacs: number;
-  /** The same with every conv computed densely (predictors excluded). */
-  readonly denseMacs: number;
+  /** Multiply-accumulates of the last run. */
+  readonly lastRunMacs: RunMacs;
 }
 
 export interface KernelsBinding {

@@ -1,7 +1,7 @@
 // The native int8 kernels behind the InferenceEngine interface: the QDQ model lowered once into a
 // Network plan (batch 1, NHWC), run once per batch item.
 import type { EngineKind } from '../models/registry.ts';
-import { type KernelsBinding, loadKernels, type NetworkOp } from './kernels-addon.ts';
+import { type KernelsBinding, loadKernels, type NetworkOp, type RunMacs } from './kernels-addon.ts';
 import { type LoweredModel, lowerQdqModel } from './lower.ts';
 import { OrtEngine } from './ort.ts';
 import type { InferenceEngine, TensorIn } from './types.ts';
@@ -62,6 +62,12 @@ export class KernelsEngine implements InferenceEngine {
       out.set(this.network.runFloat(item, scale, zeroPoint, this.threads), b * size);
     }
     return { [this.model.output.name]: { data: out, dims: [n, size] } };
+  }
+
+  /** Multiply-accumulates of the last batch item run (what ReLU-zero prediction skipped). */
+  lastRunMacs(): RunMacs {
+    if (!this.network) throw new Error('kernels engine: lastRunMacs() after close()');
+    return this.network.lastRunMacs;
   }
 
   async close(): Promise<void> {

@@ -10,7 +10,7 @@ import { FaceDetector } from '../vision/detector.ts';
 import { cosine, FaceEmbedder } from '../vision/embedder.ts';
 import { alignedFaceCrop } from '../vision/face-crop.ts';
 import { decodeImage } from '../vision/image.ts';
-import { readLfwPairs } from './lfw-pairs.ts';
+import { type LfwPair, readLfwPairs } from './lfw-pairs.ts';
 import { kFoldAccuracy, rocCurve, tprAtFar } from './metrics.ts';
 import { allPairScores } from './pair-scores.ts';
 
@@ -24,6 +24,8 @@ export interface LfwEvalOptions {
   detectorPrecision: Precision;
   engine: 'ort' | 'kernels';
   threads: number;
+  /** Embedder model name (default facerec; facerec-gated is the ReLU-zero embedder). */
+  model?: string;
   rocPath?: string;
   /** Progress lines go here (stderr), so stdout can stay one JSON object. */
   log?: (line: string) => void;
@@ -62,7 +64,7 @@ export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
   });
   const embedderModel = await openModel({
     dir: opts.modelsDir,
-    name: MODEL_NAMES.embedder,
+    name: opts.model ?? MODEL_NAMES.embedder,
     precision: opts.precision,
     threads: opts.threads,
     engine: opts.engine,
@@ -92,6 +94,49 @@ export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
   await detectorModel.engine.close();
   await embedderModel.engine.close();
 
+  const scores = scoreLfw(pairs, files, embeddings);
+  if (opts.rocPath) {
+    await renderRoc(
+      [
+        { name: `View-2 pairs (${pairs.length})`, points: scores.roc.points },
+        {
+          name: `all combinations (${scores.tpr_at_far_all_pairs.impostor} impostor)`,
+          points: scores.allRoc.points,
+          dashed: true,
+        },
+      ],
+      opts.rocPath,
+      `LFW dev ROC: ${embedderModel.manifest.name} ${opts.precision} (${embedderModel.engine.name})`,
+    );
+  }
+  const { roc: _roc, allRoc: _allRoc, ...metrics } = scores;
+  return {
+    ...metrics,
+    pairs: pairs.length,
+    images: files.length,
+    no_face: noFace,
+    model: `${embedderModel.manifest.name}@${embedderModel.manifest.version}`,
+    precision: opts.precision,
+    detector_precision: opts.detectorPrecision,
+    // What ran: 'kernels' falls back to 'ort' (with a warning) for a model the kernels cannot run.
+    engine: embedderModel.engine.name,
+    threads: opts.threads,
+    images_per_s: files.length / seconds,
+  };
+}
+
+export type LfwScores = Pick<
+  LfwReport,
+  'accuracy' | 'accuracy_std' | 'folds' | 'tpr_at_far' | 'tpr_at_far_all_pairs' | 'auc'
+> & { roc: ReturnType<typeof rocCurve>; allRoc: ReturnType<typeof rocCurve> };
+
+/** The protocol's figures from one embedding per image: k-fold accuracy (each fold's threshold chosen
+ * on the others), TPR at FAR on the View-2 pairs and on every combination of the images. */
+export function scoreLfw(
+  pairs: LfwPair[],
+  files: string[],
+  embeddings: Map<string, Float32Array>,
+): LfwScores {
   const scored = pairs.map((p) => ({
     fold: p.fold,
     same: p.same,
@@ -107,17 +152,6 @@ export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
     cosine,
   );
   const roc = rocCurve(genuine, impostor);
-  if (opts.rocPath) {
-    const allRoc = rocCurve(all.genuine, all.impostor);
-    await renderRoc(
-      [
-        { name: `View-2 pairs (${pairs.length})`, points: roc.points },
-        { name: `all combinations (${all.impostor.length} impostor)`, points: allRoc.points, dashed: true },
-      ],
-      opts.rocPath,
-      `LFW dev ROC: ${embedderModel.manifest.name} ${opts.precision} (${embedderModel.engine.name})`,
-    );
-  }
   return {
     accuracy: kfold.mean,
     accuracy_std: kfold.std,
@@ -133,15 +167,7 @@ export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
       impostor: all.impostor.length,
     },
     auc: roc.auc,
-    pairs: pairs.length,
-    images: files.length,
-    no_face: noFace,
-    model: `${embedderModel.manifest.name}@${embedderModel.manifest.version}`,
-    precision: opts.precision,
-    detector_precision: opts.detectorPrecision,
-    // What ran: 'kernels' falls back to 'ort' (with a warning) for a model the kernels cannot run.
-    engine: embedderModel.engine.name,
-    threads: opts.threads,
-    images_per_s: files.length / seconds,
+    roc,
+    allRoc: rocCurve(all.genuine, all.impostor),
   };
 }

@@ -191,10 +191,12 @@ class Network {
   size_t num_ops() const;
   // Runs every op; tensor buffers stay valid until the next run.
   void run(const uint8_t* input, int threads = 0);
-  // Multiply-accumulates the last run executed (convs at their active pixels, gate predictors, fc),
-  // and what every conv computed densely would have cost.
-  uint64_t last_run_macs() const;
-  uint64_t dense_macs() const;
+  // Multiply-accumulates of the last run: all executed (convs at their computed pixels, gate
+  // predictors, fc), the convs' share of that, and what the convs would cost computed densely.
+  struct Macs {
+    uint64_t executed = 0, conv = 0, conv_dense = 0;
+  };
+  Macs last_run_macs() const;
   const uint8_t* u8(int id) const;
   const float* f32(int id) const;
 

@@ -68,7 +68,7 @@ struct Network::Impl {
   std::vector<Tensor> tensors;
   std::vector<Op> ops;
   int input = 0;
-  uint64_t last_macs = 0;
+  Macs last_macs;
 
   // Errors name tensors; the op is the add_* call that threw (the binding adds its plan index).
   std::string where() const { return "network: "; }
@@ -221,7 +221,7 @@ void Network::run(const uint8_t* input, int threads) {
   if (!input) fail("network: null input");
   auto& t = impl_->tensors;
   std::memcpy(t[impl_->input].u8.data(), input, t[impl_->input].u8.size());
-  uint64_t macs = 0;
+  Macs macs;
   for (Op& op : impl_->ops) {
     const Tensor& a = t[op.a];
     Tensor& o = t[op.out];
@@ -238,12 +238,15 @@ void Network::run(const uint8_t* input, int threads) {
           }
         }
         const size_t pixels = static_cast<size_t>(o.shape.h) * o.shape.w;
-        macs += op.macs_per_pixel * (active.num_rows >= 0 ? static_cast<size_t>(active.num_rows) : pixels);
+        const uint64_t conv = op.macs_per_pixel * (active.num_rows >= 0 ? static_cast<size_t>(active.num_rows) : pixels);
+        macs.executed += conv;
+        macs.conv += conv;
+        macs.conv_dense += op.macs_per_pixel * pixels;
         op.conv->run(a.u8.data(), a.shape, o.u8.data(), active, threads);
         break;
       }
       case Kind::Gate:
-        macs += op.macs_per_pixel;
+        macs.executed += op.macs_per_pixel;
         op.gate->run(a.u8.data(), a.shape, o.u8.data(), threads);
         break;
       case Kind::Add:
@@ -262,7 +265,7 @@ void Network::run(const uint8_t* input, int threads) {
         mean(op.mean, a.u8.data(), a.shape, o.u8.data());
         break;
       case Kind::Fc:
-        macs += static_cast<uint64_t>(op.fc->cin()) * op.fc->cout();
+        macs.executed += static_cast<uint64_t>(op.fc->cin()) * op.fc->cout();
         op.fc->run(a.u8.data(), o.f32.data());
         break;
     }
@@ -270,17 +273,7 @@ void Network::run(const uint8_t* input, int threads) {
   impl_->last_macs = macs;
 }
 
-uint64_t Network::last_run_macs() const { return impl_->last_macs; }
-
-uint64_t Network::dense_macs() const {
-  uint64_t macs = 0;
-  for (const Op& op : impl_->ops)
-    if (op.kind == Kind::Conv)
-      macs += op.macs_per_pixel * static_cast<uint64_t>(impl_->tensors[op.out].shape.h) * impl_->tensors[op.out].shape.w;
-    else if (op.kind == Kind::Fc)
-      macs += static_cast<uint64_t>(op.fc->cin()) * op.fc->cout();
-  return macs;
-}
+Network::Macs Network::last_run_macs() const { return impl_->last_macs; }
 
 const uint8_t* Network::u8(int id) const {
   if (is_float(id)) fail("network: tensor " + std::to_string(id) + " is float");

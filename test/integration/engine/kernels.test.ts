@@ -1,6 +1,5 @@
 // The kernels engine on the real int8 embedder and real aligned faces: agreement with ONNX Runtime,
 // bit-exact across ISAs, threads and batching, fallback to ORT, and errors instead of crashes.
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ortRuntime from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -11,46 +10,15 @@ import type { TensorIn } from '../../../runtime/engine/types.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
 import { openModel } from '../../../runtime/models/registry.ts';
-import { FaceDetector } from '../../../runtime/vision/detector.ts';
-import { alignedFaceCrop } from '../../../runtime/vision/face-crop.ts';
-import { decodeImage } from '../../../runtime/vision/image.ts';
-import { rgbToNchw } from '../../../runtime/vision/tensor.ts';
-import { FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { alignedTrainFeeds } from '../../helpers/faces.ts';
+import { MODELS_DIR } from '../../helpers/paths.ts';
+import { cosineSimilarity as cosine } from '../../helpers/similarity.ts';
 import { expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../unit/kernels/helpers.ts';
 
 const k = kernelsOrBuild();
 const { manifest, onnx } = loadModel(manifestPathFor(MODELS_DIR, 'facerec', 'int8'));
 const SIZE = 150;
 const ITEM = 3 * SIZE * SIZE;
-const TRAIN = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train');
-
-/** Every training photo of the face_recognition examples, detected and aligned like the pipeline. */
-async function alignedFeeds(): Promise<Float32Array[]> {
-  const detectorModel = await openModel({ dir: MODELS_DIR, name: 'blazeface', precision: 'fp32' });
-  const detector = new FaceDetector(detectorModel.engine);
-  const feeds: Float32Array[] = [];
-  for (const person of readdirSync(TRAIN).sort())
-    for (const file of readdirSync(join(TRAIN, person)).sort()) {
-      const image = await decodeImage(join(TRAIN, person, file));
-      const { crop, face } = await alignedFaceCrop(detector, image);
-      expect(face, file).toBeDefined();
-      feeds.push(rgbToNchw(crop, SIZE, manifest.input.mean, manifest.input.std));
-    }
-  await detectorModel.engine.close();
-  return feeds;
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-}
 
 const one = (data: Float32Array) => ({ input: { data, dims: [1, 3, SIZE, SIZE] } });
 
@@ -61,7 +29,7 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
   let ort: OrtEngine;
 
   beforeAll(async () => {
-    feeds = await alignedFeeds();
+    feeds = await alignedTrainFeeds(manifest);
     engine = new KernelsEngine(binding, onnx);
     ort = await OrtEngine.create(onnx);
   });

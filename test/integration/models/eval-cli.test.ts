@@ -90,3 +90,51 @@ describe('facegate eval lfw', () => {
     });
   });
 });
+
+describe('facegate eval sweep', () => {
+  it('scores ORT, the dense kernels and the gated kernels at each threshold, and plots the trade-off', async () => {
+    const png = join(dir, 'sweep.png');
+    const { stdout } = await run(
+      'npx',
+      [
+        'facegate',
+        'eval',
+        'sweep',
+        '--images',
+        join(DATA_DIR, 'lfw', 'dev'),
+        '--pairs',
+        smallPairs(),
+        '--thresholds',
+        '0,1',
+        '--json',
+        '--png',
+        png,
+      ],
+      { maxBuffer: 16 << 20 },
+    );
+    const { points } = JSON.parse(stdout) as {
+      points: {
+        name: string;
+        relu_zero: boolean;
+        threshold: number | null;
+        skip_ratio: number;
+        accuracy: number;
+        ms_per_run: number;
+      }[];
+    };
+    expect(points.map((p) => p.name)).toEqual([
+      'ORT int8',
+      'kernels dense',
+      'kernels ReLU-zero t=0',
+      'kernels ReLU-zero t=1',
+    ]);
+    const [ort, dense, trained, higher] = points;
+    expect(Math.abs(ort.accuracy - dense.accuracy)).toBeLessThan(0.02);
+    expect(dense.skip_ratio).toBe(0);
+    expect(trained.skip_ratio).toBeGreaterThan(0.2);
+    // A higher threshold closes at least as many gates.
+    expect(higher.skip_ratio).toBeGreaterThanOrEqual(trained.skip_ratio);
+    for (const p of points) expect(p.ms_per_run).toBeGreaterThan(0);
+    expect((await sharp(png).metadata()).format).toBe('png');
+  });
+});

@@ -13,6 +13,7 @@ import { findGates } from '../../../runtime/models/gated/pattern.ts';
 import type { Graph } from '../../../runtime/models/onnx/graph.ts';
 import { planQuantization, quantizeGraph } from '../../../runtime/models/quantize/qdq.ts';
 import { rgbToNchw } from '../../../runtime/vision/tensor.ts';
+import { cosineSimilarity as cosine } from '../../helpers/similarity.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
@@ -22,18 +23,6 @@ interface Expected {
 }
 
 const expected = JSON.parse(readFileSync(join(FIXTURES, 'expected.json'), 'utf8')) as Expected;
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-}
 
 describe('gated FaceRecognitionNet', () => {
   it('matches the torch reference embeddings and gate decisions on the fixture crops', async () => {
