@@ -1,7 +1,17 @@
 // Public API of the configuration subsystem.
 
 export { type ChangeClassification, classifyChange, LIVE_KEYS } from './changes.ts';
-export { CONFIG_DIR, type LoadConfigOptions, listBoards, loadConfig } from './load.ts';
+export {
+  CONFIG_DIR,
+  carryEnvOverrides,
+  type EnvOverride,
+  envOverrides,
+  envOverridesTouchedBy,
+  type LoadConfigOptions,
+  listBoards,
+  loadConfig,
+  withoutEnvOverrides,
+} from './load.ts';
 export { mergeConfig } from './merge.ts';
 export { REDACTED, redactSecrets } from './redact.ts';
 export { saveConfigAtomic } from './save.ts';

@@ -9,7 +9,7 @@ import { parseDocument } from 'yaml';
 import schema from '../../configs/schema.json' with { type: 'json' };
 import { mergeConfig } from './merge.ts';
 import type { Config } from './schema.ts';
-import { formatPath, getOwn, isPlainObject, type PathSegment, setOwn } from './util.ts';
+import { formatPath, getAt, getOwn, isPlainObject, type PathSegment, setOwn } from './util.ts';
 import { ConfigError, findProblems, formatProblem } from './validate.ts';
 
 export const CONFIG_DIR = fileURLToPath(new URL('../../configs/', import.meta.url));
@@ -49,16 +49,78 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   let merged: Record<string, unknown> = {};
   for (const layer of layers) merged = mergeConfig(merged, layer.data) as Record<string, unknown>;
   const assignments = envAssignments(env);
-  for (const assignment of assignments) assign(merged, assignment);
+  const overrides: EnvOverride[] = [];
+  for (const assignment of assignments) {
+    overrides.push({
+      variable: assignment.variable,
+      path: assignment.path,
+      below: structuredClone(getAt(merged, assignment.path)),
+    });
+    assign(merged, assignment);
+  }
 
   const problems = findProblems(merged);
-  if (problems.length === 0) return merged as unknown as Config;
+  if (problems.length === 0) return carryEnvOverrides(overrides, merged as unknown as Config);
   const sources = [...layers.map((l) => l.name), ...(assignments.length > 0 ? ['environment'] : [])];
   const lines = problems.map((p) => `  ${formatProblem(p)} (from ${sourceOf(p.path, layers, assignments)})`);
   throw new ConfigError(
     `Invalid configuration (${sources.join(' <- ')}):\n${lines.join('\n')}`,
     problems.map(formatProblem),
   );
+}
+
+/** A setting a FACEGATE_* variable overrode. */
+export interface EnvOverride {
+  variable: string;
+  path: PathSegment[];
+  /** What the layers below the environment (defaults, board, file) had there; undefined = nothing. */
+  below: unknown;
+}
+
+// The environment overrides the file at every start, so config/set must neither write what came from it
+// into the file (a password from the environment would land on disk) nor change it (the environment would
+// undo the change at the next start). loadConfig() remembers the overrides of the config it returns, and
+// config/set carries them over to the config it accepts, so they follow the running config.
+const envOverridesOf = new WeakMap<object, readonly EnvOverride[]>();
+
+/** The settings of `config` that came from the environment (none for a config not from loadConfig). */
+export function envOverrides(config: object): readonly EnvOverride[] {
+  return envOverridesOf.get(config) ?? [];
+}
+
+/** Marks `config` as carrying `from`'s environment overrides (a list, or the config they belong to); returns it. */
+export function carryEnvOverrides<T extends object>(from: object | readonly EnvOverride[], config: T): T {
+  const overrides = Array.isArray(from) ? (from as readonly EnvOverride[]) : envOverrides(from);
+  if (overrides.length > 0) envOverridesOf.set(config, overrides);
+  return config;
+}
+
+/**
+ * The overrides a JSON Merge Patch would change: the patch sets or removes something at, above or below
+ * an overridden path (an array or scalar on the way replaces everything beneath it).
+ */
+export function envOverridesTouchedBy(config: object, patch: unknown): EnvOverride[] {
+  return envOverrides(config).filter(({ path }) => {
+    let node = patch;
+    for (const key of path) {
+      if (!isPlainObject(node)) return true;
+      if (!Object.hasOwn(node, key)) return false;
+      node = node[key as string];
+    }
+    return !isPlainObject(node) || Object.keys(node).length > 0;
+  });
+}
+
+/** `config` as its file should hold it: every value from the environment put back to what was below it. */
+export function withoutEnvOverrides<T extends object>(config: T): T {
+  const overrides = envOverrides(config);
+  if (overrides.length === 0) return config;
+  const out = structuredClone(config) as unknown as Record<string, unknown>;
+  // Deepest last in, first out: a variable inside a list another variable set is undone before the list.
+  for (const { variable, path, below } of [...overrides].reverse()) {
+    assign(out, { variable, path, value: structuredClone(below) });
+  }
+  return out as unknown as T;
 }
 
 export function listBoards(): string[] {

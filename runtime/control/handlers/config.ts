@@ -1,15 +1,21 @@
 // config/get and config/set. A config/set is all or nothing: the merged configuration is validated in
 // full before the file is touched, written atomically, and only then handed to the running components.
+// Settings that came from FACEGATE_* variables stay out of it: the file keeps what it had for them (so a
+// password from the environment never lands on disk), and a patch that would change one is refused, since
+// the environment would override it again at the next start.
 
 import {
   type ChangeClassification,
   type Config,
+  carryEnvOverrides,
   classifyChange,
+  envOverridesTouchedBy,
   mergeConfig,
   REDACTED,
   redactSecrets,
   saveConfigAtomic,
   validateConfig,
+  withoutEnvOverrides,
 } from '../../config/index.ts';
 import { formatPath, isPlainObject, type PathSegment } from '../../config/util.ts';
 import { SECRET_KEY } from '../../config/validate.ts';
@@ -38,12 +44,20 @@ export function configHandlers(port: ConfigPort): Pick<CommandHandlers, 'config/
         );
       }
       const before = port.current();
+      const fromEnv = envOverridesTouchedBy(before, patch);
+      if (fromEnv.length > 0) {
+        const which = fromEnv.map((o) => `${formatPath(o.path)} (${o.variable})`).join(', ');
+        throw new Error(
+          `${which}: set by the environment, which overrides the configuration file at every start; change the environment instead`,
+        );
+      }
       const result = validateConfig(mergeConfig(before, patch));
       if (!result.ok) throw new Error(`invalid configuration: ${result.errors.join('; ')}`);
-      const changes = classifyChange(before, result.config);
+      const next = carryEnvOverrides(before, result.config);
+      const changes = classifyChange(before, next);
       if (changes.live.length + changes.restartRequired.length > 0) {
-        await saveConfigAtomic(port.path, result.config);
-        await port.applyLive(result.config, changes);
+        await saveConfigAtomic(port.path, withoutEnvOverrides(next));
+        await port.applyLive(next, changes);
       }
       return { applied: changes.live, restart_required: changes.restartRequired };
     },

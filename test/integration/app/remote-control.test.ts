@@ -56,6 +56,20 @@ describe('config/set over MQTT', () => {
     );
     const got = await op.ask('config/get');
     expect(got).toMatchObject({ status: 'ok', data: { config: { recognition: { k: 2 } } } });
+
+    // Settings read only at start are saved and answered as such, not as applied.
+    const later = await op.ask('config/set', {
+      config: {
+        offlineQueue: { maxEvents: 50, whenFull: 'drop-newest' },
+        mqtt: { qos: 0 },
+        logging: { level: 'debug' },
+      },
+    });
+    expect(later).toMatchObject({ status: 'ok', data: { applied: [] } });
+    expect((later.data as { restart_required: string[] }).restart_required.sort()).toEqual(
+      ['logging.level', 'mqtt.qos', 'offlineQueue.maxEvents', 'offlineQueue.whenFull'].sort(),
+    );
+    expect(loadConfig({ file: device.file, env: {} }).offlineQueue.maxEvents).toBe(50);
   });
 
   it('answers an invalid change with every validation error and leaves the file untouched', async () => {

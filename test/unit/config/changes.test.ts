@@ -16,7 +16,7 @@ describe('classifyChange', () => {
     expect(classifyChange(before, structuredClone(before))).toEqual({ live: [], restartRequired: [] });
   });
 
-  it('applies thresholds, fps, schedules and logging live', () => {
+  it('applies thresholds, fps, schedules and topics live', () => {
     const change = classifyChange(
       before,
       withPatch({
@@ -25,7 +25,6 @@ describe('classifyChange', () => {
         recognition: { k: 2 },
         quality: { maxYawDeg: 20 },
         schedules: { heartbeat: '*/5 * * * *', modelUpdateCheck: null },
-        logging: { level: 'debug' },
         mqtt: { baseTopic: 'site/facegate', snapshots: true },
       }),
     );
@@ -38,7 +37,6 @@ describe('classifyChange', () => {
         'quality.maxYawDeg',
         'schedules.heartbeat',
         'schedules.modelUpdateCheck',
-        'logging.level',
         'mqtt.baseTopic',
         'mqtt.snapshots',
       ].sort(),
@@ -70,6 +68,24 @@ describe('classifyChange', () => {
         'device.id',
       ].sort(),
     );
+  });
+
+  it('needs a restart for the offline queue, mqtt.qos and logging, which are only read at start', () => {
+    const change = classifyChange(
+      before,
+      withPatch({
+        offlineQueue: { maxEvents: 50, whenFull: 'drop-newest' },
+        mqtt: { qos: 0 },
+        logging: { level: 'debug' },
+      }),
+    );
+    expect(change.live).toEqual([]);
+    expect(change.restartRequired.sort()).toEqual(
+      ['logging.level', 'mqtt.qos', 'offlineQueue.maxEvents', 'offlineQueue.whenFull'].sort(),
+    );
+    for (const key of ['offlineQueue', 'mqtt.qos', 'logging']) {
+      expect(LIVE_KEYS.some((live: string) => live === key || live.startsWith(`${key}.`))).toBe(false);
+    }
   });
 
   it('splits a mixed change', () => {

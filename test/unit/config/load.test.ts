@@ -2,7 +2,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, listBoards, loadConfig, validateConfig } from '../../../runtime/config/index.ts';
+import {
+  ConfigError,
+  envOverrides,
+  envOverridesTouchedBy,
+  listBoards,
+  loadConfig,
+  mergeConfig,
+  validateConfig,
+  withoutEnvOverrides,
+} from '../../../runtime/config/index.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -262,5 +271,76 @@ describe('loadConfig environment overrides', () => {
     expect(loadError({ env: { FACEGATE_CAMERAS__3__FPS: '5' } })).toBe(
       'FACEGATE_CAMERAS__3__FPS: cameras has only 1 items',
     );
+  });
+});
+
+describe('what came from the environment', () => {
+  it('is remembered with what the layers below had, and put back by withoutEnvOverrides', () => {
+    const file = userFile('mqtt: { url: "mqtt://broker", password: from-file }\nrecognition: { k: 2 }\n');
+    const config = loadConfig({
+      file,
+      env: {
+        FACEGATE_MQTT__PASSWORD: 'from-env',
+        FACEGATE_MQTT__USERNAME: 'env-user',
+        FACEGATE_MQTT__BASE_TOPIC: 'site1/facegate',
+        FACEGATE_MQTT__URL: '',
+        FACEGATE_CAMERAS__0__FPS: '7.5',
+      },
+    });
+    expect(config.mqtt).toMatchObject({
+      password: 'from-env',
+      username: 'env-user',
+      baseTopic: 'site1/facegate',
+    });
+    expect(config.mqtt.url).toBeUndefined();
+    expect(envOverrides(config).map((o) => [o.variable, o.below])).toEqual([
+      ['FACEGATE_MQTT__BASE_TOPIC', 'facegate'],
+      ['FACEGATE_MQTT__PASSWORD', 'from-file'],
+      ['FACEGATE_MQTT__URL', 'mqtt://broker'],
+      ['FACEGATE_MQTT__USERNAME', undefined],
+      ['FACEGATE_CAMERAS__0__FPS', 15],
+    ]);
+
+    const stored = withoutEnvOverrides(config);
+    // The file's own values (or, where it had none, the defaults below it), never the environment's.
+    expect(stored.mqtt).toMatchObject({ password: 'from-file', url: 'mqtt://broker', baseTopic: 'facegate' });
+    expect(stored.mqtt).not.toHaveProperty('username');
+    expect(stored.cameras[0].fps).toBe(15);
+    expect(stored.recognition.k).toBe(2);
+    expect(validateConfig(stored).ok).toBe(true);
+    // The running config is not touched.
+    expect(config.mqtt.password).toBe('from-env');
+  });
+
+  it('undoes a variable inside a list another variable set before the list itself', () => {
+    const config = loadConfig({
+      env: {
+        FACEGATE_CAMERAS:
+          '[{id: gate, source: {kind: rtsp, url: "rtsp://x"}, width: 640, height: 480, fps: 5, restart: {initialDelayMs: 1, maxDelayMs: 1, stallTimeoutMs: 1000, healthyAfterMs: 0}}]',
+        FACEGATE_CAMERAS__0__FPS: '9',
+      },
+    });
+    expect(config.cameras[0]).toMatchObject({ id: 'gate', fps: 9 });
+    expect(withoutEnvOverrides(config).cameras).toEqual(loadConfig({ env: {} }).cameras);
+  });
+
+  it('is nothing for a config loaded without FACEGATE_* variables, or not loaded at all', () => {
+    const config = loadConfig({ env: { PATH: '/usr/bin' } });
+    expect(envOverrides(config)).toEqual([]);
+    expect(withoutEnvOverrides(config)).toBe(config);
+    expect(envOverrides(mergeConfig(config, {}) as object)).toEqual([]);
+  });
+
+  it('names the overrides a merge patch would change: at, above or below their path', () => {
+    const config = loadConfig({
+      env: { FACEGATE_MQTT__PASSWORD: 'pw', FACEGATE_CAMERAS__0__FPS: '5' },
+    });
+    const touched = (patch: unknown) => envOverridesTouchedBy(config, patch).map((o) => o.variable);
+    expect(touched({ mqtt: { password: 'other' } })).toEqual(['FACEGATE_MQTT__PASSWORD']);
+    expect(touched({ mqtt: { password: null } })).toEqual(['FACEGATE_MQTT__PASSWORD']);
+    expect(touched({ mqtt: null })).toEqual(['FACEGATE_MQTT__PASSWORD']);
+    expect(touched({ cameras: [] })).toEqual(['FACEGATE_CAMERAS__0__FPS']);
+    expect(touched({ mqtt: { username: 'u' }, recognition: { k: 1 } })).toEqual([]);
+    expect(touched({ mqtt: {} })).toEqual([]);
   });
 });

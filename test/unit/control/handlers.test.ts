@@ -71,6 +71,27 @@ describe('config/set', () => {
     expect(ports.applied[0].config).toEqual(saved);
   });
 
+  it('answers restart_required for the offline queue, mqtt.qos and logging', async () => {
+    const { handlers, ports } = setup();
+    const result = await handlers['config/set'](
+      {
+        config: {
+          offlineQueue: { maxEvents: 50, whenFull: 'drop-newest' },
+          mqtt: { qos: 0 },
+          logging: { level: 'debug' },
+          recognition: { k: 2 },
+        },
+      },
+      context(),
+    );
+    expect(result.applied).toEqual(['recognition.k']);
+    expect(result.restart_required.sort()).toEqual(
+      ['logging.level', 'mqtt.qos', 'offlineQueue.maxEvents', 'offlineQueue.whenFull'].sort(),
+    );
+    expect(loadConfig({ file, env: {} }).offlineQueue.maxEvents).toBe(50);
+    expect(ports.applied[0].changes.live).toEqual(['recognition.k']);
+  });
+
   it('merges each change over the one before, restart-required ones included', async () => {
     const { handlers } = setup();
     await handlers['config/set']({ config: { models: { threads: 2 } } }, context());
@@ -106,6 +127,58 @@ describe('config/set', () => {
     const { handlers, ports, text } = setup();
     const result = await handlers['config/set']({ config: { detection: { minScore: 0.75 } } }, context());
     expect(result).toEqual({ applied: [], restart_required: [] });
+    expect(readFileSync(file, 'utf8')).toBe(text);
+    expect(ports.applied).toEqual([]);
+  });
+});
+
+describe('config/set with settings from FACEGATE_* variables', () => {
+  const env = { FACEGATE_MQTT__PASSWORD: 'env-secret-Zx9', FACEGATE_MQTT__BASE_TOPIC: 'site1/facegate' };
+
+  function setupWithEnv(yaml: string) {
+    writeFileSync(file, yaml, { mode: 0o600 });
+    const ports = fakePorts(file, loadConfig({ file, env }));
+    return { ports, handlers: createHandlers(ports) };
+  }
+
+  it('never writes a password from the environment to the file; the running config keeps it', async () => {
+    const { ports, handlers } = setupWithEnv('mqtt:\n  url: mqtts://broker:8883\n  username: cam\n');
+    expect(await handlers['config/set']({ config: { recognition: { k: 2 } } }, context())).toEqual({
+      applied: ['recognition.k'],
+      restart_required: [],
+    });
+    await handlers['config/set']({ config: { detection: { minScore: 0.6 } } }, context());
+    expect(readFileSync(file, 'utf8')).not.toContain('env-secret-Zx9');
+    const saved = loadConfig({ file, env: {} });
+    expect(saved.mqtt.password).toBeUndefined();
+    expect(saved.mqtt.baseTopic).toBe('facegate');
+    expect([saved.recognition.k, saved.detection.minScore]).toEqual([2, 0.6]);
+    expect(ports.config.current().mqtt).toMatchObject({
+      password: 'env-secret-Zx9',
+      baseTopic: 'site1/facegate',
+    });
+    // At the next start the same environment gives back exactly the running config.
+    expect(loadConfig({ file, env })).toEqual(ports.config.current());
+  });
+
+  it("keeps the file's own value of a setting the environment overrides", async () => {
+    const { handlers } = setupWithEnv('mqtt:\n  url: mqtts://broker:8883\n  password: file-pw\n');
+    await handlers['config/set']({ config: { recognition: { k: 2 } } }, context());
+    expect(loadConfig({ file, env: {} }).mqtt.password).toBe('file-pw');
+    expect(readFileSync(file, 'utf8')).not.toContain('env-secret-Zx9');
+  });
+
+  it('refuses to change a setting the environment sets, and changes nothing', async () => {
+    const { ports, handlers } = setupWithEnv('mqtt:\n  url: mqtts://broker:8883\n');
+    const text = readFileSync(file, 'utf8');
+    await expect(
+      handlers['config/set']({ config: { mqtt: { password: 'new' }, recognition: { k: 2 } } }, context()),
+    ).rejects.toThrow(
+      'mqtt.password (FACEGATE_MQTT__PASSWORD): set by the environment, which overrides the configuration file at every start; change the environment instead',
+    );
+    await expect(handlers['config/set']({ config: { mqtt: null } }, context())).rejects.toThrow(
+      'mqtt.baseTopic (FACEGATE_MQTT__BASE_TOPIC), mqtt.password (FACEGATE_MQTT__PASSWORD): set by the environment',
+    );
     expect(readFileSync(file, 'utf8')).toBe(text);
     expect(ports.applied).toEqual([]);
   });
