@@ -7,9 +7,23 @@ import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 
 import { COMMANDS, type CommandName, type Config } from '../config/index.ts';
 import { formatPath, type PathSegment } from '../config/util.ts';
 import type { ModelRef } from '../events/schema.ts';
+import type { ModelManifest } from '../models/manifest.ts';
+import type { ModelChunk } from '../models/update/download.ts';
+import type { ChunkReceipt } from '../models/update/transfer.ts';
 import { topicIdProblem } from '../mqtt/topics.ts';
 
-export { COMMANDS, type CommandName };
+export { type ChunkReceipt, COMMANDS, type CommandName, type ModelChunk };
+
+/**
+ * A request that is no command of its own: each model/chunk message carries one chunk of the model a
+ * model/update with a `transfer` announced. It is accepted wherever model/update is (it is not listed in
+ * control.allow) and runs on arrival, beside the queue of commands.
+ */
+export const MODEL_CHUNK = 'model/chunk';
+
+/** Everything a request topic may name: the commands, and model/chunk. */
+export type RequestName = CommandName | typeof MODEL_CHUNK;
+export const REQUESTS: readonly RequestName[] = [...COMMANDS, MODEL_CHUNK];
 
 export type Awaitable<T> = T | Promise<T>;
 
@@ -37,6 +51,22 @@ type NoParams = Record<never, never>;
 export const MAX_ENROLL_IMAGES = 10;
 export const MAX_ENROLL_IMAGE_BYTES = 4 * 1024 * 1024;
 
+/** Most chunks one model transfer may announce. */
+export const MAX_TRANSFER_CHUNKS = 1_000_000;
+/** How long a transfer waits for its next new chunk, unless the request asks for less; and the most it may ask. */
+export const DEFAULT_TRANSFER_TIMEOUT_SECONDS = 60;
+export const MAX_TRANSFER_TIMEOUT_SECONDS = 600;
+
+/** A model/update that sends the model itself: `total` model/chunk messages of transfer `id` follow. */
+export interface ModelTransfer {
+  /** Names the transfer in its chunks: 1-64 of A-Z a-z 0-9 . _ - */
+  id: string;
+  /** Number of chunks, 1..MAX_TRANSFER_CHUNKS. */
+  total: number;
+  /** Abandon the transfer when no new chunk arrived for this long (default 60, at most 600). */
+  timeoutSeconds?: number;
+}
+
 export interface CommandParams {
   'config/get': NoParams;
   /** A JSON Merge Patch over the current configuration: objects merge, arrays replace, null removes. */
@@ -45,8 +75,13 @@ export interface CommandParams {
   'face/enroll': { name: string; images: string[] };
   'face/remove': { name: string };
   'face/list': NoParams;
-  /** Check for and install new models; `manifestUrl` overrides models.update.manifestUrl once. */
-  'model/update': { manifestUrl?: string };
+  /**
+   * Check for and install a new model: from `manifestUrl` (or models.update.manifestUrl), or the signed
+   * `manifest` itself with the model following in model/chunk messages, as `transfer` announces.
+   */
+  'model/update': { manifestUrl?: string } | { manifest: ModelManifest; transfer: ModelTransfer };
+  /** One chunk of the transfer a model/update announced: chunk `index` (0-based) of `total`, base64. */
+  'model/chunk': ModelChunk;
   'model/rollback': NoParams;
   'model/status': NoParams;
   /** The first camera when `camera` is absent; `publish` sends the JPEG to the snapshot topic instead. */
@@ -116,6 +151,8 @@ export interface CommandResults {
   'face/remove': { name: string; removed: boolean };
   'face/list': { faces: FaceSummary[] };
   'model/update': ModelUpdateResult;
+  /** The chunk was taken; the model/update response says how the whole update went. */
+  'model/chunk': ChunkReceipt;
   'model/rollback': ModelStatus;
   'model/status': ModelStatus;
   snapshot: { camera: string; bytes: number } & ({ image: string } | { published: true });
@@ -123,10 +160,10 @@ export interface CommandResults {
   restart: { restarting: true };
 }
 
-export type CommandRequest<C extends CommandName> = CommandParams[C] & RequestEnvelope;
+export type CommandRequest<C extends RequestName> = CommandParams[C] & RequestEnvelope;
 
 export type ErrorResponse = { status: 'error'; error: string; transaction?: Transaction };
-export type CommandResponse<C extends CommandName> =
+export type CommandResponse<C extends RequestName> =
   | { status: 'ok'; data: CommandResults[C]; transaction?: Transaction }
   | ErrorResponse;
 
@@ -134,14 +171,16 @@ export interface RequestContext {
   scope: 'device' | 'all';
   /** Runs `fn` once the response is published (or gave up on), e.g. to restart after answering. */
   afterResponse(fn: () => Awaitable<void>): void;
+  /** Aborted when the router stops: a request waiting for more messages (a transfer's chunks) gives up. */
+  signal: AbortSignal;
 }
 
-export type CommandHandler<C extends CommandName> = (
+export type CommandHandler<C extends RequestName> = (
   request: CommandRequest<C>,
   context: RequestContext,
 ) => Awaitable<CommandResults[C]>;
 
-export type CommandHandlers = { [C in CommandName]: CommandHandler<C> };
+export type CommandHandlers = { [C in RequestName]: CommandHandler<C> };
 
 // Schemas
 
@@ -166,25 +205,38 @@ const signatureSchema = {
 /** Fields signedMessage() adds next to the parameters, so no command may have a parameter of these names. */
 export const SIGNED_FIELDS = ['timestamp', 'nonce', 'topic'] as const;
 
-function requestSchema(properties: Record<string, SchemaObject> = {}, required: string[] = []): SchemaObject {
+function requestSchema(
+  properties: Record<string, SchemaObject> = {},
+  required: string[] = [],
+  more: SchemaObject = {},
+): SchemaObject {
   return {
     type: 'object',
     additionalProperties: false,
     required,
     properties: { ...properties, transaction: transactionSchema, signature: signatureSchema },
+    ...more,
   };
 }
 
 // Identifiers are checked by identifierProblem() rather than the schema, for a message that says what is
 // wrong with them.
 const identifier = { type: 'string' };
+const transferId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' };
 
-interface CommandSpec {
+export interface CommandSpec {
   schema: SchemaObject;
   /** Top-level string parameters that name things (topic levels, file names, gallery keys). */
   identifiers: readonly string[];
   /** Signed when control.requireSignedCommands is on. */
   changesState: boolean;
+  /** Accepted when this command is in control.allow (for requests that belong to a command). */
+  allowedWith?: CommandName;
+  /**
+   * Runs as soon as it arrives, beside the queue, rather than after the requests before it: always, or
+   * when the parsed body says so.
+   */
+  onArrival?: true | ((body: unknown) => boolean);
 }
 
 export const COMMAND_SPECS = {
@@ -217,9 +269,46 @@ export const COMMAND_SPECS = {
   },
   'face/list': { schema: requestSchema(), identifiers: [], changesState: false },
   'model/update': {
-    schema: requestSchema({ manifestUrl: { type: 'string', maxLength: 2048, pattern: '^https?://\\S+$' } }),
+    schema: requestSchema(
+      {
+        manifestUrl: { type: 'string', maxLength: 2048, pattern: '^https?://\\S+$' },
+        // Checked in full (and its signature) by the updater, which names every problem.
+        manifest: { type: 'object' },
+        transfer: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id', 'total'],
+          properties: {
+            id: transferId,
+            total: { type: 'integer', minimum: 1, maximum: MAX_TRANSFER_CHUNKS },
+            timeoutSeconds: { type: 'integer', minimum: 1, maximum: MAX_TRANSFER_TIMEOUT_SECONDS },
+          },
+        },
+      },
+      [],
+      { dependencies: { manifest: ['transfer'], transfer: ['manifest'] } },
+    ),
     identifiers: [],
     changesState: true,
+    // The transfer opens before the next message is read, so its chunks can follow straight away, and it
+    // waits for them without holding up the commands behind it.
+    onArrival: (body) => typeof body === 'object' && body !== null && Object.hasOwn(body, 'transfer'),
+  },
+  'model/chunk': {
+    schema: requestSchema(
+      {
+        id: transferId,
+        index: { type: 'integer', minimum: 0, maximum: MAX_TRANSFER_CHUNKS - 1 },
+        total: { type: 'integer', minimum: 1, maximum: MAX_TRANSFER_CHUNKS },
+        // Checked as base64 by the transfer, whose answer names the chunk.
+        data: { type: 'string', minLength: 1 },
+      },
+      ['id', 'index', 'total', 'data'],
+    ),
+    identifiers: [],
+    changesState: true,
+    allowedWith: 'model/update',
+    onArrival: true,
   },
   'model/rollback': { schema: requestSchema(), identifiers: [], changesState: true },
   'model/status': { schema: requestSchema(), identifiers: [], changesState: false },
@@ -230,15 +319,23 @@ export const COMMAND_SPECS = {
   },
   health: { schema: requestSchema(), identifiers: [], changesState: false },
   restart: { schema: requestSchema(), identifiers: [], changesState: true },
-} as const satisfies Record<CommandName, CommandSpec>;
+} as const satisfies Record<RequestName, CommandSpec>;
+
+export function commandSpec(name: RequestName): CommandSpec {
+  return COMMAND_SPECS[name];
+}
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
 const validators = Object.fromEntries(
-  COMMANDS.map((command) => [command, ajv.compile(COMMAND_SPECS[command].schema)]),
-) as Record<CommandName, ValidateFunction>;
+  REQUESTS.map((name) => [name, ajv.compile(COMMAND_SPECS[name].schema)]),
+) as Record<RequestName, ValidateFunction>;
 
 export function isCommandName(value: string): value is CommandName {
   return (COMMANDS as readonly string[]).includes(value);
+}
+
+export function isRequestName(value: string): value is RequestName {
+  return (REQUESTS as readonly string[]).includes(value);
 }
 
 /** Why `value` cannot name something (wildcards, `/`, control characters, `..`, length), or null. */
@@ -246,12 +343,12 @@ export function identifierProblem(value: string): string | null {
   return topicIdProblem(value) ?? (value.includes('..') ? 'contains ..' : null);
 }
 
-export type RequestCheck<C extends CommandName> =
+export type RequestCheck<C extends RequestName> =
   | { ok: true; request: CommandRequest<C> }
   | { ok: false; error: string };
 
 /** Schema and identifier checks of a parsed request body; the error names every offending field. */
-export function validateRequest<C extends CommandName>(command: C, body: unknown): RequestCheck<C> {
+export function validateRequest<C extends RequestName>(command: C, body: unknown): RequestCheck<C> {
   const validate = validators[command];
   if (!validate(body)) {
     return { ok: false, error: `invalid request: ${(validate.errors ?? []).map(describe).join('; ')}` };
@@ -277,6 +374,8 @@ function describe(error: ErrorObject): string {
       return `${formatPath([...path, String(error.params.missingProperty)])}: required`;
     case 'additionalProperties':
       return `${formatPath([...path, String(error.params.additionalProperty)])}: unknown field`;
+    case 'dependencies':
+      return `${formatPath([...path, String(error.params.missingProperty)])}: required with ${error.params.property}`;
     default:
       return `${path.length === 0 ? 'request' : formatPath(path)}: ${error.message}`;
   }

@@ -4,14 +4,21 @@ import type { Gallery } from '../auth/gallery.ts';
 import type { ChangeClassification, Config } from '../config/index.ts';
 import type { ModelRef } from '../events/schema.ts';
 import type { ModelManifest } from '../models/manifest.ts';
-import { downloadModel } from '../models/update/download.ts';
+import { downloadModel, type ModelChunk } from '../models/update/download.ts';
 import type { ModelSlots } from '../models/update/slots.ts';
+import { type ChunkReceipt, ChunkTransfer } from '../models/update/transfer.ts';
 import { ModelUpdater, type UpdateResult, type UpdateState } from '../models/update/updater.ts';
 import { type LiveAnalyzer, openModelEngine, type UpdatableRole } from '../pipeline/analyzer.ts';
 import type { CameraPipeline } from '../pipeline/camera-pipeline.ts';
 import { enrollPhotos } from '../pipeline/enroll.ts';
 import { createHeartbeat } from '../scheduler/heartbeat.ts';
-import type { CommandParams, ModelStatus, ModelUpdateResult } from './api.ts';
+import {
+  type CommandParams,
+  DEFAULT_TRANSFER_TIMEOUT_SECONDS,
+  type ModelStatus,
+  type ModelTransfer,
+  type ModelUpdateResult,
+} from './api.ts';
 import type { ConfigPort, DevicePort, GalleryPort, ModelPort } from './handlers/index.ts';
 
 /** A manifest is a few KB; anything much larger is not one. */
@@ -106,8 +113,10 @@ export interface ModelControlOptions {
 }
 
 /**
- * model/update, model/rollback and model/status over ModelUpdater. A manifest URL names one model's
- * manifest; its .onnx is fetched from the same directory (`<manifest URL dir>/<manifest.file>`).
+ * model/update, model/chunk, model/rollback and model/status over ModelUpdater. A manifest URL names one
+ * model's manifest; its .onnx is fetched from the same directory (`<manifest URL dir>/<manifest.file>`).
+ * A model/update with the manifest itself and a `transfer` opens a chunked transfer, one at a time, which
+ * model/chunk messages feed; the updater assembles and checks the model as it does a download.
  */
 export class ModelControl implements ModelPort {
   private readonly updater: ModelUpdater;
@@ -115,6 +124,8 @@ export class ModelControl implements ModelPort {
   private lastUpdate: ModelStatus['lastUpdate'] = null;
   /** Frames are held from the gallery's re-embedding until the switch (see reembedGallery). */
   private holding = false;
+  /** The chunked transfer in progress: from its model/update until that is answered. */
+  private transfer?: ChunkTransfer;
 
   constructor(private readonly opts: ModelControlOptions) {
     const { analyzer, gallery } = opts;
@@ -151,20 +162,70 @@ export class ModelControl implements ModelPort {
     return this.states_;
   }
 
-  async update({ manifestUrl }: CommandParams['model/update']): Promise<ModelUpdateResult> {
-    const url = manifestUrl ?? this.opts.config().models.update.manifestUrl;
+  async update(request: CommandParams['model/update'], signal?: AbortSignal): Promise<ModelUpdateResult> {
+    if ('manifest' in request) return this.receive(request.manifest, request.transfer, signal);
+    const url = request.manifestUrl ?? this.opts.config().models.update.manifestUrl;
     if (!url) throw this.fail('no manifestUrl given and models.update.manifestUrl is not set');
     const manifest = await fetchManifest(url).catch((e: Error) => {
       throw this.fail(e.message);
     });
-    const running = this.opts.analyzer.current.manifests.find((m) => m.name === manifest.name);
-    if (running?.version === manifest.version && running.sha256 === manifest.sha256) {
-      this.record('up-to-date');
-      return { updated: false, status: this.status() };
-    }
+    if (this.upToDate(manifest)) return { updated: false, status: this.status() };
     const onnxUrl = new URL(encodeURIComponent(String(manifest.file)), url).href;
     await this.run(() => this.updater.update({ name: manifest.name, manifest, url: onnxUrl }), 'updated');
     return { updated: true, status: this.status() };
+  }
+
+  /** model/chunk: one chunk for the transfer in progress. */
+  chunk(chunk: ModelChunk): ChunkReceipt {
+    const open = this.transfer;
+    if (open?.id === chunk.id) return open.accept(chunk);
+    throw new Error(
+      open
+        ? `model chunk ${chunk.index} belongs to transfer ${chunk.id}, but the transfer in progress is ${open.id}`
+        : `no transfer ${chunk.id} is in progress: send model/update with the manifest and the transfer first`,
+    );
+  }
+
+  /**
+   * A model sent in chunks. Everything up to the updater's first wait runs synchronously, so the transfer
+   * is open (or the request refused) before the next MQTT message is read.
+   */
+  private async receive(
+    manifest: ModelManifest,
+    { id, total, timeoutSeconds = DEFAULT_TRANSFER_TIMEOUT_SECONDS }: ModelTransfer,
+    signal?: AbortSignal,
+  ): Promise<ModelUpdateResult> {
+    const busy = this.transfer;
+    if (busy) {
+      throw new Error(
+        `transfer ${busy.id} is still in progress (${busy.received} of ${busy.total} chunks): send the next model/update once it is answered`,
+      );
+    }
+    if (this.upToDate(manifest)) return { updated: false, status: this.status() };
+    const transfer = new ChunkTransfer({ id, total, idleTimeoutMs: timeoutSeconds * 1000 });
+    this.transfer = transfer;
+    const cancel = () => transfer.cancel('facegate is stopping');
+    signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      await this.run(
+        () => this.updater.update({ name: manifest.name, manifest, chunks: transfer }),
+        'updated',
+      );
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+      // Whatever happened, nothing of the transfer stays in memory and later chunks are refused.
+      transfer.close();
+      this.transfer = undefined;
+    }
+    return { updated: true, status: this.status() };
+  }
+
+  /** The same version with the same bytes as the running model: nothing to do (recorded as such). */
+  private upToDate(manifest: ModelManifest): boolean {
+    const running = this.opts.analyzer.current.manifests.find((m) => m.name === manifest.name);
+    if (running?.version !== manifest.version || running.sha256 !== manifest.sha256) return false;
+    this.record('up-to-date');
+    return true;
   }
 
   /** Every model running an installed version goes back to what it replaced. */

@@ -4,16 +4,18 @@
 // (before anything is parsed), UTF-8 and JSON, a known and allowed command, its schema and identifier
 // rules, and the signature rules. Requests run one at a time, so two config/set never interleave, and
 // the checks run when a request's turn comes, so they see the `control` settings the one before set.
+// The exceptions are the requests whose spec says `onArrival` (a model transfer and its chunks): they run
+// as soon as they arrive, beside that queue, since the chunks must reach the transfer waiting for them.
 
 import type { Config } from '../config/index.ts';
 import type { LogLevel } from '../mqtt/client.ts';
 import { parseRequestTopic, type Topics } from '../mqtt/topics.ts';
 import {
   type Awaitable,
-  COMMAND_SPECS,
   type CommandHandlers,
+  commandSpec,
   type ErrorResponse,
-  isCommandName,
+  isRequestName,
   MAX_TRANSACTION_LENGTH,
   type RequestContext,
   type Transaction,
@@ -50,7 +52,10 @@ export interface ControlRouterOptions {
   now?: () => number;
 }
 
-/** Requests waiting for their turn; beyond this a request is refused at once rather than buffered. */
+/**
+ * Requests waiting for their turn, and requests running on arrival; beyond this a request is refused at
+ * once rather than buffered.
+ */
 export const MAX_QUEUED_REQUESTS = 32;
 /** How long a response may wait for its PUBACK before the next request runs anyway. */
 export const RESPONSE_TIMEOUT_MS = 10_000;
@@ -71,6 +76,9 @@ export class ControlRouter {
   private readonly verifier: CommandVerifier;
   private tail: Promise<void> = Promise.resolve();
   private queued = 0;
+  /** Requests running on arrival, beside the queue. */
+  private readonly running = new Set<Promise<void>>();
+  private stopping = new AbortController();
   private listening = false;
 
   constructor(opts: ControlRouterOptions) {
@@ -86,6 +94,7 @@ export class ControlRouter {
   async start(): Promise<void> {
     if (!this.listening) this.client.on('message', this.onMessage);
     this.listening = true;
+    if (this.stopping.signal.aborted) this.stopping = new AbortController();
     await this.subscribe(this.topics);
   }
 
@@ -99,18 +108,22 @@ export class ControlRouter {
   }
 
   /** Resolves when every request received so far has been answered. */
-  idle(): Promise<void> {
-    return this.tail;
+  async idle(): Promise<void> {
+    await Promise.all([this.tail, ...this.running]);
   }
 
-  /** Stops taking requests and waits for the ones already received. */
+  /**
+   * Stops taking requests and waits for the ones already received; those waiting for more messages (a
+   * transfer's chunks) are told to give up through their context's signal.
+   */
   async stop(): Promise<void> {
     if (this.listening) {
       this.client.removeListener('message', this.onMessage);
       this.unsubscribe(this.topics);
       this.listening = false;
     }
-    await this.tail;
+    this.stopping.abort();
+    await this.idle();
   }
 
   private subscribe(topics: Topics): Promise<void> {
@@ -142,6 +155,19 @@ export class ControlRouter {
       );
       return;
     }
+    const failed = (err: unknown) => this.log('error', `request ${topic} failed: ${(err as Error).message}`);
+    if (runsOnArrival(request.command, payload)) {
+      if (this.running.size >= MAX_QUEUED_REQUESTS) {
+        this.refuseNow(request.command, `busy: ${this.running.size} requests are running; try again later`);
+        return;
+      }
+      // Started now: everything up to the handler's first await runs before the next message is read.
+      const run: Promise<void> = this.process(request.scope, request.command, topic, payload)
+        .catch(failed)
+        .finally(() => this.running.delete(run));
+      this.running.add(run);
+      return;
+    }
     if (this.queued >= MAX_QUEUED_REQUESTS) {
       this.refuseNow(request.command, `busy: ${this.queued} requests are waiting; try again later`);
       return;
@@ -149,7 +175,7 @@ export class ControlRouter {
     this.queued++;
     this.tail = this.tail
       .then(() => this.process(request.scope, request.command, topic, payload))
-      .catch((err) => this.log('error', `request ${topic} failed: ${(err as Error).message}`))
+      .catch(failed)
       .finally(() => {
         this.queued--;
       });
@@ -170,6 +196,7 @@ export class ControlRouter {
     const response = await this.respond(command, topic, payload, {
       scope,
       afterResponse: (fn) => after.push(fn),
+      signal: this.stopping.signal,
     });
     await this.publish(command, response);
     if (response.status === 'error') return;
@@ -205,10 +232,13 @@ export class ControlRouter {
 
   /** Every check of a parsed request; returns its handler bound to the validated request. */
   private authorize(command: string, topic: string, body: unknown): (ctx: RequestContext) => unknown {
-    if (!isCommandName(command)) throw new Refusal(`unknown command '${command}'`);
+    if (!isRequestName(command)) throw new Refusal(`unknown command '${command}'`);
     const control = this.control();
-    if (!control.allow.includes(command)) {
-      throw new Refusal(`command '${command}' is not allowed on this device (control.allow)`);
+    const spec = commandSpec(command);
+    const allowedAs = spec.allowedWith ?? command;
+    if (!(control.allow as string[]).includes(allowedAs)) {
+      const as = allowedAs === command ? '' : `: it comes with ${allowedAs}`;
+      throw new Refusal(`command '${command}' is not allowed on this device (control.allow${as})`);
     }
     const checked = validateRequest(command, body);
     if (!checked.ok) throw new Refusal(checked.error);
@@ -216,7 +246,7 @@ export class ControlRouter {
     if (request.signature) {
       const problem = this.verifier.check(request, topic, control);
       if (problem !== null) throw new Refusal(`signature rejected: ${problem}`);
-    } else if (control.requireSignedCommands && COMMAND_SPECS[command].changesState) {
+    } else if (control.requireSignedCommands && spec.changesState) {
       throw new Refusal(`command '${command}' must be signed (control.requireSignedCommands is on)`);
     }
     const handler = this.handlers[command] as (req: typeof request, ctx: RequestContext) => unknown;
@@ -236,6 +266,18 @@ export class ControlRouter {
         resolve();
       });
     });
+  }
+}
+
+/** Whether the request runs as soon as it arrives; a body that does not parse waits its turn to be refused. */
+function runsOnArrival(command: string, payload: Buffer): boolean {
+  if (!isRequestName(command)) return false;
+  const { onArrival } = commandSpec(command);
+  if (typeof onArrival !== 'function') return onArrival === true;
+  try {
+    return onArrival(parseBody(payload));
+  } catch {
+    return false;
   }
 }
 

@@ -10,7 +10,8 @@ export type DownloadErrorCode =
   | 'network'
   | 'chunk'
   | 'incomplete'
-  | 'mismatch';
+  | 'mismatch'
+  | 'cancelled';
 
 export class DownloadError extends Error {
   constructor(
@@ -123,6 +124,21 @@ export interface ChunkOptions {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+/** `message` as a well-formed chunk (an id, an index within its total, non-empty base64), or a 'chunk' error. */
+export function checkChunk(message: unknown): ModelChunk {
+  const { id, index, total, data } = (message ?? {}) as Partial<ModelChunk>;
+  if (typeof id !== 'string' || id === '') throw chunkError('has no transfer id');
+  if (!Number.isInteger(total) || (total as number) < 1)
+    throw chunkError(`of ${id} has an invalid total ${total}`);
+  if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= (total as number)) {
+    throw chunkError(`of ${id} has index ${index}, outside 0..${(total as number) - 1}`);
+  }
+  // Every chunk carries at least one byte, which bounds the number of chunks by the number of bytes.
+  if (typeof data !== 'string' || data === '' || data.length % 4 !== 0 || !BASE64.test(data))
+    throw chunkError(`${index} of ${id} is not base64`);
+  return { id, index, total, data } as ModelChunk;
+}
+
 /** Collects chunks in any order; redelivered duplicates (MQTT QoS 1) are ignored when identical. */
 export class ChunkAssembler {
   private id?: string;
@@ -133,18 +149,10 @@ export class ChunkAssembler {
   constructor(private readonly opts: ChunkOptions) {}
 
   add(chunk: ModelChunk): void {
-    const { id, index, total, data } = (chunk ?? {}) as Partial<ModelChunk>;
-    if (typeof id !== 'string' || id === '') throw chunkError('has no transfer id');
-    if (!Number.isInteger(total) || (total as number) < 1)
-      throw chunkError(`of ${id} has an invalid total ${total}`);
-    if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= (total as number)) {
-      throw chunkError(`of ${id} has index ${index}, outside 0..${(total as number) - 1}`);
-    }
-    if (typeof data !== 'string' || data.length % 4 !== 0 || !BASE64.test(data))
-      throw chunkError(`${index} of ${id} is not base64`);
+    const { id, index, total, data } = checkChunk(chunk);
     if (this.id === undefined) {
       // Every chunk carries at least one byte, so more chunks than the byte limit can only be an attack.
-      if ((total as number) > this.opts.maxBytes)
+      if (total > this.opts.maxBytes)
         throw new DownloadError('too-large', `transfer ${id} announces ${total} chunks`);
       this.id = id;
       this.parts = new Array(total);
@@ -153,7 +161,7 @@ export class ChunkAssembler {
     if (total !== this.parts.length)
       throw chunkError(`${index} of ${id} says ${total} chunks, earlier ones said ${this.parts.length}`);
     const bytes = Buffer.from(data, 'base64');
-    const seen = this.parts[index as number];
+    const seen = this.parts[index];
     if (seen) {
       if (!seen.equals(bytes)) throw chunkError(`${index} of ${id} arrived twice with different contents`);
       return;
@@ -161,7 +169,7 @@ export class ChunkAssembler {
     if (this.received + bytes.length > this.opts.maxBytes) {
       throw new DownloadError('too-large', `transfer ${id} exceeds the limit of ${this.opts.maxBytes} bytes`);
     }
-    this.parts[index as number] = bytes;
+    this.parts[index] = bytes;
     this.received += bytes.length;
     this.count++;
     this.opts.onProgress?.(this.count, this.parts.length);
@@ -195,7 +203,7 @@ export class ChunkAssembler {
   }
 }
 
-function chunkError(what: string): DownloadError {
+export function chunkError(what: string): DownloadError {
   return new DownloadError('chunk', `model chunk ${what}`);
 }
 

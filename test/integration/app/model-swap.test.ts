@@ -1,14 +1,18 @@
 // A remote model swap under a running camera, over a real mosquitto with the real models: the new
-// embedder is fetched from a local HTTP server, verified, self-tested, the gallery re-embedded, and the
-// engine replaced between two frames. Bad releases are refused while the old model keeps running.
+// embedder is fetched from a local HTTP server or sent in MQTT chunks, verified, self-tested, the gallery
+// re-embedded, and the engine replaced between two frames. Bad releases are refused while the old model
+// keeps running.
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Gallery } from '../../../runtime/auth/gallery.ts';
 import { mergeConfig } from '../../../runtime/config/index.ts';
-import type { ModelStatus } from '../../../runtime/control/api.ts';
+import type { ChunkReceipt, ModelStatus } from '../../../runtime/control/api.ts';
 import type { FaceEvent } from '../../../runtime/events/schema.ts';
+import type { ModelManifest } from '../../../runtime/models/manifest.ts';
+import { signManifest } from '../../../runtime/models/update/signature.ts';
+import { modelChunks } from '../../../runtime/models/update/transfer.ts';
 import type { UpdateState } from '../../../runtime/models/update/updater.ts';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { waitUntil } from '../mqtt/support.ts';
@@ -74,6 +78,59 @@ async function startDevice(patch: object = {}): Promise<{ device: RunningApp; op
 const facerecStates = (op: Operator) =>
   op.json<Record<string, UpdateState>>(op.topics.model).map((states) => states.facerec);
 
+/** The answer and the model topic of 1.0.1 installed over 1.0.0, through every phase. */
+async function expectInstalled(op: Operator, response: Record<string, unknown>): Promise<void> {
+  expect(response).toMatchObject({
+    status: 'ok',
+    data: {
+      updated: true,
+      status: {
+        active: { embedder: { name: 'facerec', version: '1.0.1' } },
+        previous: { embedder: { name: 'facerec', version: '1.0.0' } },
+        lastUpdate: { outcome: 'updated' },
+      },
+    },
+  });
+  await waitUntil(
+    'the idle 1.0.1 state on the model topic',
+    () => facerecStates(op).some((s) => s.state === 'idle' && s.installed_version === '1.0.1'),
+    5_000,
+  );
+  expect(facerecStates(op).map((s) => s.state)).toEqual(
+    expect.arrayContaining(['downloading', 'verifying', 'testing', 'switching', 'idle']),
+  );
+}
+
+/** `update()` is refused with `error`, published as failed, and the camera goes on with 1.0.0. */
+async function expectRefused(
+  device: RunningApp,
+  op: Operator,
+  update: () => Promise<Record<string, unknown>>,
+  error: RegExp,
+): Promise<void> {
+  const frames = device.frames.length;
+  const events = op.events().length;
+  expect(await update()).toMatchObject({ status: 'error', error: expect.stringMatching(error) });
+  await waitUntil('the failed state', () => facerecStates(op).at(-1)?.state === 'failed', 5_000);
+  expect(facerecStates(op).at(-1)).toMatchObject({
+    installed_version: '1.0.0',
+    in_progress: false,
+    error: expect.stringMatching(error),
+  });
+  await waitUntil(
+    'frames and events after the refusal',
+    () => device.frames.length > frames + 10 && op.events().length > events + 3,
+    30_000,
+  );
+}
+
+/** `onnx` with one byte flipped in the middle. */
+function tamperedCopy(onnx: Buffer): Buffer {
+  const tampered = Buffer.from(onnx);
+  tampered[tampered.length >> 1] ^= 0xff;
+  return tampered;
+}
+
 /** Frames handed over by the source were all processed, each once, in order. */
 function expectEveryFrame(device: RunningApp): void {
   const seqs = device.frames.map((f) => f.seq);
@@ -96,25 +153,7 @@ describe('model swap under a running camera', () => {
     const asked = Date.now();
     const response = await op.ask('model/update', { manifestUrl }, 120_000);
     const answered = Date.now();
-    expect(response).toMatchObject({
-      status: 'ok',
-      data: {
-        updated: true,
-        status: {
-          active: { embedder: { name: 'facerec', version: '1.0.1' } },
-          previous: { embedder: { name: 'facerec', version: '1.0.0' } },
-          lastUpdate: { outcome: 'updated' },
-        },
-      },
-    });
-    await waitUntil(
-      'the idle 1.0.1 state on the model topic',
-      () => facerecStates(op).some((s) => s.state === 'idle' && s.installed_version === '1.0.1'),
-      5_000,
-    );
-    expect(facerecStates(op).map((s) => s.state)).toEqual(
-      expect.arrayContaining(['downloading', 'verifying', 'testing', 'switching', 'idle']),
-    );
+    await expectInstalled(op, response);
     const framesDuring = device.frames.length - framesBefore;
     const framesAnswered = device.frames.length;
     await waitUntil(
@@ -160,11 +199,9 @@ describe('model swap under a running camera', () => {
   }, async () => {
     const { device, op } = await startDevice();
     const release = embedderRelease('1.0.1');
-    const tampered = Buffer.from(release.onnx);
-    tampered[tampered.length >> 1] ^= 0xff;
     const cases = [
       {
-        url: publishRelease(server, 'tampered', { ...release, onnx: tampered }),
+        url: publishRelease(server, 'tampered', { ...release, onnx: tamperedCopy(release.onnx) }),
         error: /sha256 .* does not match the manifest's .* \(tampered or corrupt\)/,
       },
       {
@@ -177,21 +214,7 @@ describe('model swap under a running camera', () => {
       },
     ];
     for (const { url, error } of cases) {
-      const frames = device.frames.length;
-      const events = op.events().length;
-      const response = await op.ask('model/update', { manifestUrl: url }, 60_000);
-      expect(response).toMatchObject({ status: 'error', error: expect.stringMatching(error) });
-      await waitUntil('the failed state', () => facerecStates(op).at(-1)?.state === 'failed', 5_000);
-      expect(facerecStates(op).at(-1)).toMatchObject({
-        installed_version: '1.0.0',
-        in_progress: false,
-        error: expect.stringMatching(error),
-      });
-      await waitUntil(
-        'frames and events after the refusal',
-        () => device.frames.length > frames + 10 && op.events().length > events + 3,
-        30_000,
-      );
+      await expectRefused(device, op, () => op.ask('model/update', { manifestUrl: url }, 60_000), error);
     }
     const status = await op.ask('model/status');
     expect(status).toMatchObject({
@@ -270,5 +293,200 @@ describe('model swap under a running camera', () => {
     expect(third.device.logs).toContain('[gallery] re-embedded 1 embedding(s) for the running model');
     expect(third.device.app.gallery.embeddingsFor({ name: 'facerec', version: '1.0.1' })).toHaveLength(1);
     await recognizedBy(third.op, '1.0.1');
+  });
+});
+
+/** 512 KiB of model per chunk: about 700 KB of JSON, within the default control.maxPayloadBytes (1 MiB). */
+const CHUNK_BYTES = 512 * 1024;
+
+type Response = { status: string; data?: unknown; error?: string; transaction?: unknown };
+
+/** Sends model/chunk messages, each with its own transaction, and reads their answers. */
+class ChunkSender {
+  private sent = 0;
+
+  constructor(private readonly op: Operator) {}
+
+  /** Publishes `body` (QoS 1) and returns its transaction. */
+  async send(body: object): Promise<string> {
+    const transaction = `chunk-${++this.sent}`;
+    await this.op.sub.client.publishAsync(
+      this.op.topics.request('model/chunk'),
+      JSON.stringify({ ...body, transaction }),
+      { qos: 1 },
+    );
+    return transaction;
+  }
+
+  answers(): Response[] {
+    return this.op.json<Response>(this.op.topics.response('model/chunk'));
+  }
+
+  async answer(transaction: string): Promise<Response> {
+    const find = () => this.answers().find((r) => r.transaction === transaction);
+    await waitUntil(`the answer to ${transaction}`, () => find() !== undefined, 30_000);
+    return find() as Response;
+  }
+}
+
+/** A signed release of the shipped embedder as `version`; `onnx` replaces the bytes sent, not the manifest. */
+function chunkedRelease(version: string, onnx?: Buffer) {
+  const release = embedderRelease(version);
+  const manifest: ModelManifest = signManifest(release.manifest, signingKey.privateKeyPem);
+  return { manifest, onnx: onnx ?? release.onnx };
+}
+
+describe('model sent in MQTT chunks', () => {
+  it('installs a signed model sent in shuffled chunks with a duplicate, answering stray chunks with errors', {
+    timeout: 180_000,
+  }, async () => {
+    const { device, op } = await startDevice();
+    await waitUntil('events from the 1.0.0 model', () => op.events().length >= 5, 60_000);
+    const { manifest, onnx } = chunkedRelease('1.0.1');
+    const chunks = modelChunks(onnx, 'xfer-1', CHUNK_BYTES);
+    const total = chunks.length;
+    // A fixed shuffle (7 is prime to the count), and chunk order[2] sent twice.
+    const order = chunks.map((_, i) => (i * 7) % total);
+    expect(new Set(order).size).toBe(total);
+    order.splice(6, 0, order[2]);
+    const chunker = new ChunkSender(op);
+
+    const asked = Date.now();
+    const answered = op.ask('model/update', { manifest, transfer: { id: 'xfer-1', total } }, 120_000);
+    const sent: string[] = [];
+    for (const [i, index] of order.entries()) {
+      sent.push(await chunker.send(chunks[index]));
+      if (i === 3) {
+        // Malformed and foreign chunks are refused with the reason; the transfer goes on.
+        const bad = await chunker.send({ ...chunks[index], data: 'not base64!!' });
+        expect(await chunker.answer(bad)).toMatchObject({
+          status: 'error',
+          error: `model chunk ${index} of xfer-1 is not base64`,
+        });
+        const foreign = await chunker.send({ id: 'other', index: 0, total: 1, data: 'AAAA' });
+        expect(await chunker.answer(foreign)).toMatchObject({
+          status: 'error',
+          error: 'model chunk 0 belongs to transfer other, but the transfer in progress is xfer-1',
+        });
+        const invalid = await chunker.send({ id: 'xfer-1', index: total, total });
+        expect(await chunker.answer(invalid)).toMatchObject({
+          status: 'error',
+          error: 'invalid request: data: required',
+        });
+      }
+    }
+    const receipts = await Promise.all(sent.map((t) => chunker.answer(t)));
+    const transferred = Date.now();
+    const response = await answered;
+    const done = Date.now();
+
+    expect(receipts.every((r) => r.status === 'ok')).toBe(true);
+    const data = receipts.map((r) => r.data as ChunkReceipt);
+    expect(data.filter((r) => r.duplicate).map((r) => r.index)).toEqual([order[2]]);
+    expect(data.at(-1)).toMatchObject({ received: total, total });
+    await expectInstalled(op, response);
+    // Progress of the transfer, on the same model topic a download reports on.
+    const downloading = facerecStates(op).filter((s) => s.state === 'downloading');
+    expect(downloading.length).toBeGreaterThan(3);
+    expect(downloading.map((s) => s.progress)).toEqual(
+      [...downloading.map((s) => s.progress)].sort((a, b) => a - b),
+    );
+    await waitUntil(
+      'a recognition by the 1.0.1 model',
+      () => op.events().some((e) => e.type === 'recognized' && e.model.version === '1.0.1'),
+      60_000,
+    );
+    await device.app.stop();
+    expectEveryFrame(device);
+    console.log(
+      `[model chunks] ${onnx.length} bytes in ${total} chunks of ${CHUNK_BYTES} bytes (+1 duplicate, 3 refused): ` +
+        `all chunks answered ${transferred - asked} ms after the request ` +
+        `(${(onnx.length / 1e6 / ((transferred - asked) / 1000)).toFixed(1)} MB/s), ` +
+        `model/update answered after ${done - asked} ms; ${device.frames.length} frames, none missing`,
+    );
+  });
+
+  it('refuses a tampered chunked model with the reason and keeps running the old one', {
+    timeout: 180_000,
+  }, async () => {
+    const { device, op } = await startDevice();
+    const { manifest, onnx } = chunkedRelease('1.0.1', tamperedCopy(embedderRelease('1.0.1').onnx));
+    const chunks = modelChunks(onnx, 'xfer-t', CHUNK_BYTES);
+    const chunker = new ChunkSender(op);
+    const sendAll = async () => {
+      const transfer = { id: 'xfer-t', total: chunks.length };
+      const answered = op.ask('model/update', { manifest, transfer }, 60_000);
+      for (const chunk of chunks) await chunker.send(chunk);
+      return answered;
+    };
+    await expectRefused(
+      device,
+      op,
+      sendAll,
+      /^model sha256 [0-9a-f]{64} does not match the manifest's [0-9a-f]{64} \(tampered or corrupt\)$/,
+    );
+    expect(chunker.answers().every((r) => r.status === 'ok')).toBe(true);
+    expect(await op.ask('model/status')).toMatchObject({
+      status: 'ok',
+      data: { active: { embedder: { version: '1.0.0' } }, previous: null, lastUpdate: { outcome: 'failed' } },
+    });
+    await device.app.stop();
+    expectEveryFrame(device);
+    expect(op.events().every((e) => e.model.version === '1.0.0')).toBe(true);
+  });
+
+  it('refuses a second transfer while one runs, and abandons a transfer that stalls', {
+    timeout: 120_000,
+  }, async () => {
+    const { device, op } = await startDevice();
+    const { manifest, onnx } = chunkedRelease('1.0.1');
+    const chunks = modelChunks(onnx, 'xfer-s', CHUNK_BYTES);
+    const chunker = new ChunkSender(op);
+    const asked = Date.now();
+    const answered = op.ask(
+      'model/update',
+      { manifest, transfer: { id: 'xfer-s', total: chunks.length, timeoutSeconds: 2 } },
+      60_000,
+    );
+    for (const chunk of chunks.slice(0, 3)) await chunker.send(chunk);
+    await chunker.answer('chunk-3');
+
+    const second = await op.ask('model/update', { manifest, transfer: { id: 'xfer-2', total: 1 } });
+    expect(second).toEqual({
+      status: 'error',
+      error: `transfer xfer-s is still in progress (3 of ${chunks.length} chunks): send the next model/update once it is answered`,
+      transaction: expect.any(String),
+    });
+    // The URL kind waits for nothing: it is refused by the updater at once.
+    const byUrl = await op.ask('model/update', {
+      manifestUrl: publishRelease(server, 'v1.0.1', embedderRelease('1.0.1')),
+    });
+    expect(byUrl).toMatchObject({ status: 'error', error: expect.stringMatching(/still in progress/) });
+
+    // Nothing more arrives.
+    const response = await answered;
+    const stalledFor = Date.now() - asked;
+    expect(response).toMatchObject({
+      status: 'error',
+      error: `transfer xfer-s: no new chunk for 2 s, 3 of ${chunks.length} received; abandoned`,
+    });
+    expect(facerecStates(op).at(-1)).toMatchObject({ state: 'failed', installed_version: '1.0.0' });
+    // The transfer is gone: its chunks are refused, and a new model/update is not busy.
+    const late = await chunker.send(chunks[3]);
+    expect(await chunker.answer(late)).toMatchObject({
+      status: 'error',
+      error: 'no transfer xfer-s is in progress: send model/update with the manifest and the transfer first',
+    });
+    const running = embedderRelease('1.0.0').manifest;
+    expect(
+      await op.ask('model/update', { manifest: running, transfer: { id: 'xfer-3', total: 1 } }),
+    ).toMatchObject({
+      status: 'ok',
+      data: { updated: false, status: { lastUpdate: { outcome: 'up-to-date' } } },
+    });
+    const frames = device.frames.length;
+    await waitUntil('frames after the timeout', () => device.frames.length > frames + 10, 30_000);
+    expect(device.app.analyzer.current.modelRef).toEqual({ name: 'facerec', version: '1.0.0' });
+    console.log(`[model chunks] stalled transfer answered after ${stalledFor} ms (timeoutSeconds 2)`);
   });
 });

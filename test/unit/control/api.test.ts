@@ -5,13 +5,17 @@ import {
   identifierProblem,
   MAX_ENROLL_IMAGE_BYTES,
   MAX_ENROLL_IMAGES,
+  MAX_TRANSFER_CHUNKS,
+  MODEL_CHUNK,
+  REQUESTS,
   SIGNED_FIELDS,
   validateRequest,
 } from '../../../runtime/control/api.ts';
 
 describe('request schemas', () => {
-  it('exist for every command, and leave the signed fields free', () => {
-    expect(Object.keys(COMMAND_SPECS).sort()).toEqual([...COMMANDS].sort());
+  it('exist for every command and model/chunk, and leave the signed fields free', () => {
+    expect(Object.keys(COMMAND_SPECS).sort()).toEqual([...COMMANDS, MODEL_CHUNK].sort());
+    expect([...REQUESTS].sort()).toEqual(Object.keys(COMMAND_SPECS).sort());
     for (const { schema } of Object.values(COMMAND_SPECS)) {
       for (const field of SIGNED_FIELDS) expect(schema.properties).not.toHaveProperty(field);
     }
@@ -64,6 +68,54 @@ describe('request schemas', () => {
       ok: false,
       error:
         'invalid request: signature.timestamp: required; signature.nonce: required; signature.value: required; signature.keyId: must match pattern "^[0-9a-f]{64}$"',
+    });
+  });
+});
+
+describe('model transfers', () => {
+  const manifest = { name: 'facerec', version: '1.0.1' };
+
+  it('take model/update with a manifest and a transfer, or a manifestUrl, but not one half of a transfer', () => {
+    expect(validateRequest('model/update', { manifest, transfer: { id: 'xfer-1', total: 12 } }).ok).toBe(
+      true,
+    );
+    expect(
+      validateRequest('model/update', {
+        manifest,
+        transfer: { id: 'a.b_c-9', total: 1, timeoutSeconds: 600 },
+      }).ok,
+    ).toBe(true);
+    expect(validateRequest('model/update', { manifest })).toEqual({
+      ok: false,
+      error: 'invalid request: transfer: required with manifest',
+    });
+    expect(validateRequest('model/update', { transfer: { id: 'x', total: 1 } })).toEqual({
+      ok: false,
+      error: 'invalid request: manifest: required with transfer',
+    });
+    expect(
+      validateRequest('model/update', {
+        manifest,
+        transfer: { id: 'a/b', total: 0, timeoutSeconds: 601, chunkSize: 4 },
+      }),
+    ).toEqual({
+      ok: false,
+      error:
+        'invalid request: transfer.chunkSize: unknown field; transfer.id: must match pattern "^[A-Za-z0-9._-]{1,64}$"; transfer.total: must be >= 1; transfer.timeoutSeconds: must be <= 600',
+    });
+  });
+
+  it('take model/chunk with an id, an index, a total and data', () => {
+    expect(validateRequest('model/chunk', { id: 'x', index: 0, total: 1, data: 'AAAA' }).ok).toBe(true);
+    expect(
+      validateRequest('model/chunk', { id: 'x', index: -1, total: MAX_TRANSFER_CHUNKS + 1, data: '' }),
+    ).toEqual({
+      ok: false,
+      error: `invalid request: index: must be >= 0; total: must be <= ${MAX_TRANSFER_CHUNKS}; data: must NOT have fewer than 1 characters`,
+    });
+    expect(validateRequest('model/chunk', { id: 'x' })).toEqual({
+      ok: false,
+      error: 'invalid request: index: required; total: required; data: required',
     });
   });
 });

@@ -7,7 +7,7 @@ import {
   loadConfig,
   mergeConfig,
 } from '../../../runtime/config/index.ts';
-import type { HealthReport, ModelStatus } from '../../../runtime/control/api.ts';
+import type { HealthReport, ModelChunk, ModelStatus } from '../../../runtime/control/api.ts';
 import type { ControlPorts } from '../../../runtime/control/handlers/index.ts';
 import type { ControlMqttClient } from '../../../runtime/control/router.ts';
 import { commandKeyId } from '../../../runtime/control/signing.ts';
@@ -106,6 +106,7 @@ export interface FakePorts extends ControlPorts {
   faces: Map<string, Buffer[]>;
   applied: { config: Config; changes: ChangeClassification }[];
   modelUpdates: unknown[];
+  chunks: ModelChunk[];
   snapshotsPublished: Buffer[];
   restarts: number;
 }
@@ -117,6 +118,7 @@ export function fakePorts(configPath: string, config = defaultConfig()): FakePor
     faces: new Map(),
     applied: [],
     modelUpdates: [],
+    chunks: [],
     snapshotsPublished: [],
     restarts: 0,
     config: {
@@ -145,6 +147,16 @@ export function fakePorts(configPath: string, config = defaultConfig()): FakePor
       update: async (request) => {
         ports.modelUpdates.push(request);
         return { updated: true, status: modelStatus };
+      },
+      chunk: (chunk) => {
+        ports.chunks.push(chunk);
+        return {
+          id: chunk.id,
+          index: chunk.index,
+          received: ports.chunks.length,
+          total: chunk.total,
+          duplicate: false,
+        };
       },
       rollback: async () => modelStatus,
       status: () => modelStatus,

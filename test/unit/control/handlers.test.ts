@@ -6,6 +6,7 @@ import { stringify } from 'yaml';
 import { loadConfig } from '../../../runtime/config/index.ts';
 import type { Awaitable, RequestContext } from '../../../runtime/control/api.ts';
 import { createHandlers } from '../../../runtime/control/handlers/index.ts';
+import type { ModelManifest } from '../../../runtime/models/manifest.ts';
 import { defaultConfig, fakePorts, healthReport, JPEG, modelStatus, PNG } from './fakes.ts';
 
 let dir: string;
@@ -18,7 +19,12 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function context(): RequestContext & { after: (() => Awaitable<void>)[] } {
   const after: (() => Awaitable<void>)[] = [];
-  return { scope: 'device', after, afterResponse: (fn) => after.push(fn) };
+  return {
+    scope: 'device',
+    after,
+    afterResponse: (fn) => after.push(fn),
+    signal: new AbortController().signal,
+  };
 }
 
 const secretConfig = () =>
@@ -250,6 +256,20 @@ describe('model/*', () => {
     ).toEqual({ updated: true, status: modelStatus });
     expect(await handlers['model/update']({}, context())).toMatchObject({ updated: true });
     expect(ports.modelUpdates).toEqual([{ manifestUrl: 'https://models.example/m.json' }, {}]);
+    const manifest = { name: 'facerec', version: '1.0.1' } as ModelManifest;
+    const transfer = { id: 'xfer-1', total: 2 };
+    await handlers['model/update']({ manifest, transfer, transaction: 2 }, context());
+    expect(ports.modelUpdates.at(-1)).toEqual({ manifest, transfer });
+    expect(() =>
+      handlers['model/update']({ manifest, transfer, manifestUrl: 'https://m.example/m.json' }, context()),
+    ).toThrow('give either manifestUrl, or manifest with transfer (the model in chunks); not both');
+    expect(
+      await handlers['model/chunk'](
+        { id: 'xfer-1', index: 1, total: 2, data: 'AAAA', transaction: 3 },
+        context(),
+      ),
+    ).toEqual({ id: 'xfer-1', index: 1, received: 1, total: 2, duplicate: false });
+    expect(ports.chunks).toEqual([{ id: 'xfer-1', index: 1, total: 2, data: 'AAAA' }]);
     expect(await handlers['model/rollback']({}, context())).toEqual(modelStatus);
     expect(await handlers['model/status']({}, context())).toEqual(modelStatus);
   });

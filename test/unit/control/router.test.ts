@@ -4,7 +4,7 @@ import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import { type ControlConfig, ControlRouter, MAX_QUEUED_REQUESTS } from '../../../runtime/control/router.ts';
 import { CommandVerifier, MAX_CLOCK_SKEW_MS, signCommand } from '../../../runtime/control/signing.ts';
 import { buildTopics } from '../../../runtime/mqtt/topics.ts';
-import { defaultConfig, FakeMqttClient, fakePorts, JPEG, makeSigningKey } from './fakes.ts';
+import { defaultConfig, FakeMqttClient, fakePorts, JPEG, makeSigningKey, modelStatus } from './fakes.ts';
 
 const NOW = 1_700_000_000_000;
 const key = makeSigningKey();
@@ -408,6 +408,129 @@ describe('ControlRouter signed commands', () => {
       status: 'error',
       error: expect.stringMatching(/^invalid request: signature.value: must match pattern/),
     });
+  });
+});
+
+describe('ControlRouter model transfers', () => {
+  const manifest = { name: 'facerec', version: '1.0.1' };
+  const offer = { manifest, transfer: { id: 'xfer-1', total: 2 } };
+  const chunk = (index: number) => ({
+    id: 'xfer-1',
+    index,
+    total: 2,
+    data: 'AAAA',
+    transaction: `c${index}`,
+  });
+  const flush = () => new Promise((r) => setImmediate(r));
+
+  /** A queue held up by a health request, and a model port whose update waits until released. */
+  async function busySetup(control: Partial<ControlConfig> = {}) {
+    let releaseQueue = () => {};
+    const queueBlocked = new Promise<void>((r) => {
+      releaseQueue = r;
+    });
+    const s = await setup(control, {
+      health: async () => {
+        await queueBlocked;
+        throw new Error('released');
+      },
+    });
+    let finishUpdate = () => {};
+    const signals: AbortSignal[] = [];
+    s.ports.models.update = (request, signal) => {
+      s.ports.modelUpdates.push(request);
+      if (signal) signals.push(signal);
+      return new Promise((resolve, reject) => {
+        finishUpdate = () => resolve({ updated: true, status: modelStatus });
+        signal?.addEventListener('abort', () => reject(new Error('transfer xfer-1 cancelled')));
+      });
+    };
+    return { ...s, releaseQueue, finish: () => finishUpdate(), signals };
+  }
+
+  it('runs a model/update with a transfer and its chunks on arrival, beside a busy queue', async () => {
+    const { client, topics, router, ports, releaseQueue, finish } = await busySetup();
+    client.deliver(topics.request('health'), { transaction: 'h' });
+    client.deliver(topics.request('model/update'), { ...offer, transaction: 'u' });
+    // Opened before the next message is read.
+    expect(ports.modelUpdates).toEqual([offer]);
+    client.deliver(topics.request('model/chunk'), chunk(1));
+    client.deliver(topics.request('model/chunk'), chunk(0));
+    // A model/update from a URL still waits for its turn.
+    client.deliver(topics.request('model/update'), { manifestUrl: 'https://models.example/m.json' });
+    await flush();
+    expect(ports.chunks.map((c) => c.index)).toEqual([1, 0]);
+    expect(client.published.map((p) => [p.topic, p.payload.transaction])).toEqual([
+      ['facegate/cam-01/response/model/chunk', 'c1'],
+      ['facegate/cam-01/response/model/chunk', 'c0'],
+    ]);
+    expect(client.published[1].payload).toEqual({
+      status: 'ok',
+      data: { id: 'xfer-1', index: 0, received: 2, total: 2, duplicate: false },
+      transaction: 'c0',
+    });
+    finish();
+    await flush();
+    expect(client.published.at(-1)?.payload).toMatchObject({ status: 'ok', transaction: 'u' });
+    expect(ports.modelUpdates).toHaveLength(1);
+    releaseQueue();
+    await flush();
+    finish();
+    await router.idle();
+    expect(client.published.map((p) => p.payload.transaction ?? p.topic)).toEqual([
+      'c1',
+      'c0',
+      'u',
+      'h',
+      'facegate/cam-01/response/model/update',
+    ]);
+    expect(ports.modelUpdates).toHaveLength(2);
+  });
+
+  it('answers a chunk the transfer refuses with the reason', async () => {
+    const { call, ports } = await setup();
+    ports.models.chunk = () => {
+      throw new Error('model chunk 0 of xfer-1 is not base64');
+    };
+    expect(await call('model/chunk', { ...chunk(0), data: '!!!!' })).toEqual({
+      status: 'error',
+      error: 'model chunk 0 of xfer-1 is not base64',
+      transaction: 'c0',
+    });
+    expect(await call('model/chunk', { id: 'xfer-1', index: 0 })).toEqual({
+      status: 'error',
+      error: 'invalid request: total: required; data: required',
+    });
+  });
+
+  it('accepts chunks wherever model/update is allowed, and signed when commands must be', async () => {
+    const denied = await setup({ allow: ['health'] });
+    expect(await denied.call('model/chunk', chunk(0))).toEqual({
+      status: 'error',
+      error:
+        "command 'model/chunk' is not allowed on this device (control.allow: it comes with model/update)",
+      transaction: 'c0',
+    });
+    const signedOnly = await setup({ requireSignedCommands: true, commandPublicKeys: [key.publicPem] });
+    expect(await signedOnly.call('model/chunk', chunk(0))).toMatchObject({
+      error: "command 'model/chunk' must be signed (control.requireSignedCommands is on)",
+    });
+    const topic = 'facegate/cam-01/request/model/chunk';
+    const signed = signCommand(chunk(0), key.privateKey, key.keyId, topic, { timestamp: NOW });
+    expect(await signedOnly.call(topic, signed)).toMatchObject({ status: 'ok' });
+    expect(signedOnly.ports.chunks).toHaveLength(1);
+  });
+
+  it('tells a transfer waiting for chunks to give up when it stops', async () => {
+    const { client, topics, router, signals, releaseQueue } = await busySetup();
+    client.deliver(topics.request('model/update'), { ...offer, transaction: 'u' });
+    expect(signals).toHaveLength(1);
+    releaseQueue();
+    await router.stop();
+    expect(signals[0].aborted).toBe(true);
+    expect(client.published.map((p) => p.payload)).toEqual([
+      { status: 'error', error: 'transfer xfer-1 cancelled', transaction: 'u' },
+    ]);
   });
 });
 

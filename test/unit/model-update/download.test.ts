@@ -4,11 +4,11 @@ import { sha256 } from '../../../runtime/models/manifest.ts';
 import {
   ChunkAssembler,
   collectChunks,
-  DownloadError,
   downloadModel,
   type ModelChunk,
 } from '../../../runtime/models/update/download.ts';
-import { sendBytes, serve } from './helpers.ts';
+import { modelChunks } from '../../../runtime/models/update/transfer.ts';
+import { downloadFailure, sendBytes, serve } from './helpers.ts';
 
 const model = randomBytes(300_000);
 let server: Awaited<ReturnType<typeof serve>>;
@@ -41,14 +41,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-async function failure(promise: Promise<unknown>): Promise<DownloadError> {
-  const e = await promise.then(
-    () => undefined,
-    (err) => err,
-  );
-  expect(e).toBeInstanceOf(DownloadError);
-  return e as DownloadError;
-}
+const failure = downloadFailure;
 
 describe('downloadModel', () => {
   it('downloads, reporting progress up to the Content-Length', async () => {
@@ -114,15 +107,7 @@ describe('downloadModel', () => {
   });
 });
 
-function chunksOf(bytes: Uint8Array, size: number, id = 'xfer-1'): ModelChunk[] {
-  const total = Math.ceil(bytes.length / size);
-  return Array.from({ length: total }, (_, index) => ({
-    id,
-    index,
-    total,
-    data: Buffer.from(bytes.subarray(index * size, (index + 1) * size)).toString('base64'),
-  }));
-}
+const chunksOf = (bytes: Uint8Array, size: number): ModelChunk[] => modelChunks(bytes, 'xfer-1', size);
 
 describe('model chunks', () => {
   const digest = sha256(model);

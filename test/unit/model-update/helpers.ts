@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import {
   type LoadedModel,
   loadModel,
@@ -13,7 +14,18 @@ import {
   sha256,
 } from '../../../runtime/models/manifest.ts';
 import { Graph } from '../../../runtime/models/onnx/graph.ts';
+import { DownloadError } from '../../../runtime/models/update/download.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
+
+/** The DownloadError `promise` rejects with. */
+export async function downloadFailure(promise: Promise<unknown>): Promise<DownloadError> {
+  const e = await promise.then(
+    () => undefined,
+    (err) => err,
+  );
+  expect(e).toBeInstanceOf(DownloadError);
+  return e as DownloadError;
+}
 
 export function tempDir(prefix: string): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), `facegate-${prefix}-`));
