@@ -76,18 +76,25 @@ void Gate::run(const uint8_t* in, Shape s, uint8_t* mask, int threads) const {
   // x - zp_in with the padding at 0 (the zero point), so every kernel row is one contiguous run; the
   // slack lets the last run read a whole vector (its weights there are 0).
   thread_local std::vector<int16_t> image;
-  image.assign(static_cast<size_t>(img_h) * row + detail::kGateRun, 0);
+  image.resize(static_cast<size_t>(img_h) * row + detail::kGateRun);
+  int16_t* const pix = image.data();
+  const size_t left = static_cast<size_t>(d_.pad_left) * s.c, body = static_cast<size_t>(s.w) * s.c;
+  std::fill(pix, pix + d_.pad_top * row, int16_t{0});
   for (int y = 0; y < s.h; ++y) {
-    int16_t* dst = image.data() + (y + d_.pad_top) * row + static_cast<size_t>(d_.pad_left) * s.c;
-    const uint8_t* src = in + static_cast<size_t>(y) * s.w * s.c;
-    for (int i = 0; i < s.w * s.c; ++i) dst[i] = static_cast<int16_t>(src[i] - d_.zp_in);
+    int16_t* dst = pix + (y + d_.pad_top) * row;
+    const uint8_t* src = in + y * body;
+    const int16_t zp = static_cast<int16_t>(d_.zp_in);
+    std::fill(dst, dst + left, int16_t{0});
+    for (size_t i = 0; i < body; ++i) dst[left + i] = static_cast<int16_t>(src[i] - zp);
+    std::fill(dst + left + body, dst + row, int16_t{0});
   }
+  std::fill(pix + (s.h + d_.pad_top) * row, pix + image.size(), int16_t{0});
   const detail::IsaKernels* k = detail::kernels_for(active_isa());
   const auto gate_row = k ? k->gate_row : ref::gate_row;
   const int run = static_cast<int>(w_.size()) / d_.kh;
   const float lo = detail::clamp_lo(d_.zp_logit, false), hi = detail::clamp_hi(d_.zp_logit);
   std::vector<uint8_t> logits(static_cast<size_t>(g.h) * g.w);
-  const int16_t* img = image.data();  // workers must not name the thread_local
+  const int16_t* img = pix;  // workers must not name the thread_local
   detail::parallel_for(g.h, threads, [&](int y0, int y1) {
     std::vector<int32_t> acc(g.w);
     for (int oy = y0; oy < y1; ++oy) {

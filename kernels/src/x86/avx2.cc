@@ -145,21 +145,37 @@ void avx2_add(const AddDesc& d, const uint8_t* a, const uint8_t* b, uint8_t* out
 // Also the gate dot of the VNNI paths. Gate inputs are x - zp in [-255, 255] and weights in
 // [-127, 127]: vpmaddwd pair sums are exact in int32.
 void avx2_gate_row(const int16_t* const* rows, int kh, const int16_t* w, int run, int step, int n, int32_t* out) {
-  for (int i = 0; i < n; ++i) {
-    __m256i acc = _mm256_setzero_si256();
+  const auto hsum = [](__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1)));
+  };
+  const auto load = [](const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  int i = 0;
+  // Four pixels per pass share each weight load.
+  for (; i + 4 <= n; i += 4) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
     const int16_t* wk = w;
     for (int ky = 0; ky < kh; ++ky, wk += run) {
       const int16_t* x = rows[ky] + static_cast<size_t>(i) * step;
       for (int k = 0; k < run; k += kGateRun) {
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k));
-        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + k));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+        const __m256i b = load(wk + k);
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(load(x + k), b));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(load(x + step + k), b));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(load(x + 2 * step + k), b));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(load(x + 3 * step + k), b));
       }
     }
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    out[i] = _mm_cvtsi128_si32(s);
+    out[i] = hsum(a0), out[i + 1] = hsum(a1), out[i + 2] = hsum(a2), out[i + 3] = hsum(a3);
+  }
+  for (; i < n; ++i) {
+    __m256i acc = _mm256_setzero_si256();
+    const int16_t* wk = w;
+    for (int ky = 0; ky < kh; ++ky, wk += run) {
+      const int16_t* x = rows[ky] + static_cast<size_t>(i) * step;
+      for (int k = 0; k < run; k += kGateRun) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(load(x + k), load(wk + k)));
+    }
+    out[i] = hsum(acc);
   }
 }
 
