@@ -122,9 +122,12 @@ export async function benchEmbedder(opts: {
   const { manifest } = opened[0].model;
   const size = manifest.input.shape[3];
   const feeds = crops.map((c) => rgbToNchw(c, size, manifest.input.mean, manifest.input.std));
-  const { macs: denseMacs } = lowerQdqModel(
+  // The dense count on the kernels' terms (convs and fc), so every row's macs compare.
+  const lowered = lowerQdqModel(
     loadModel(manifestPathFor(opts.modelsDir, MODEL_NAMES.embedder, 'int8')).onnx,
   );
+  const denseMacs =
+    lowered.macs + lowered.plan.ops.reduce((sum, op) => sum + (op.op === 'fc' ? op.cin * op.cout : 0), 0);
   const cases = opened.map(({ model }, k) => {
     let i = 0;
     const engine: InferenceEngine = model.engine;

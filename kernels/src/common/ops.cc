@@ -166,17 +166,24 @@ void quantize_nchw(const float* in, Shape s, float scale, int zp, uint8_t* out) 
   detail::check_finite_positive("quantize scale", scale);
   if (!in || !out) detail::fail("quantize: null buffer");
   const size_t plane = static_cast<size_t>(s.h) * s.w;
-  const float lo = static_cast<float>(-zp - 1), hi = static_cast<float>(256 - zp);
+  // Clamped to [-zp - 1, 256 - zp] before rounding (same result after saturation, and in
+  // round_even's range); NaN fails the first comparison and saturates to 0. A plane at a time into
+  // a contiguous buffer, so the division and rounding vectorize; then interleaved into NHWC.
+  const float lo = static_cast<float>(-zp - 1), hi = static_cast<float>(256 - zp), z = static_cast<float>(zp);
+  thread_local std::vector<uint8_t> q;
+  q.resize(plane);
+  uint8_t* qp = q.data();
   for (int c = 0; c < s.c; ++c) {
     const float* src = in + c * plane;
     for (size_t p = 0; p < plane; ++p) {
-      // Clamped to [-zp - 1, 256 - zp] before rounding (same result after saturation, and in
-      // round_even's range); NaN fails both comparisons and saturates to 0.
       float v = src[p] / scale;
-      v = v >= lo ? (v <= hi ? v : hi) : lo;
-      v = detail::round_even(v) + static_cast<float>(zp);
-      out[p * s.c + c] = static_cast<uint8_t>(v < 0.f ? 0.f : (v > 255.f ? 255.f : v));
+      v = v >= lo ? v : lo;
+      v = v <= hi ? v : hi;
+      v = detail::round_even(v) + z;
+      v = v >= 0.f ? v : 0.f;
+      qp[p] = static_cast<uint8_t>(static_cast<int>(v <= 255.f ? v : 255.f));
     }
+    for (size_t p = 0; p < plane; ++p) out[p * s.c + c] = qp[p];
   }
 }
 
