@@ -14,19 +14,21 @@ import { type EventQueue, openEventQueue } from './events/queue.ts';
 import { type DeviceState, EVENT_SCHEMA_VERSION, type FaceEvent } from './events/schema.ts';
 import { ensureModels } from './models/build/ensure.ts';
 import { type InProcessBroker, startInProcessBroker } from './mqtt/broker.ts';
-import { type FacegateMqttClient, type LogLevel, startMqttClient } from './mqtt/client.ts';
+import { type FacegateMqttClient, startMqttClient } from './mqtt/client.ts';
 import { HomeAssistantDiscovery } from './mqtt/discovery.ts';
 import { buildTopics, type Topics } from './mqtt/topics.ts';
 import { type AnalyzerConfig, FaceAnalyzer, LiveAnalyzer, modelSlots } from './pipeline/analyzer.ts';
 import { CameraPipeline, type EventMeta, type PipelineConfig } from './pipeline/camera-pipeline.ts';
 import { enrollPhotos, seedGallery } from './pipeline/enroll.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
+import { createLogger, type Logger, lineWriter } from './util/log.ts';
 
 export interface AppOptions {
   /** Where the face data for building missing models lives. */
   dataDir: string;
   /** The file `config` was loaded from: config/set rewrites it. Without one, config/set is refused. */
   configFile?: string;
+  /** Where log lines go; App.start filters them by `logging.level` (App.logger). */
   log: (line: string) => void;
   /** Called for every event after it was handed to MQTT, with the publish outcome and its latency. */
   onEvent?: (event: FaceEvent, info: { outcome: string; latencyMs: number }) => void;
@@ -63,9 +65,10 @@ export class App {
     readonly mqtt: FacegateMqttClient,
     private topics_: Topics,
     private readonly broker: InProcessBroker | null,
+    /** The process's log, at `logging.level` (read at start); `facegate run` writes through it too. */
+    readonly logger: Logger,
   ) {
-    const log = (component: string) => (level: LogLevel, message: string) =>
-      opts.log(`[${component}] ${level}: ${message}`);
+    const log = (component: string) => logger.child(component).log;
     const analyzerConfig = this.analyzerConfig();
     this.models = new ModelControl({
       config: () => this.config_,
@@ -125,17 +128,21 @@ export class App {
   static async start(config: Config, opts: AppOptions): Promise<App> {
     // libvips' operation cache (50 MB by default) only ever misses on camera frames; it just holds memory.
     sharp.cache(false);
-    const { log } = opts;
+    const logger = createLogger({ level: config.logging.level, write: opts.log });
     const modelsDir = resolve(config.models.dir);
-    await ensureModels(modelsDir, opts.dataDir, log);
-    const analyzer = new LiveAnalyzer(await FaceAnalyzer.open(analyzerConfigOf(config, modelsDir), log));
+    // Model building reports progress; opening the models reports only installed versions it skipped.
+    await ensureModels(modelsDir, opts.dataDir, lineWriter(logger, 'info'));
+    const analyzer = new LiveAnalyzer(
+      await FaceAnalyzer.open(analyzerConfigOf(config, modelsDir), lineWriter(logger, 'warn')),
+    );
 
     mkdirSync(dirname(resolve(config.gallery.path)), { recursive: true });
     const gallery = Gallery.open(config.gallery.path);
-    await matchGalleryTo(analyzer.current, gallery, log);
+    await matchGalleryTo(analyzer.current, gallery, logger.child('gallery'));
     if (config.gallery.seedDir) {
       const seeded = await seedGallery(analyzer.current, gallery, config.gallery.seedDir);
-      if (seeded.length > 0) log(`[gallery] enrolled ${seeded.join(', ')} from ${config.gallery.seedDir}`);
+      if (seeded.length > 0)
+        logger.child('gallery').info(`enrolled ${seeded.join(', ')} from ${config.gallery.seedDir}`);
     }
 
     const broker = config.mqtt.url
@@ -144,7 +151,7 @@ export class App {
           host: config.mqtt.inProcessBrokerHost,
           port: config.mqtt.inProcessBrokerPort,
         });
-    if (broker) log(`[mqtt] no broker configured: in-process broker on ${broker.url}`);
+    if (broker) logger.child('mqtt').info(`no broker configured: in-process broker on ${broker.url}`);
     const url = config.mqtt.url ?? (broker as InProcessBroker).url;
 
     const topics = topicsOf(config);
@@ -157,19 +164,22 @@ export class App {
       url,
       topics,
       queue,
+      eventQos: config.mqtt.qos,
       clientId,
       username,
       password,
       tls: tls.ca || tls.cert || tls.key ? tls : undefined,
       keepaliveSeconds,
-      log: (level, message) => log(`[mqtt] ${level}: ${message}`),
+      log: logger.child('mqtt').log,
     });
-    const app = new App(config, opts, modelsDir, analyzer, gallery, queue, mqtt, topics, broker);
+    const app = new App(config, opts, modelsDir, analyzer, gallery, queue, mqtt, topics, broker, logger);
     app.publishRetainedState();
     for (const camera of config.cameras) await app.startCamera(camera);
     // Not awaited: a broker that is down at start must not keep the cameras from running.
     app.listening = app.router.start();
-    app.listening.catch((e: Error) => log(`[control] not listening for requests: ${e.message}`));
+    app.listening.catch((e: Error) =>
+      logger.child('control').error(`not listening for requests: ${e.message}`),
+    );
     app.scheduler.reconfigure(config.schedules);
     app.stateTimer = setInterval(() => app.publishState('running'), STATE_INTERVAL_MS);
     app.publishState('running');
@@ -201,11 +211,10 @@ export class App {
 
   private async startCamera(camera: Config['cameras'][number]): Promise<void> {
     const source = createFrameSource(camera);
-    source.on('error', (e) => this.opts.log(`[camera ${camera.id}] ${e.message}`));
+    const log = this.logger.child(`camera ${camera.id}`);
+    source.on('error', (e) => log.error(e.message));
     source.on('restart', (r) =>
-      this.opts.log(
-        `[camera ${camera.id}] restarting in ${r.delayMs} ms (attempt ${r.attempt}): ${r.reason}`,
-      ),
+      log.warn(`restarting in ${r.delayMs} ms (attempt ${r.attempt}): ${r.reason}`),
     );
     const pipeline = new CameraPipeline(
       camera.id,
@@ -214,7 +223,7 @@ export class App {
       this.gallery,
       this.pipelineConfig(),
       (event, meta) => this.publish(event, meta),
-      (e) => this.opts.log(`[camera ${camera.id}] frame failed: ${e.message}`),
+      (e) => log.error(`frame failed: ${e.message}`),
       (latencyMs, faces, seq) => this.opts.onFrame?.(camera.id, latencyMs, faces, seq),
     );
     await pipeline.start();
@@ -243,7 +252,7 @@ export class App {
       void this.router
         .idle()
         .then(() => this.moveTopics(topicsOf(next)))
-        .catch((e: Error) => this.opts.log(`[control] error: moving to new topics failed: ${e.message}`));
+        .catch((e: Error) => this.logger.child('control').error(`moving to new topics failed: ${e.message}`));
     }
   }
 
@@ -270,7 +279,7 @@ export class App {
   private publish(event: FaceEvent, meta: EventMeta): void {
     this.mqtt.publishEvent(event).then(
       (outcome) => this.opts.onEvent?.(event, { outcome, latencyMs: Date.now() - meta.capturedAt }),
-      (e: Error) => this.opts.log(`[mqtt] event ${event.id} not published: ${e.message}`),
+      (e: Error) => this.logger.child('mqtt').error(`event ${event.id} not published: ${e.message}`),
     );
   }
 
@@ -310,9 +319,10 @@ export class App {
    */
   private restart(): void {
     const exit = this.opts.exit ?? ((code: number) => process.exit(code));
-    this.opts.log('[facegate] restart requested: stopping');
+    const log = this.logger.child('facegate');
+    log.info('restart requested: stopping');
     void this.stop()
-      .catch((e: Error) => this.opts.log(`[facegate] stop before restart failed: ${e.message}`))
+      .catch((e: Error) => log.error(`stop before restart failed: ${e.message}`))
       .finally(() => exit(0));
   }
 
@@ -361,15 +371,15 @@ export class App {
  * new version, so a power cut in between leaves vectors of a model that is not running; so would an
  * enrolment by a CLI running another version. Without this nobody would be recognised.
  */
-async function matchGalleryTo(analyzer: FaceAnalyzer, gallery: Gallery, log: (line: string) => void) {
+async function matchGalleryTo(analyzer: FaceAnalyzer, gallery: Gallery, log: Logger) {
   try {
     const converted = await gallery.reembed(
       analyzer.modelRef,
       async (crop) => (await analyzer.embed([crop]))[0],
     );
-    if (converted > 0) log(`[gallery] re-embedded ${converted} embedding(s) for the running model`);
+    if (converted > 0) log.info(`re-embedded ${converted} embedding(s) for the running model`);
   } catch (e) {
-    log(`[gallery] ${(e as Error).message}`);
+    log.error((e as Error).message);
   }
 }
 

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { App } from '../app.ts';
 import { loadConfig } from '../config/index.ts';
 import type { FaceEvent } from '../events/schema.ts';
+import { writeStderr } from '../util/log.ts';
 
 const STATS_EVERY_MS = 15_000;
 
@@ -15,19 +16,22 @@ export function formatEvent(e: FaceEvent, latencyMs: number, outcome: string): s
 export async function runCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' }, board: { type: 'string' } } });
   const config = loadConfig({ file: values.config, board: values.board, env: process.env });
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  // Log lines go to stderr at logging.level; the events are this command's output, on stdout.
   const app = await App.start(config, {
     dataDir: process.env.FACEGATE_DATA ?? '../shared/data',
     configFile: values.config,
-    log,
+    log: writeStderr,
     onEvent: (event, { outcome, latencyMs }) => console.log(formatEvent(event, latencyMs, outcome)),
   });
-  log(`[facegate] running ${config.cameras.length} camera(s), events on ${app.topics.event}; Ctrl-C to stop`);
+  const log = app.logger.child('facegate');
+  log.info(`running ${config.cameras.length} camera(s), events on ${app.topics.event}; Ctrl-C to stop`);
   const timer = setInterval(() => {
     for (const s of app.cameraStats()) {
-      log(
-        `[camera ${s.camera}] ${s.fps.toFixed(1)} fps, ${s.framesProcessed} frames, ${s.framesDropped} dropped, detect ${s.stageMs.detect.toFixed(1)} ms, embed ${s.stageMs.embed.toFixed(1)} ms`,
-      );
+      app.logger
+        .child(`camera ${s.camera}`)
+        .info(
+          `${s.fps.toFixed(1)} fps, ${s.framesProcessed} frames, ${s.framesDropped} dropped, detect ${s.stageMs.detect.toFixed(1)} ms, embed ${s.stageMs.embed.toFixed(1)} ms`,
+        );
     }
   }, STATS_EVERY_MS);
 
@@ -35,20 +39,20 @@ export async function runCommand(args: string[]): Promise<number> {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
-        log(`[facegate] ${signal} again: exiting now`);
+        log.warn(`${signal} again: exiting now`);
         process.exit(130);
       }
       stopping = true;
-      log(`[facegate] ${signal}: stopping cameras, flushing events`);
+      log.info(`${signal}: stopping cameras, flushing events`);
       clearInterval(timer);
       app.stop().then(resolve, (e: Error) => {
-        log(`[facegate] stop failed: ${e.message}`);
+        log.error(`stop failed: ${e.message}`);
         resolve();
       });
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
-  log('[facegate] stopped');
+  log.info('stopped');
   return 0;
 }

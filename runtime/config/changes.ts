@@ -9,9 +9,10 @@ import { formatPath, isPlainObject, type PathSegment } from './util.ts';
  * cameras[*].id/source/width/height (the capture pipeline is rebuilt), models.dir/precision/engine/threads
  * and model names (sessions are loaded once), presentationAttack.enabled (loads models), gallery.path,
  * mqtt.url/credentials/tls/clientId/keepalive/qos and the in-process broker (the connection is set up
- * once), offlineQueue (the queue is opened once with its size and policy), logging, device.id (it is part
- * of every topic and file name) and dataDir. A key belongs here only once its owner re-reads it on
- * config/set: listing one that is read at start only would answer `applied` for a change that waits.
+ * once), offlineQueue (the queue is opened once with its size and policy), logging (the logger is made
+ * once, at start), device.id (it is part of every topic and file name) and dataDir. A key belongs here
+ * only once its owner re-reads it on config/set: listing one that is read at start only would answer
+ * `applied` for a change that waits.
  */
 export const LIVE_KEYS = [
   'device.name',

@@ -10,6 +10,7 @@ export {
   type LoadConfigOptions,
   listBoards,
   loadConfig,
+  NON_CONFIG_ENV_VARS,
   withoutEnvOverrides,
 } from './load.ts';
 export { mergeConfig } from './merge.ts';

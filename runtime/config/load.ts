@@ -17,12 +17,28 @@ const BOARD_DIR = join(CONFIG_DIR, 'boards');
 const ENV_PREFIX = 'FACEGATE_';
 const BOARD_VAR = 'FACEGATE_BOARD';
 
+/**
+ * The FACEGATE_* variables that are not configuration overrides, so loadConfig leaves them alone: the
+ * board profile, and the folders and switches of the tools around the runtime (model building, bench, eval,
+ * tests, the native build). Any other FACEGATE_* name must name a setting, so a typo is an error. Each is
+ * described in docs/config.md; a new such variable belongs in both places.
+ */
+export const NON_CONFIG_ENV_VARS: readonly string[] = [
+  BOARD_VAR,
+  'FACEGATE_DATA',
+  'FACEGATE_MODELS_DIR',
+  'FACEGATE_CALIB_LIMIT',
+  'FACEGATE_SKIP_NATIVE',
+  'FACEGATE_BUILD_JOBS',
+  'FACEGATE_BUILD_VERBOSE',
+];
+
 export interface LoadConfigOptions {
   /** User YAML file, merged over the defaults and the board profile. */
   file?: string;
   /** Board profile: a file name in configs/boards without `.yaml`. Defaults to $FACEGATE_BOARD. */
   board?: string;
-  /** Where FACEGATE_* overrides are read from; defaults to process.env. */
+  /** Where FACEGATE_* overrides are read from (except NON_CONFIG_ENV_VARS); defaults to process.env. */
   env?: Record<string, string | undefined>;
 }
 
@@ -194,7 +210,7 @@ function deref(node: SchemaNode): SchemaNode {
 // case and underscores: FACEGATE_MQTT__BASE_TOPIC and FACEGATE_MQTT__BASETOPIC both reach mqtt.baseTopic.
 function envAssignments(env: Record<string, string | undefined>): EnvAssignment[] {
   const assignments = Object.keys(env)
-    .filter((name) => name.startsWith(ENV_PREFIX) && name !== BOARD_VAR)
+    .filter((name) => name.startsWith(ENV_PREFIX) && !NON_CONFIG_ENV_VARS.includes(name))
     .map((variable) => {
       const { path, node } = resolveEnvName(variable);
       const raw = env[variable] ?? '';

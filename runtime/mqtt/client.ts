@@ -1,20 +1,28 @@
-// The device's MQTT connection: availability with a last will, face events with QoS 1 and a durable
-// offline queue behind them, and retained status topics.
+// The device's MQTT connection: availability with a last will, face events at `mqtt.qos` with a durable
+// offline queue behind them, and retained status topics (QoS 1).
 //
 // Ordering: an event is published directly only while connected with nothing queued and no replay
 // running; otherwise it is appended to the queue, which is written synchronously, so the queue order is
-// the call order. When a connection breaks, direct publishes still waiting for their PUBACK are moved to
+// the call order. When a connection breaks, direct publishes still waiting for confirmation are moved to
 // the queue in send order before anything newer can be appended, and mqtt.js is told to forget them
 // (its in-memory resend on reconnect would bypass the queue and the order).
 //
-// Delivery is at-least-once: an event whose PUBACK was lost is replayed; consumers deduplicate on `id`.
+// Delivery is at-least-once at QoS 1 and 2: an event whose acknowledgement was lost is replayed; consumers
+// deduplicate on `id`. QoS 2 keeps the broker from duplicating within one connection, but the session is
+// clean, so after a broken connection an event may still come twice. At QoS 0 there is no acknowledgement:
+// an event counts as delivered (and leaves the offline queue) once it is written to the socket, so events
+// written just before a connection dies unnoticed are lost; it is at-most-once for those.
 
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { EventQueue, QueueStats } from '../events/queue.ts';
 import type { FaceEvent } from '../events/schema.ts';
+import { createLogger, type LogLevel } from '../util/log.ts';
 import type { AvailabilityPayload, Topics } from './topics.ts';
+
+export type { LogLevel } from '../util/log.ts';
+export type Qos = 0 | 1 | 2;
 
 export interface MqttTlsFiles {
   /** CA certificate (PEM file) to trust instead of the system store. */
@@ -25,14 +33,14 @@ export interface MqttTlsFiles {
   rejectUnauthorized: boolean;
 }
 
-export type LogLevel = 'info' | 'warn' | 'error';
-
 export interface FacegateMqttOptions {
   /** mqtt://, mqtts://, ws:// or wss:// */
   url: string;
   topics: Topics;
   /** Opened by the caller, who also closes it after stop(). */
   queue: EventQueue;
+  /** QoS of face events (`mqtt.qos`), direct and replayed; default 1. Retained topics always use 1. */
+  eventQos?: Qos;
   /** Default `facegate-<deviceId>`. */
   clientId?: string;
   username?: string;
@@ -42,7 +50,10 @@ export interface FacegateMqttOptions {
   /** Delay between reconnection attempts, also after a refused CONNACK. */
   reconnectPeriodMs?: number;
   connectTimeoutMs?: number;
-  /** A publish not acknowledged in this time is treated as a dead connection (which is then recycled). */
+  /**
+   * A publish not acknowledged (QoS 1: PUBACK, QoS 2: PUBCOMP) or, at QoS 0, not written to the socket in
+   * this time is treated as a dead connection (which is then recycled).
+   */
   publishTimeoutMs?: number;
   /** Queued events in flight at once during a replay. */
   replayWindow?: number;
@@ -56,9 +67,9 @@ export type PublishOutcome = 'published' | 'queued' | 'dropped';
 export interface FacegateMqttStats {
   connected: boolean;
   connects: number;
-  /** Events acknowledged by the broker on first try. */
+  /** Events acknowledged by the broker (at QoS 0: written to the socket) on first try. */
   published: number;
-  /** Events acknowledged by the broker from the offline queue. */
+  /** Events acknowledged by the broker (at QoS 0: written to the socket) from the offline queue. */
   replayed: number;
   /** Events written to the offline queue. */
   queued: number;
@@ -81,9 +92,14 @@ interface ClientEvents {
   drained: [];
 }
 
-function defaultLog(level: LogLevel, message: string): void {
-  if (level !== 'info') console[level](`[mqtt] ${message}`);
-}
+const defaultLog = createLogger({ level: 'warn', component: 'mqtt' }).log;
+
+/** Why a publish is given up as lost, by QoS: what did not come in time. */
+const NOT_CONFIRMED: Record<Qos, string> = {
+  0: 'not written to the socket',
+  1: 'no PUBACK',
+  2: 'no PUBCOMP',
+};
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -109,6 +125,7 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 export class FacegateMqttClient extends EventEmitter<ClientEvents> {
   private topics_: Topics;
   private readonly queue: EventQueue;
+  private readonly eventQos: Qos;
   private readonly client: MqttClient;
   private readonly publishTimeoutMs: number;
   private readonly replayWindow: number;
@@ -129,6 +146,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     super();
     this.topics_ = opts.topics;
     this.queue = opts.queue;
+    this.eventQos = opts.eventQos ?? 1;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
     this.replayWindow = opts.replayWindow ?? 16;
     this.stopTimeoutMs = opts.stopTimeoutMs ?? 5_000;
@@ -154,6 +172,9 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
       reconnectOnConnackError: true,
       connectTimeout: opts.connectTimeoutMs ?? 10_000,
       clean: true,
+      // A QoS 0 publish while mqtt.js is disconnected fails instead of waiting in mqtt.js's memory for
+      // the next connection, which would send it around the offline queue and out of order.
+      queueQoSZero: false,
       will: {
         topic: opts.topics.availability,
         payload: Buffer.from('offline' satisfies AvailabilityPayload),
@@ -240,7 +261,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     const graceful = this.online;
     if (graceful) {
       try {
-        await this.publishQos1(this.topics.availability, 'stopped' satisfies AvailabilityPayload, true);
+        await this.publish(this.topics.availability, 'stopped' satisfies AvailabilityPayload, 1, true);
       } catch (err) {
         this.logError(err);
       }
@@ -292,7 +313,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     return new Promise((resolve, reject) => {
       const entry: DirectPublish = { event, settled: false, resolve, reject };
       this.inflight.push(entry);
-      this.publishQos1(this.topics.event, JSON.stringify(event)).then(
+      this.publish(this.topics.event, JSON.stringify(event), this.eventQos).then(
         () => {
           if (entry.settled) return;
           entry.settled = true;
@@ -327,15 +348,17 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
   /** Publishes the queue head in windows; acknowledges only the prefix the broker confirmed. */
   private async replay(): Promise<void> {
     this.draining = true;
+    this.log('info', `replaying ${this.queue.size} queued event(s) at QoS ${this.eventQos}`);
     let failed = false;
     try {
       while (this.online && this.queue.size > 0) {
         const batch = this.queue.peek(this.replayWindow);
         const results = await Promise.allSettled(
           batch.map(({ event }) =>
-            this.publishQos1(
+            this.publish(
               this.topics.event,
               JSON.stringify({ ...event, replayed: true } satisfies FaceEvent),
+              this.eventQos,
             ),
           ),
         );
@@ -357,22 +380,27 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
       this.draining = false;
     }
     if (failed) return;
-    if (this.queue.size === 0) this.emit('drained');
-    // A reconnect that happened while this replay was finishing found it still running.
-    else this.kickReplay();
+    if (this.queue.size > 0) {
+      // A reconnect that happened while this replay was finishing found it still running.
+      this.kickReplay();
+      return;
+    }
+    this.log('info', 'offline queue replayed');
+    this.emit('drained');
   }
 
   private sendRetained(topic: string, payload: string): void {
-    this.publishQos1(topic, payload, true).catch((err) => this.logError(err));
+    this.publish(topic, payload, 1, true).catch((err) => this.logError(err));
   }
 
-  private publishQos1(topic: string, payload: string, retain = false): Promise<void> {
+  /** Resolves on the broker's PUBACK (QoS 1) or PUBCOMP (QoS 2), or once written to the socket (QoS 0). */
+  private publish(topic: string, payload: string, qos: Qos, retain = false): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`no PUBACK within ${this.publishTimeoutMs} ms on ${topic}`)),
+        () => reject(new Error(`${NOT_CONFIRMED[qos]} within ${this.publishTimeoutMs} ms on ${topic}`)),
         this.publishTimeoutMs,
       );
-      this.client.publish(topic, payload, { qos: 1, retain }, (err) => {
+      this.client.publish(topic, payload, { qos, retain }, (err) => {
         clearTimeout(timer);
         if (err) reject(err);
         else resolve();

@@ -42,10 +42,16 @@ export class Subscriber {
   }
 
   /**
-   * Connects and subscribes with QoS 1. With a `clientId` and `clean: false` the session (and the
-   * messages queued for it) outlives disconnections and, with broker persistence, broker restarts.
+   * Connects and subscribes with `qos` (default 1; messages arrive at the lower of theirs and this). With a
+   * `clientId` and `clean: false` the session (and the messages queued for it) outlives disconnections
+   * and, with broker persistence, broker restarts.
    */
-  static async connect(url: string, topics: string[], opts: IClientOptions = {}): Promise<Subscriber> {
+  static async connect(
+    url: string,
+    topics: string[],
+    opts: IClientOptions = {},
+    qos: 0 | 1 | 2 = 1,
+  ): Promise<Subscriber> {
     const client = connect(url, { reconnectPeriod: 100, connectTimeout: 5_000, ...opts });
     const subscriber = new Subscriber(client);
     try {
@@ -56,7 +62,7 @@ export class Subscriber {
           resolve();
         });
       });
-      await client.subscribeAsync(topics, { qos: 1 });
+      await client.subscribeAsync(topics, { qos });
     } catch (err) {
       await subscriber.end();
       throw err;
