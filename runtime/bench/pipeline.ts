@@ -4,10 +4,12 @@
 //    int8 and fp32 embedders alternate run by run so both see the same machine state;
 //  - latency: the video paced at its own 30 fps like a camera; capture-to-done per frame and
 //    capture-to-PUBACK per event;
-//  - memory: RSS sampled while the paced video loops, for `soakSeconds`.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+//  - memory (measured first, in the freshly started process): RSS sampled while the paced video loops,
+//    for `soakSeconds`, with where the memory is (V8 spaces, ArrayBuffers, the rest) in the log.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { App } from '../app.ts';
 import { loadConfig } from '../config/index.ts';
 import { Progress } from '../report/progress.ts';
@@ -118,6 +120,36 @@ async function untilQuiet(frames: number[], quietMs: number): Promise<void> {
 }
 
 export async function benchPipeline(opts: PipelineBenchOptions): Promise<PipelineBenchReport> {
+  // Memory first, in a process that has only started the app, as on a device: the unpaced throughput
+  // runs touch far more of V8's young generation than a 30 fps camera does, and until V8 shrinks it
+  // again (minutes later) those pages would read as the soak's starting RSS.
+  opts.log(`[bench pipeline] memory: paced video looping for ${opts.soakSeconds} s`);
+  const memory = await withApp(opts, { realtime: true, loop: true, fps: 30 }, 'int8', async () => {
+    const samples: [number, number][] = [];
+    const soak = new Progress('bench pipeline soak (s)', opts.soakSeconds, opts.log, 30_000);
+    const start = Date.now();
+    while (Date.now() - start < opts.soakSeconds * 1000) {
+      await new Promise((r) => setTimeout(r, 1000));
+      samples.push([(Date.now() - start) / 60_000, process.memoryUsage.rss() / 2 ** 20]);
+      if (samples.length % 30 === 0) opts.log(memoryLine(samples.length));
+      soak.tick();
+    }
+    soak.done();
+    // Growth is judged after warm-up (the first fifth), by a least-squares slope.
+    const steady = samples.slice(Math.floor(samples.length / 5));
+    return {
+      seconds: opts.soakSeconds,
+      rss_mb_start: round(steady[0][1]),
+      rss_mb_end: round(samples[samples.length - 1][1]),
+      rss_mb_max: round(Math.max(...samples.map((s) => s[1]))),
+      slope_mb_per_min: round(slope(steady)),
+      rss_mb_first_minute: round(mean(steady.filter((p) => p[0] <= steady[0][0] + 1).map((p) => p[1]))),
+      rss_mb_last_minute: round(
+        mean(steady.filter((p) => p[0] >= steady[steady.length - 1][0] - 1).map((p) => p[1])),
+      ),
+    };
+  });
+
   const runs: Record<'int8' | 'fp32', number[]> = { int8: [], fp32: [] };
   let frames = 0;
   let faces = 0;
@@ -175,32 +207,6 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
     perFrameDecisions,
   );
 
-  opts.log(`[bench pipeline] memory: paced video looping for ${opts.soakSeconds} s`);
-  const memory = await withApp(opts, { realtime: true, loop: true, fps: 30 }, 'int8', async () => {
-    const samples: [number, number][] = [];
-    const soak = new Progress('bench pipeline soak (s)', opts.soakSeconds, opts.log, 30_000);
-    const start = Date.now();
-    while (Date.now() - start < opts.soakSeconds * 1000) {
-      await new Promise((r) => setTimeout(r, 1000));
-      samples.push([(Date.now() - start) / 60_000, process.memoryUsage.rss() / 2 ** 20]);
-      soak.tick();
-    }
-    soak.done();
-    // Growth is judged after warm-up (the first fifth), by a least-squares slope.
-    const steady = samples.slice(Math.floor(samples.length / 5));
-    return {
-      seconds: opts.soakSeconds,
-      rss_mb_start: round(steady[0][1]),
-      rss_mb_end: round(samples[samples.length - 1][1]),
-      rss_mb_max: round(Math.max(...samples.map((s) => s[1]))),
-      slope_mb_per_min: round(slope(steady)),
-      rss_mb_first_minute: round(mean(steady.filter((p) => p[0] <= steady[0][0] + 1).map((p) => p[1]))),
-      rss_mb_last_minute: round(
-        mean(steady.filter((p) => p[0] >= steady[steady.length - 1][0] - 1).map((p) => p[1])),
-      ),
-    };
-  });
-
   const [int8, fp32] = throughput;
   return {
     mirror_average: opts.mirrorAverage,
@@ -209,6 +215,25 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
     latency,
     memory,
   };
+}
+
+/** Where the memory is, for the soak's log: V8 heap vs ArrayBuffers vs the rest (native), MB. */
+function memoryLine(seconds: number): string {
+  const m = process.memoryUsage();
+  const mb = (v: number) => (v / 2 ** 20).toFixed(1);
+  let anon = '';
+  try {
+    const rollup = readFileSync('/proc/self/smaps_rollup', 'utf8');
+    const kb = /^Anonymous:\s+(\d+) kB/m.exec(rollup);
+    if (kb) anon = `, anonymous ${mb(Number(kb[1]) * 1024)}`;
+  } catch {
+    // Not Linux: the process.memoryUsage() fields are enough.
+  }
+  const spaces = getHeapSpaceStatistics()
+    .filter((s) => s.space_size > 0)
+    .map((s) => `${s.space_name.replace(/_space$/, '')} ${mb(s.space_size)}`)
+    .join(' ');
+  return `[bench pipeline soak] ${seconds} s: rss ${mb(m.rss)}, heapUsed ${mb(m.heapUsed)}, heapTotal ${mb(m.heapTotal)} (${spaces}), external ${mb(m.external)}, arrayBuffers ${mb(m.arrayBuffers)}, rss - heapTotal - external ${mb(m.rss - m.heapTotal - m.external)}${anon} MB`;
 }
 
 function mean(xs: number[]): number {
