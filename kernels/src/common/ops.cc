@@ -1,6 +1,7 @@
 // The non-conv ops. Add has per-ISA SIMD kernels; the pools and mean are written once as
-// channel-inner loops the compiler vectorizes at the baseline ISA (they are < 1% of the MACs);
-// pad and fc are a copy and a 32K-MAC dot product, so their reference code is their only code.
+// channel-inner loops the compiler vectorizes at the baseline ISA (they are < 1% of the MACs); pad
+// is row and pixel copies (its reference, element by element, took 6% of the embedder's time); fc is
+// a 32K-MAC dot product, so its reference code is its only code.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -31,19 +32,47 @@ Window window(const PoolDesc& d, Shape s, int oy, int ox) {
   return {std::max(0, y), std::min(s.h, y + d.kh), std::max(0, x), std::min(s.w, x + d.kw)};
 }
 
+// Channel loops as functions with restrict parameters: GCC honours restrict there (not on block-scope
+// pointers), and without it a uint8_t store may alias anything, which blocks vectorization. Each call
+// covers a whole output row for one kernel tap (n pixels, src stepping by the stride), so the loop
+// overhead is paid per row, not per pixel and tap.
+void max_row(uint8_t* __restrict dst, const uint8_t* __restrict src, int n, int c, int step) {
+  for (int i = 0; i < n; ++i, dst += c, src += step)
+    for (int ch = 0; ch < c; ++ch) dst[ch] = dst[ch] > src[ch] ? dst[ch] : src[ch];
+}
+void sum_row(int32_t* __restrict acc, const uint8_t* __restrict src, int n, int c, int step) {
+  for (int i = 0; i < n; ++i, acc += c, src += step)
+    for (int ch = 0; ch < c; ++ch) acc[ch] += src[ch];
+}
+
+// Calls tap(dst_offset, src, n) for each in-bounds kernel tap of output row oy: n output pixels from
+// dst_offset (in pixels), reading input pixel src and every stride_w-th after it.
+template <class Tap>
+void for_row_taps(const PoolDesc& d, Shape s, Shape o, int oy, const uint8_t* in, Tap tap) {
+  for (int ky = 0; ky < d.kh; ++ky) {
+    const int iy = oy * d.stride_h - d.pad_top + ky;
+    if (iy < 0 || iy >= s.h) continue;
+    for (int kx = 0; kx < d.kw; ++kx) {
+      // ox in [ox0, ox1) reads ix = ox * stride - pad_left + kx inside [0, s.w).
+      const int ox0 = std::max(0, (d.pad_left - kx + d.stride_w - 1) / d.stride_w);
+      const int ox1 = std::min(o.w, (s.w - 1 + d.pad_left - kx) / d.stride_w + 1);
+      if (ox1 <= ox0) continue;
+      tap(ox0, in + (static_cast<size_t>(iy) * s.w + ox0 * d.stride_w - d.pad_left + kx) * s.c, ox1 - ox0);
+    }
+  }
+}
+
 void maxpool_fast(const PoolDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
   const Shape o = pool_out_shape(d, s);
-  for (int oy = 0; oy < o.h; ++oy)
-    for (int ox = 0; ox < o.w; ++ox) {
-      uint8_t* dst = out + (static_cast<size_t>(oy) * o.w + ox) * s.c;
-      const Window win = window(d, s, oy, ox);
-      std::memset(dst, 0, s.c);
-      for (int y = win.y0; y < win.y1; ++y)
-        for (int x = win.x0; x < win.x1; ++x) {
-          const uint8_t* src = in + (static_cast<size_t>(y) * s.w + x) * s.c;
-          for (int c = 0; c < s.c; ++c) dst[c] = std::max(dst[c], src[c]);
-        }
-    }
+  const size_t row = static_cast<size_t>(o.w) * s.c;
+  for (int oy = 0; oy < o.h; ++oy) {
+    uint8_t* dst = out + oy * row;
+    // Every window holds an input pixel (pads < kernel) and inputs are >= 0, so 0 stands for -inf.
+    std::memset(dst, 0, row);
+    for_row_taps(d, s, o, oy, in, [&](int ox0, const uint8_t* src, int n) {
+      max_row(dst + static_cast<size_t>(ox0) * s.c, src, n, s.c, d.stride_w * s.c);
+    });
+  }
 }
 
 // Sums of (x - zp) are formed as sum(x) - count * zp: the same integer the reference computes.
@@ -55,28 +84,48 @@ void requant_sums(const int32_t* sums, int c, int count, int zp_in, float mult, 
 
 void avgpool_fast(const AvgPoolDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
   const Shape o = pool_out_shape(d.pool, s);
-  std::vector<int32_t> sums(s.c);
-  for (int oy = 0; oy < o.h; ++oy)
-    for (int ox = 0; ox < o.w; ++ox) {
-      const Window win = window(d.pool, s, oy, ox);
-      std::fill(sums.begin(), sums.end(), 0);
-      for (int y = win.y0; y < win.y1; ++y)
-        for (int x = win.x0; x < win.x1; ++x) {
-          const uint8_t* src = in + (static_cast<size_t>(y) * s.w + x) * s.c;
-          for (int c = 0; c < s.c; ++c) sums[c] += src[c];
-        }
-      requant_sums(sums.data(), s.c, win.count(), d.zp_in, d.mult, d.zp_out,
-                   out + (static_cast<size_t>(oy) * o.w + ox) * s.c);
-    }
+  const size_t row = static_cast<size_t>(o.w) * s.c;
+  std::vector<int32_t> sums(row);
+  for (int oy = 0; oy < o.h; ++oy) {
+    std::fill(sums.begin(), sums.end(), 0);
+    for_row_taps(d.pool, s, o, oy, in, [&](int ox0, const uint8_t* src, int n) {
+      sum_row(sums.data() + static_cast<size_t>(ox0) * s.c, src, n, s.c, d.pool.stride_w * s.c);
+    });
+    for (int ox = 0; ox < o.w; ++ox)
+      requant_sums(sums.data() + static_cast<size_t>(ox) * s.c, s.c, window(d.pool, s, oy, ox).count(), d.zp_in,
+                   d.mult, d.zp_out, out + oy * row + static_cast<size_t>(ox) * s.c);
+  }
 }
 
 void mean_fast(const MeanDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
   std::vector<int32_t> sums(s.c, 0);
-  for (int p = 0; p < s.h * s.w; ++p) {
-    const uint8_t* src = in + static_cast<size_t>(p) * s.c;
-    for (int c = 0; c < s.c; ++c) sums[c] += src[c];
-  }
+  for (int p = 0; p < s.h * s.w; ++p) sum_row(sums.data(), in + static_cast<size_t>(p) * s.c, 1, s.c, 0);
   requant_sums(sums.data(), s.c, s.h * s.w, d.zp_in, d.mult, d.zp_out, out);
+}
+
+// Whole rows where the channels are not padded, else a pixel's channels at a time.
+void pad_fast(const PadDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
+  const Shape o = pad_out_shape(d, s);
+  const auto fill = static_cast<uint8_t>(d.value);
+  const size_t orow = static_cast<size_t>(o.w) * o.c, irow = static_cast<size_t>(s.w) * s.c;
+  std::memset(out, fill, d.top * orow);
+  for (int y = 0; y < s.h; ++y) {
+    uint8_t* dst = out + (y + d.top) * orow;
+    const uint8_t* src = in + y * irow;
+    std::memset(dst, fill, static_cast<size_t>(d.left) * o.c);
+    uint8_t* body = dst + static_cast<size_t>(d.left) * o.c;
+    if (d.front == 0 && d.back == 0) {
+      std::memcpy(body, src, irow);
+    } else {
+      for (int x = 0; x < s.w; ++x, body += o.c, src += s.c) {
+        std::memset(body, fill, d.front);
+        std::memcpy(body + d.front, src, s.c);
+        std::memset(body + d.front + s.c, fill, d.back);
+      }
+    }
+    std::memset(dst + static_cast<size_t>(d.left + s.w) * o.c, fill, static_cast<size_t>(d.right) * o.c);
+  }
+  std::memset(out + (s.h + d.top) * orow, fill, d.bottom * orow);
 }
 
 bool scalar() { return active_isa() == Isa::Scalar; }
@@ -129,7 +178,7 @@ Shape pad_out_shape(const PadDesc& d, Shape in) {
 void pad(const PadDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
   pad_out_shape(d, s);
   if (!in || !out) fail("pad: null buffer");
-  ref::pad(d, in, s, out);
+  (scalar() ? ref::pad : pad_fast)(d, in, s, out);
 }
 
 void mean(const MeanDesc& d, const uint8_t* in, Shape s, uint8_t* out) {
