@@ -23,6 +23,16 @@ Shape logit_grid(const GateDesc& d, Shape in) {
                             d.pad_right, 1);
 }
 
+// Row loops as functions with restrict parameters and scalar arguments (not members read through
+// `this`, which a uint8_t store could alias), so they vectorize.
+void widen_row(const uint8_t* __restrict src, size_t n, int16_t zp, int16_t* __restrict dst) {
+  for (size_t i = 0; i < n; ++i) dst[i] = static_cast<int16_t>(src[i] - zp);
+}
+void requantize_row(const int32_t* __restrict acc, int n, int32_t bias, float mult, int zp, uint8_t* __restrict out) {
+  const float lo = detail::clamp_lo(zp, false), hi = detail::clamp_hi(zp);
+  for (int i = 0; i < n; ++i) out[i] = detail::requantize(bias + acc[i], mult, zp, lo, hi);
+}
+
 }  // namespace
 
 Gate::Gate(const GateDesc& d, const int8_t* weights) : d_(d) {
@@ -82,17 +92,14 @@ void Gate::run(const uint8_t* in, Shape s, uint8_t* mask, int threads) const {
   std::fill(pix, pix + d_.pad_top * row, int16_t{0});
   for (int y = 0; y < s.h; ++y) {
     int16_t* dst = pix + (y + d_.pad_top) * row;
-    const uint8_t* src = in + y * body;
-    const int16_t zp = static_cast<int16_t>(d_.zp_in);
     std::fill(dst, dst + left, int16_t{0});
-    for (size_t i = 0; i < body; ++i) dst[left + i] = static_cast<int16_t>(src[i] - zp);
+    widen_row(in + y * body, body, static_cast<int16_t>(d_.zp_in), dst + left);
     std::fill(dst + left + body, dst + row, int16_t{0});
   }
   std::fill(pix + (s.h + d_.pad_top) * row, pix + image.size(), int16_t{0});
   const detail::IsaKernels* k = detail::kernels_for(active_isa());
   const auto gate_row = k ? k->gate_row : ref::gate_row;
   const int run = static_cast<int>(w_.size()) / d_.kh;
-  const float lo = detail::clamp_lo(d_.zp_logit, false), hi = detail::clamp_hi(d_.zp_logit);
   std::vector<uint8_t> logits(static_cast<size_t>(g.h) * g.w);
   const int16_t* img = pix;  // workers must not name the thread_local
   detail::parallel_for(g.h, threads, [&](int y0, int y1) {
@@ -101,8 +108,7 @@ void Gate::run(const uint8_t* in, Shape s, uint8_t* mask, int threads) const {
       const int16_t* rows[kMaxKernel];
       for (int ky = 0; ky < d_.kh; ++ky) rows[ky] = img + (static_cast<size_t>(oy) * d_.stride_h + ky) * row;
       gate_row(rows, d_.kh, w_.data(), run, d_.stride_w * s.c, g.w, acc.data());
-      for (int ox = 0; ox < g.w; ++ox)
-        logits[static_cast<size_t>(oy) * g.w + ox] = detail::requantize(d_.bias + acc[ox], d_.mult, d_.zp_logit, lo, hi);
+      requantize_row(acc.data(), g.w, d_.bias, d_.mult, d_.zp_logit, logits.data() + static_cast<size_t>(oy) * g.w);
     }
   });
   // The float ops of the ONNX pattern, in ONNX Runtime's order: DequantizeLinear, AveragePool (sum,
