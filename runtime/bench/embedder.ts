@@ -88,9 +88,6 @@ async function alignedFaces(modelsDir: string, dataDir: string): Promise<Buffer[
   return crops;
 }
 
-/** The gated embedder's name (runtime/models/build/specs.ts). */
-export const GATED_EMBEDDER = 'facerec-gated';
-
 export async function benchEmbedder(opts: {
   modelsDir: string;
   dataDir: string;
@@ -101,7 +98,7 @@ export async function benchEmbedder(opts: {
   const open = (v: Variant, threads: number) =>
     openModel({
       dir: opts.modelsDir,
-      name: v.relu_zero ? GATED_EMBEDDER : MODEL_NAMES.embedder,
+      name: v.relu_zero ? MODEL_NAMES.gatedEmbedder : MODEL_NAMES.embedder,
       precision: v.precision,
       threads,
       engine: v.engine,

@@ -4,7 +4,6 @@
 // each scored with the eval protocol; finally all of them are timed side by side, interleaved, at one
 // thread (per-configuration wall time over the whole set would measure the machine's load instead).
 import { join } from 'node:path';
-import { GATED_EMBEDDER } from '../bench/embedder.ts';
 import { interleaved } from '../bench/harness.ts';
 import { KernelsEngine } from '../engine/kernels.ts';
 import { loadKernels } from '../engine/kernels-addon.ts';
@@ -118,7 +117,7 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
   await detectorModel.engine.close();
 
   const dense = loadModel(manifestPathFor(opts.modelsDir, MODEL_NAMES.embedder, 'int8'));
-  const gated = loadModel(manifestPathFor(opts.modelsDir, GATED_EMBEDDER, 'int8'));
+  const gated = loadModel(manifestPathFor(opts.modelsDir, MODEL_NAMES.gatedEmbedder, 'int8'));
   const configs: {
     point: Omit<SweepPoint, 'ms_per_run' | 'skip_ratio' | 'accuracy' | 'accuracy_std' | 'tpr_at_far'>;
     open: () => Promise<InferenceEngine>;

@@ -6,6 +6,8 @@ import { loadModel, type ModelManifest, manifestPathFor, type Precision } from '
 export const MODEL_NAMES = {
   detector: 'blazeface',
   embedder: 'facerec',
+  /** The embedder with ReLU-zero gates (docs/relu-zero.md); an alternative to `embedder`. */
+  gatedEmbedder: 'facerec-gated',
   antispoof: 'antispoof',
   liveness: 'liveness',
 } as const;

@@ -2,19 +2,19 @@
 // same embeddings and the same gate decisions, while the kernels skip what the gates close.
 import * as ortRuntime from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GATED_EMBEDDER } from '../../../runtime/bench/embedder.ts';
 import { KernelsEngine } from '../../../runtime/engine/kernels.ts';
 import { lowerQdqModel } from '../../../runtime/engine/lower.ts';
 import { OrtEngine } from '../../../runtime/engine/ort.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
+import { MODEL_NAMES } from '../../../runtime/models/registry.ts';
 import { alignedTrainFeeds } from '../../helpers/faces.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { cosineSimilarity } from '../../helpers/similarity.ts';
 import { expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../unit/kernels/helpers.ts';
 
 const k = kernelsOrBuild();
-const { manifest, onnx } = loadModel(manifestPathFor(MODELS_DIR, GATED_EMBEDDER, 'int8'));
+const { manifest, onnx } = loadModel(manifestPathFor(MODELS_DIR, MODEL_NAMES.gatedEmbedder, 'int8'));
 const one = (data: Float32Array) => ({ input: { data, dims: [1, 3, 150, 150] } });
 
 /** A 0/1 mask widened by a k x k max (k odd, centred). */
