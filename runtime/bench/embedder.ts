@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KernelsEngine } from '../engine/kernels.ts';
 import { lowerQdqModel } from '../engine/lower.ts';
-import type { InferenceEngine } from '../engine/types.ts';
+import type { InferenceEngine, TensorIn } from '../engine/types.ts';
 import { loadModel, manifestPathFor, type Precision } from '../models/manifest.ts';
 import { type EngineKind, MODEL_NAMES, type OpenedModel, openModel } from '../models/registry.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
@@ -118,7 +118,12 @@ export async function benchEmbedder(opts: {
   }
   const { manifest } = opened[0].model;
   const size = manifest.input.shape[3];
-  const feeds = crops.map((c) => rgbToNchw(c, size, manifest.input.mean, manifest.input.std));
+  const feeds = crops.map((c) => ({
+    [manifest.input.name]: {
+      data: rgbToNchw(c, size, manifest.input.mean, manifest.input.std),
+      dims: [1, 3, size, size],
+    },
+  }));
   // The dense count on the kernels' terms (convs and fc), so every row's macs compare.
   const lowered = lowerQdqModel(
     loadModel(manifestPathFor(opts.modelsDir, MODEL_NAMES.embedder, 'int8')).onnx,
@@ -130,8 +135,7 @@ export async function benchEmbedder(opts: {
     const engine: InferenceEngine = model.engine;
     return {
       name: String(k),
-      run: () =>
-        engine.run({ [manifest.input.name]: { data: feeds[i++ % feeds.length], dims: [1, 3, size, size] } }),
+      run: () => engine.run(feeds[i++ % feeds.length]),
     };
   });
   opts.log(
@@ -140,10 +144,7 @@ export async function benchEmbedder(opts: {
   const timings = await interleaved(cases, { warmup: 5, rounds: opts.rounds });
   const rows: EmbedderBenchRow[] = [];
   for (const [k, { variant, threads, model }] of opened.entries()) {
-    const work =
-      model.engine instanceof KernelsEngine
-        ? await executedMacs(model.engine, feeds, manifest.input.name)
-        : undefined;
+    const work = model.engine instanceof KernelsEngine ? await executedMacs(model.engine, feeds) : undefined;
     rows.push({
       ...variant,
       threads,
@@ -161,14 +162,12 @@ export async function benchEmbedder(opts: {
  * skipped. */
 async function executedMacs(
   engine: KernelsEngine,
-  feeds: Float32Array[],
-  input: string,
+  feeds: Record<string, TensorIn>[],
 ): Promise<{ executed: number; skipped: number }> {
   let executed = 0;
   let skipped = 0;
-  const size = Math.round(Math.sqrt(feeds[0].length / 3));
-  for (const data of feeds) {
-    await engine.run({ [input]: { data, dims: [1, 3, size, size] } });
+  for (const feed of feeds) {
+    await engine.run(feed);
     const macs = engine.lastRunMacs();
     executed += macs.executed;
     skipped += 1 - macs.conv / macs.convDense;
