@@ -191,13 +191,13 @@ function writeNode(w: ProtoWriter, node: GraphNode): void {
   if (node.domain) w.string(7, node.domain);
 }
 
-// AttributeProto.AttributeType values.
-const ATTR_FLOAT = 1;
-const ATTR_INT = 2;
-const ATTR_STRING = 3;
-const ATTR_TENSOR = 4;
-const ATTR_FLOATS = 6;
-const ATTR_INTS = 7;
+// AttributeProto.AttributeType values Graph can hold (the reader uses them too).
+export const ATTR_FLOAT = 1;
+export const ATTR_INT = 2;
+export const ATTR_STRING = 3;
+export const ATTR_TENSOR = 4;
+export const ATTR_FLOATS = 6;
+export const ATTR_INTS = 7;
 
 function writeAttribute(w: ProtoWriter, name: string, attr: Attribute): void {
   w.string(1, name);

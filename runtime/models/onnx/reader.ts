@@ -2,6 +2,12 @@
 // inspect a model (nodes, attributes, raw_data initializers, inputs/outputs). Every read is bounds
 // checked, so truncated or corrupt bytes end in an OnnxReadError rather than garbage or a hang.
 import {
+  ATTR_FLOAT,
+  ATTR_FLOATS,
+  ATTR_INT,
+  ATTR_INTS,
+  ATTR_STRING,
+  ATTR_TENSOR,
   type Attribute,
   type ElementType,
   elementCount,
@@ -179,14 +185,6 @@ function readTensor(buf: Uint8Array, where: string): Tensor {
   // A copy: aligned for the typed array, and not pinning the whole model (Buffer.slice would share).
   return { name, type: t.type, dims, data: t.make(new Uint8Array(raw ?? []).buffer) };
 }
-
-// AttributeProto.AttributeType values Graph can hold.
-const ATTR_FLOAT = 1;
-const ATTR_INT = 2;
-const ATTR_STRING = 3;
-const ATTR_TENSOR = 4;
-const ATTR_FLOATS = 6;
-const ATTR_INTS = 7;
 
 function readAttribute(buf: Uint8Array, where: string): { name: string; attr: Attribute } {
   let name = '';
