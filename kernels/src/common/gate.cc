@@ -100,15 +100,19 @@ void Gate::run(const uint8_t* in, Shape s, uint8_t* mask, int threads) const {
   const detail::IsaKernels* k = detail::kernels_for(active_isa());
   const auto gate_row = k ? k->gate_row : ref::gate_row;
   const int run = static_cast<int>(w_.size()) / d_.kh;
-  std::vector<uint8_t> logits(static_cast<size_t>(g.h) * g.w);
-  const int16_t* img = pix;  // workers must not name the thread_local
+  // Per-thread scratch that only grows, like the conv's image: no allocation per run.
+  thread_local std::vector<uint8_t> logit_scratch;
+  logit_scratch.resize(static_cast<size_t>(g.h) * g.w);
+  uint8_t* const logits = logit_scratch.data();
+  const int16_t* img = pix;  // workers must not name the caller's thread_locals
   detail::parallel_for(g.h, threads, [&](int y0, int y1) {
-    std::vector<int32_t> acc(g.w);
+    thread_local std::vector<int32_t> acc;
+    acc.resize(g.w);
     for (int oy = y0; oy < y1; ++oy) {
       const int16_t* rows[kMaxKernel];
       for (int ky = 0; ky < d_.kh; ++ky) rows[ky] = img + (static_cast<size_t>(oy) * d_.stride_h + ky) * row;
       gate_row(rows, d_.kh, w_.data(), run, d_.stride_w * s.c, g.w, acc.data());
-      requantize_row(acc.data(), g.w, d_.bias, d_.mult, d_.zp_logit, logits.data() + static_cast<size_t>(oy) * g.w);
+      requantize_row(acc.data(), g.w, d_.bias, d_.mult, d_.zp_logit, logits + static_cast<size_t>(oy) * g.w);
     }
   });
   // The float ops of the ONNX pattern, in ONNX Runtime's order: DequantizeLinear, AveragePool (sum,
