@@ -11,23 +11,11 @@ import { MODEL_NAMES } from '../../../runtime/models/registry.ts';
 import { alignedTrainFeeds } from '../../helpers/faces.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { cosineSimilarity } from '../../helpers/similarity.ts';
-import { expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../unit/kernels/helpers.ts';
+import { dilateMask, expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../unit/kernels/helpers.ts';
 
 const k = kernelsOrBuild();
 const { manifest, onnx } = loadModel(manifestPathFor(MODELS_DIR, MODEL_NAMES.gatedEmbedder, 'int8'));
 const one = (data: Float32Array) => ({ input: { data, dims: [1, 3, 150, 150] } });
-
-/** A 0/1 mask widened by a k x k max (k odd, centred). */
-function dilate(mask: Uint8Array, h: number, w: number, k: number): Uint8Array {
-  const r = (k - 1) / 2;
-  return mask.map((_, p) => {
-    const y = Math.floor(p / w);
-    const x = p % w;
-    for (let yy = Math.max(0, y - r); yy <= Math.min(h - 1, y + r); yy++)
-      for (let xx = Math.max(0, x - r); xx <= Math.min(w - 1, x + r); xx++) if (mask[yy * w + xx]) return 1;
-    return 0;
-  });
-}
 
 describe.skipIf(!k)('gated embedder on the kernels', () => {
   const binding = k as NonNullable<typeof k>;
@@ -85,7 +73,7 @@ describe.skipIf(!k)('gated embedder on the kernels', () => {
       const theirs = await session.run({ input: new ortRuntime.Tensor('float32', data, [1, 3, 150, 150]) });
       for (const [i, g] of lowered.gates.entries()) {
         const [h, w] = net.shape(g.mask);
-        const mine = dilate(net.tensor(g.mask) as Uint8Array, h, w, g.dilate);
+        const mine = dilateMask(net.tensor(g.mask) as Uint8Array, h, w, g.dilate);
         const open = theirs[outputs[i]].data as Float32Array;
         expect(open.length, g.conv).toBe(mine.length);
         pixels += mine.length;

@@ -3,7 +3,17 @@
 import { describe, expect, it } from 'vitest';
 import type { GateOptions, NetworkPlan, PlanOp } from '../../../runtime/engine/kernels-addon.ts';
 import { quantizeU8 } from '../../../runtime/engine/lower.ts';
-import { expectSame, fastIsas, kernelsOrBuild, randInt, randS8, randU8, rng, withIsa } from './helpers.ts';
+import {
+  dilateMask,
+  expectSame,
+  fastIsas,
+  kernelsOrBuild,
+  randInt,
+  randS8,
+  randU8,
+  rng,
+  withIsa,
+} from './helpers.ts';
 
 const k = kernelsOrBuild();
 const f32 = Math.fround;
@@ -163,13 +173,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
       const dense = net.tensor(2) as Uint8Array;
       const open = mask.reduce((a, b) => a + b, 0);
       if (open > 0 && open < mask.length) partial++;
-      const dilated = mask.map((_, p) => {
-        const y = Math.floor(p / 12);
-        const x = p % 12;
-        for (let yy = Math.max(0, y - 1); yy <= Math.min(11, y + 1); yy++)
-          for (let xx = Math.max(0, x - 1); xx <= Math.min(11, x + 1); xx++) if (mask[yy * 12 + xx]) return 1;
-        return 0;
-      });
+      const dilated = dilateMask(mask, 12, 12, 3);
       for (const [id, m] of [
         [3, mask],
         [4, dilated],

@@ -144,3 +144,16 @@ export function expectSame(got: ArrayLike<number>, want: ArrayLike<number>, what
       `${what}: lengths ${got.length}/${want.length}, first difference at ${i}: got ${got[i]}, want ${want[i]}`,
     );
 }
+
+/** A 0/1 h x w mask widened by a k x k max (k odd, centred, padded taps ignored): the gated conv1's
+ * mask, as ONNX's MaxPool before the Greater computes it. */
+export function dilateMask(mask: Uint8Array, h: number, w: number, k: number): Uint8Array {
+  const r = (k - 1) / 2;
+  return mask.map((_, p) => {
+    const y = Math.floor(p / w);
+    const x = p % w;
+    for (let yy = Math.max(0, y - r); yy <= Math.min(h - 1, y + r); yy++)
+      for (let xx = Math.max(0, x - r); xx <= Math.min(w - 1, x + r); xx++) if (mask[yy * w + xx]) return 1;
+    return 0;
+  });
+}
