@@ -131,7 +131,13 @@ export class App {
     const logger = createLogger({ level: config.logging.level, write: opts.log });
     const modelsDir = resolve(config.models.dir);
     // Model building reports progress; opening the models reports only installed versions it skipped.
-    await ensureModels(modelsDir, opts.dataDir, lineWriter(logger, 'info'));
+    const { detector, embedder, antispoof, liveness } = config.models;
+    await ensureModels(modelsDir, opts.dataDir, lineWriter(logger, 'info'), [
+      detector,
+      embedder,
+      antispoof,
+      liveness,
+    ]);
     const analyzer = new LiveAnalyzer(
       await FaceAnalyzer.open(analyzerConfigOf(config, modelsDir), lineWriter(logger, 'warn')),
     );
