@@ -138,6 +138,12 @@ export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
       );
     return c;
   };
+  /** The dequantized tensor `t` and the uint8 tensor behind it have no other reader, so the op that
+   * produced it may be changed (a ReLU fused into it, closed pixels left out). */
+  const soleReader = (t: string) => {
+    const dqNode = producers.get(t);
+    return users(t).length === 1 && dqNode !== undefined && users(dqNode.inputs[0]).length === 1;
+  };
   const sameParams = (node: GraphNode, a: QParams, b: QParams, what: string) => {
     if (a.scale !== b.scale || a.zp !== b.zp)
       throw new LoweringError(node, `${what} needs equal input and output quantization parameters`);
@@ -201,15 +207,8 @@ export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
       case 'Relu': {
         const x = activation(node, 0);
         const producer = producedBy.get(x.id);
-        const dqNode = producers.get(node.inputs[0]);
         // The ReLU is folded into its producer, which is only sound when nothing else reads its output.
-        if (
-          !producer ||
-          (producer.op !== 'conv' && producer.op !== 'add') ||
-          users(node.inputs[0]).length !== 1 ||
-          !dqNode ||
-          users(dqNode.inputs[0]).length !== 1
-        )
+        if (!producer || (producer.op !== 'conv' && producer.op !== 'add') || !soleReader(node.inputs[0]))
           throw new LoweringError(node, 'only a ReLU that alone consumes a Conv or Add output can be fused');
         pending.set(out, (params) => {
           sameParams(node, x, params, 'a fused ReLU');
@@ -306,16 +305,10 @@ export function lowerQdqModel(model: Uint8Array | OnnxModel): LoweredModel {
         const mask = masks.get(node.inputs[0]);
         const x = activation(node, 1);
         const conv = producedBy.get(x.id);
-        const dqNode = producers.get(node.inputs[1]);
         if (!mask || !gates.sites.has(node))
           throw new LoweringError(node, 'only a ReLU-zero gate, Where(open, x, 0), is supported');
         // The conv skips closed pixels, which is only sound when nothing else reads its output.
-        if (
-          conv?.op !== 'conv' ||
-          users(node.inputs[1]).length !== 1 ||
-          !dqNode ||
-          users(dqNode.inputs[0]).length !== 1
-        )
+        if (conv?.op !== 'conv' || !soleReader(node.inputs[1]))
           throw new LoweringError(node, 'a gate must alone consume a Conv output (or its fused ReLU)');
         pending.set(out, (params) => {
           sameParams(node, x, params, 'a gate');
