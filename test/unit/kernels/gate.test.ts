@@ -8,6 +8,7 @@ import {
   expectSame,
   fastIsas,
   kernelsOrBuild,
+  quantize,
   randInt,
   randS8,
   randU8,
@@ -37,7 +38,7 @@ function gateReference(g: GateOptions, input: Uint8Array, [h, w, c]: number[]): 
           for (let ci = 0; ci < c; ci++)
             acc += (input[(iy * w + ix) * c + ci] - g.zpIn) * g.weights[(ky * g.kw + kx) * c + ci];
         }
-      const q = Math.min(255, Math.max(0, roundEven(f32(acc * g.mult)) + g.zpLogit));
+      const q = quantize(acc, g.mult, g.zpLogit, false);
       logits[oy * gw + ox] = f32((q - g.zpLogit) * g.scaleLogit);
     }
   const mask = new Uint8Array(g.outH * g.outW);
@@ -58,11 +59,6 @@ function gateReference(g: GateOptions, input: Uint8Array, [h, w, c]: number[]): 
       mask[y * g.outW + x] = v > g.threshold ? 1 : 0;
     }
   return mask;
-}
-
-function roundEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 type GateOp = Extract<PlanOp, { op: 'gate' }>;

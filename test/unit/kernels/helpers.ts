@@ -157,3 +157,17 @@ export function dilateMask(mask: Uint8Array, h: number, w: number, k: number): U
     return 0;
   });
 }
+
+export function roundHalfEven(v: number): number {
+  const f = Math.floor(v);
+  const d = v - f;
+  if (d !== 0.5) return d < 0.5 ? f : f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** The ONNX requantization of an int32 accumulator, written independently of the kernels:
+ * y = sat(round(acc * M) + zp) with float32 acc * M; ReLU clamps at zp. */
+export function quantize(acc: number, m: number, zp: number, relu: boolean): number {
+  const q = roundHalfEven(Math.fround(Math.fround(acc) * m)) + zp;
+  return Math.min(255, Math.max(relu ? zp : 0, q));
+}

@@ -5,29 +5,18 @@ import {
   expectSame,
   fastIsas,
   kernelsOrBuild,
+  quantize,
   randInt,
   randomConv,
   randS8,
   randU8,
   rng,
+  roundHalfEven,
   withIsa,
 } from './helpers.ts';
 
 const k = kernelsOrBuild();
 const f32 = Math.fround;
-
-function roundHalfEven(v: number): number {
-  const f = Math.floor(v);
-  const d = v - f;
-  if (d !== 0.5) return d < 0.5 ? f : f + 1;
-  return f % 2 === 0 ? f : f + 1;
-}
-
-/** y = sat(round(acc * M) + zp) with float32 acc * M; ReLU clamps at zp. */
-function quantize(acc: number, m: number, zp: number, relu: boolean): number {
-  const q = roundHalfEven(f32(f32(acc) * m)) + zp;
-  return Math.min(255, Math.max(relu ? zp : 0, q));
-}
 
 /** QLinearConv on NHWC input with ONNX-layout weights [cout][cin][kh][kw]. */
 function qlinearConvRef(
