@@ -11,11 +11,11 @@ import type { FaceEvent } from '../../../runtime/events/schema.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
 import { generateSigningKeyPair, signManifest } from '../../../runtime/models/update/signature.ts';
 import type { Topics } from '../../../runtime/mqtt/topics.ts';
-import { FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
 import { Subscriber, waitUntil } from '../mqtt/support.ts';
 
 export const DEVICE = 'test-door';
-export const HAMILTON = join(FACES_DIR, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4');
+export const HAMILTON = DOOR_CLIP;
 export const LIN = join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png');
 
 /** Every frame the pipeline finished, in order. */

@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CaptureSource, SourceEvents } from '../../../runtime/capture/source.ts';
 import type { Frame } from '../../../runtime/capture/types.ts';
+import { DOOR_CLIP } from '../../helpers/paths.ts';
 
-export const CLIP = '/work/shared/data/faces/face_recognition_examples/video/short_hamilton_clip.mp4';
+export const CLIP = DOOR_CLIP;
 
 const QUIET = ['-nostdin', '-hide_banner', '-loglevel', 'error'];
 

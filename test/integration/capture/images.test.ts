@@ -6,8 +6,9 @@ import { createFrameSource } from '../../../runtime/capture/index.ts';
 import type { CaptureSource } from '../../../runtime/capture/source.ts';
 import { camera } from '../../unit/capture/helpers.ts';
 import { distinctValues, nextEvent, nextFrame, tempDir, waitUntil } from './harness.ts';
+import { FACES_DIR } from '../../helpers/paths.ts';
 
-const PHOTOS = '/work/shared/data/faces/face_recognition_examples/misc';
+const PHOTOS = join(FACES_DIR, 'face_recognition_examples', 'misc');
 
 describe('images source', () => {
   let dir: string;

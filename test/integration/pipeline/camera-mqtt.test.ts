@@ -12,9 +12,9 @@ import { App } from '../../../runtime/app.ts';
 import { loadConfig } from '../../../runtime/config/index.ts';
 import { type FaceEvent, isFaceEvent } from '../../../runtime/events/schema.ts';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
-import { DATA_DIR, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { DATA_DIR, DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
 
-const HAMILTON = join(FACES_DIR, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4');
+const HAMILTON = DOOR_CLIP;
 const LIN = join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png');
 const STRANGER = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train', 'obama', 'obama.jpg');
 const run = promisify(execFile);

@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MjpegSplitter, RawFrameSplitter } from '../../../runtime/capture/splitters.ts';
+import { DOOR_CLIP } from '../../helpers/paths.ts';
 
-const CLIP = '/work/shared/data/faces/face_recognition_examples/video/short_hamilton_clip.mp4';
+const CLIP = DOOR_CLIP;
 const FIXTURE = new URL('../../fixtures/capture/rpicam-640x360.mjpeg', import.meta.url);
 
 interface Split {

@@ -10,8 +10,10 @@ import {
   type RgbImage,
 } from '../../../runtime/vision/image.ts';
 import type { Point } from '../../../runtime/vision/types.ts';
+import { join } from 'node:path';
+import { FACES_DIR } from '../../helpers/paths.ts';
 
-const MIRANDA = '/work/shared/data/faces/face_recognition_examples/misc/lin-manuel-miranda.png';
+const MIRANDA = join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png');
 
 function solid(width: number, height: number, rgb: [number, number, number]): RgbImage {
   const buf = Buffer.alloc(width * height * 3);
