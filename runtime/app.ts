@@ -12,7 +12,6 @@ import { configPort, devicePort, galleryPort, ModelControl } from './control/por
 import { ControlRouter } from './control/router.ts';
 import { type EventQueue, openEventQueue } from './events/queue.ts';
 import { type DeviceState, EVENT_SCHEMA_VERSION, type FaceEvent } from './events/schema.ts';
-import { ensureModels } from './models/build/ensure.ts';
 import { type InProcessBroker, startInProcessBroker } from './mqtt/broker.ts';
 import { type FacegateMqttClient, startMqttClient } from './mqtt/client.ts';
 import { HomeAssistantDiscovery } from './mqtt/discovery.ts';
@@ -24,8 +23,6 @@ import { Scheduler } from './scheduler/scheduler.ts';
 import { createLogger, type Logger, lineWriter } from './util/log.ts';
 
 export interface AppOptions {
-  /** Where the face data for building missing models lives. */
-  dataDir: string;
   /** The file `config` was loaded from: config/set rewrites it. Without one, config/set is refused. */
   configFile?: string;
   /** Where log lines go; App.start filters them by `logging.level` (App.logger). */
@@ -130,14 +127,8 @@ export class App {
     sharp.cache(false);
     const logger = createLogger({ level: config.logging.level, write: opts.log });
     const modelsDir = resolve(config.models.dir);
-    // Model building reports progress; opening the models reports only installed versions it skipped.
-    const { detector, embedder, antispoof, liveness } = config.models;
-    await ensureModels(modelsDir, opts.dataDir, lineWriter(logger, 'info'), [
-      detector,
-      embedder,
-      antispoof,
-      liveness,
-    ]);
+    // The models are built before start (`npm run models`; npm start's prestart builds missing ones):
+    // a missing one fails here naming the command. Opening reports only installed versions it skipped.
     const analyzer = new LiveAnalyzer(
       await FaceAnalyzer.open(analyzerConfigOf(config, modelsDir), lineWriter(logger, 'warn')),
     );

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """ReLU-zero gates for FaceRecognitionNet ("More is Less", CVPR 2017), learned by distillation.
 
-Offline only: the output (training/output/) is committed and read by runtime/models/gated/build.ts;
-nothing here runs at run time. Data comes from `npx tsx training/export-crops.ts` (lfw/calib and
+Offline only: the output (training/output/) is committed and read by tools/models/gated/build.ts;
+nothing here runs at run time. Data comes from `npx tsx tools/training/export-crops.ts` (lfw/calib and
 faces/ only; lfw/dev is never used). See docs/relu-zero.md.
 
 Every one of the 29 convs is gated: a hard gate (logit > 0 = compute) from a cheap predictor says where
@@ -39,7 +39,7 @@ FIXTURE_DIR = os.path.join(ROOT, 'test/unit/gated/fixtures')
 SIZE = 150
 MEAN_RGB = [122.782, 117.001, 104.298]
 STD = 255.0
-# Same stage list as runtime/models/facerec/build.ts (FACEREC_BLOCKS).
+# Same stage list as tools/models/facerec/build.ts (FACEREC_BLOCKS).
 BLOCKS = [('conv32_1', False), ('conv32_2', False), ('conv32_3', False), ('conv64_down', True),
           ('conv64_1', False), ('conv64_2', False), ('conv64_3', False), ('conv128_down', True),
           ('conv128_1', False), ('conv128_2', False), ('conv256_down', True), ('conv256_1', False),

@@ -13,6 +13,7 @@ import { alignedFaceCrop } from '../vision/face-crop.ts';
 import { decodeImage } from '../vision/image.ts';
 import { rgbToNchw } from '../vision/tensor.ts';
 import { interleaved } from './harness.ts';
+import { FACES_DIR } from '../paths.ts';
 
 export interface EmbedderBenchRow {
   engine: EngineKind;
@@ -67,8 +68,8 @@ export function embedderRatios(rows: EmbedderBenchRow[]): EmbedderRatios {
 }
 
 /** Every photo of the MIT-licensed face_recognition examples' training set, aligned as the pipeline does. */
-async function alignedFaces(modelsDir: string, dataDir: string): Promise<Buffer[]> {
-  const root = join(dataDir, 'faces', 'face_recognition_examples', 'knn_examples', 'train');
+async function alignedFaces(modelsDir: string): Promise<Buffer[]> {
+  const root = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train');
   const photos = readdirSync(root)
     .sort()
     .flatMap((person) =>
@@ -90,11 +91,10 @@ async function alignedFaces(modelsDir: string, dataDir: string): Promise<Buffer[
 
 export async function benchEmbedder(opts: {
   modelsDir: string;
-  dataDir: string;
   rounds: number;
   log: (line: string) => void;
 }): Promise<EmbedderBenchRow[]> {
-  const crops = await alignedFaces(opts.modelsDir, opts.dataDir);
+  const crops = await alignedFaces(opts.modelsDir);
   const open = (v: Variant, threads: number) =>
     openModel({
       dir: opts.modelsDir,

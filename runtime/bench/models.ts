@@ -1,12 +1,13 @@
 // ONNX Runtime fp32 vs int8 for every face model, at 1 and 2 threads, interleaved in one process.
 import { join } from 'node:path';
-import { MODEL_SPECS, rgbToTensor } from '../models/build/specs.ts';
-import type { Precision } from '../models/manifest.ts';
-import { openModel } from '../models/registry.ts';
+import { loadModel, type ModelManifest, manifestPathFor, type Precision } from '../models/manifest.ts';
+import { MODEL_NAMES, openModel } from '../models/registry.ts';
+import { FACES_DIR } from '../paths.ts';
 import { Progress } from '../report/progress.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { alignedFaceCrop, boxCrop } from '../vision/face-crop.ts';
 import { decodeImage, letterbox } from '../vision/image.ts';
+import { rgbToNchw } from '../vision/tensor.ts';
 import { interleaved } from './harness.ts';
 
 export interface ModelBenchRow {
@@ -18,47 +19,48 @@ export interface ModelBenchRow {
   p95_ms: number;
 }
 
-/** Real inputs: one photo per person from the MIT-licensed face_recognition examples. */
+/** Real inputs: one photo per person from the MIT-licensed face_recognition examples (committed). */
 const PHOTOS = ['obama/obama.jpg', 'biden/biden.jpg', 'rose_leslie/img1.jpg', 'kit_harington/john1.jpeg'];
 
 export async function benchModels(opts: {
   modelsDir: string;
-  dataDir: string;
   rounds: number;
   log: (line: string) => void;
 }): Promise<ModelBenchRow[]> {
   const images = await Promise.all(
-    PHOTOS.map((p) =>
-      decodeImage(join(opts.dataDir, 'faces', 'face_recognition_examples', 'knn_examples', 'train', p)),
-    ),
+    PHOTOS.map((p) => decodeImage(join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train', p))),
+  );
+  // Each model's input (task, size, normalisation) as its manifest states it.
+  const specs: ModelManifest[] = Object.values(MODEL_NAMES).map(
+    (name) => loadModel(manifestPathFor(opts.modelsDir, name, 'fp32')).manifest,
   );
   const detector = new FaceDetector(
     (await openModel({ dir: opts.modelsDir, name: 'blazeface', precision: 'fp32' })).engine,
     DEFAULT_DETECTION,
   );
   const inputs = new Map<string, Float32Array[]>();
-  for (const spec of MODEL_SPECS) inputs.set(spec.name, []);
+  for (const spec of specs) inputs.set(spec.name, []);
   for (const image of images) {
     const { crop, face } = await alignedFaceCrop(detector, image);
     if (!face) throw new Error('benchmark photo without a detectable face');
-    for (const spec of MODEL_SPECS) {
+    for (const spec of specs) {
       const size = spec.input.shape[3];
       const data =
         spec.task === 'face-detection'
           ? (await letterbox(image, size)).tensor.data
-          : (rgbToTensor(
+          : rgbToNchw(
               spec.task === 'face-embedding' ? crop : await boxCrop(image, face, size),
               size,
               spec.input.mean,
               spec.input.std,
-            ).data as Float32Array);
+            );
       inputs.get(spec.name)?.push(data);
     }
   }
   const rows: ModelBenchRow[] = [];
-  const progress = new Progress('bench models', MODEL_SPECS.length * 2, opts.log, 0);
+  const progress = new Progress('bench models', specs.length * 2, opts.log, 0);
   for (const threads of [1, 2]) {
-    for (const spec of MODEL_SPECS) {
+    for (const spec of specs) {
       const size = spec.input.shape[3];
       const engines = await Promise.all(
         (['fp32', 'int8'] as const).map((precision) =>

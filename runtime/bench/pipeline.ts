@@ -19,7 +19,6 @@ export interface PipelineBenchOptions {
   video: string;
   enrolPhoto: string;
   modelsDir: string;
-  dataDir: string;
   runs: number;
   latencySeconds: number;
   soakSeconds: number;
@@ -92,7 +91,6 @@ async function withApp<T>(
   const frames: number[] = [];
   const events: number[] = [];
   const app = await App.start(loadConfig({ file, env: {} }), {
-    dataDir: opts.dataDir,
     log: () => {},
     onFrame: (_camera, latencyMs) => frames.push(latencyMs),
     onEvent: (_event, { latencyMs }) => events.push(latencyMs),

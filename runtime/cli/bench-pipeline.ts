@@ -1,6 +1,7 @@
 // `facegate bench-pipeline`: end-to-end throughput (int8 vs fp32), latency and memory of the camera path.
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEMO_DIR, FACES_DIR, modelsDir } from '../paths.ts';
 import { benchPipeline, type PipelineBenchReport } from '../bench/pipeline.ts';
 
 export async function benchPipelineCommand(args: string[]): Promise<number> {
@@ -12,8 +13,7 @@ export async function benchPipelineCommand(args: string[]): Promise<number> {
       'latency-seconds': { type: 'string', default: '20' },
       'soak-seconds': { type: 'string', default: '60' },
       'no-mirror': { type: 'boolean', default: false },
-      models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
-      data: { type: 'string', default: process.env.FACEGATE_DATA ?? '../shared/data' },
+      models: { type: 'string', default: modelsDir() },
     },
   });
   const positive = (flag: string, v: string) => {
@@ -21,12 +21,11 @@ export async function benchPipelineCommand(args: string[]): Promise<number> {
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, not "${v}"`);
     return n;
   };
-  const examples = join(resolve(values.data), 'faces', 'face_recognition_examples');
   const report = await benchPipeline({
-    video: join(examples, 'video', 'short_hamilton_clip.mp4'),
-    enrolPhoto: join(examples, 'misc', 'lin-manuel-miranda.png'),
+    // The demo clip (face_recognition's short_hamilton_clip.mp4) and the committed photo of its person.
+    video: join(DEMO_DIR, 'door.mp4'),
+    enrolPhoto: join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png'),
     modelsDir: resolve(values.models),
-    dataDir: resolve(values.data),
     runs: positive('runs', values.runs),
     latencySeconds: positive('latency-seconds', values['latency-seconds']),
     soakSeconds: positive('soak-seconds', values['soak-seconds']),
@@ -40,7 +39,7 @@ export async function benchPipelineCommand(args: string[]): Promise<number> {
 function formatPipelineBench(r: PipelineBenchReport): string {
   const { latency: l, memory: m } = r;
   return [
-    `end-to-end, 640x360 one-face video (short_hamilton_clip.mp4), capture -> MQTT, embedding every face (detector mirror averaging ${r.mirror_average ? 'on' : 'off'}):`,
+    `end-to-end, 640x360 one-face video (assets/demo/door.mp4), capture -> MQTT, embedding every face (detector mirror averaging ${r.mirror_average ? 'on' : 'off'}):`,
     ...r.throughput.map(
       (t) =>
         `  ${t.precision}: ${t.fps_p50} frames/s (median of runs ${t.runs.join(', ')}; ${t.frames} frames, ${t.faces_per_frame} faces embedded per frame)`,

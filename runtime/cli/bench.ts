@@ -1,6 +1,7 @@
 // `facegate bench`: performance figures measured side by side in one process (`npm run bench`).
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { modelsDir } from '../paths.ts';
 import {
   benchEmbedder,
   type EmbedderBenchRow,
@@ -23,15 +24,14 @@ export async function benchCommand(args: string[]): Promise<number> {
     options: {
       json: { type: 'boolean', default: false },
       rounds: { type: 'string', default: '200' },
-      models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
-      data: { type: 'string', default: process.env.FACEGATE_DATA ?? '../shared/data' },
+      models: { type: 'string', default: modelsDir() },
     },
   });
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1)
     throw new Error(`--rounds must be a positive integer, not "${values.rounds}"`);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const dirs = { modelsDir: resolve(values.models), dataDir: resolve(values.data), rounds, log };
+  const dirs = { modelsDir: resolve(values.models), rounds, log };
   const rows = await benchEmbedder(dirs);
   const modelRows = await benchModels(dirs);
   const report: BenchReport = {

@@ -1,11 +1,13 @@
 // `facegate eval lfw`: verification accuracy of the deployed pipeline on LFW-format data.
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { evalLfw, type LfwReport } from '../eval/lfw.ts';
 import { sweepLfw } from '../eval/sweep.ts';
+import { dataSetDir, modelsDir } from '../paths.ts';
 
 const USAGE =
-  'usage: facegate eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--detector-precision fp32|int8] [--engine ort|kernels] [--model facerec|facerec-gated] [--threads N] [--models DIR] [--json] [--roc FILE.png]\n' +
-  '       facegate eval sweep --images DIR --pairs FILE [--thresholds T,T,...] [--models DIR] [--json] [--png FILE.png]';
+  'usage: facegate eval lfw [--images DIR --pairs FILE] [--precision fp32|int8] [--detector-precision fp32|int8] [--engine ort|kernels] [--model facerec|facerec-gated] [--threads N] [--models DIR] [--json] [--roc FILE.png]\n' +
+  '       facegate eval sweep [--images DIR --pairs FILE] [--thresholds T,T,...] [--models DIR] [--json] [--png FILE.png]';
 
 export async function evalCommand(args: string[]): Promise<number> {
   const [target, ...rest] = args;
@@ -24,15 +26,12 @@ export async function evalCommand(args: string[]): Promise<number> {
       engine: { type: 'string', default: 'ort' },
       threads: { type: 'string', default: '2' },
       model: { type: 'string', default: 'facerec' },
-      models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
+      models: { type: 'string', default: modelsDir() },
       json: { type: 'boolean', default: false },
       roc: { type: 'string' },
     },
   });
-  if (!values.images || !values.pairs) {
-    console.error(USAGE);
-    return 2;
-  }
+  const { images, pairs } = lfwFolders(values, 'facegate eval lfw');
   const precision = parsePrecision('--precision', values.precision);
   const detectorPrecision = parsePrecision('--detector-precision', values['detector-precision']);
   if (values.engine !== 'ort' && values.engine !== 'kernels')
@@ -42,8 +41,8 @@ export async function evalCommand(args: string[]): Promise<number> {
     throw new Error(`--threads must be a positive integer, not "${values.threads}"`);
 
   const report = await evalLfw({
-    images: values.images,
-    pairs: values.pairs,
+    images,
+    pairs,
     modelsDir: values.models,
     precision,
     detectorPrecision,
@@ -64,21 +63,18 @@ async function sweepCommand(args: string[]): Promise<number> {
       images: { type: 'string' },
       pairs: { type: 'string' },
       thresholds: { type: 'string', default: '-1,-0.5,0,0.5,1,2' },
-      models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
+      models: { type: 'string', default: modelsDir() },
       json: { type: 'boolean', default: false },
       png: { type: 'string' },
     },
   });
-  if (!values.images || !values.pairs) {
-    console.error(USAGE);
-    return 2;
-  }
+  const { images, pairs } = lfwFolders(values, 'facegate eval sweep');
   const thresholds = values.thresholds.split(',').map(Number);
   if (thresholds.some((t) => !Number.isFinite(t)))
     throw new Error(`--thresholds must be comma-separated numbers, not "${values.thresholds}"`);
   const points = await sweepLfw({
-    images: values.images,
-    pairs: values.pairs,
+    images,
+    pairs,
     modelsDir: values.models,
     thresholds,
     pngPath: values.png,
@@ -96,6 +92,13 @@ async function sweepCommand(args: string[]): Promise<number> {
         ].join('\n'),
   );
   return 0;
+}
+
+/** --images and --pairs, by default the LFW dev folds of the data set (FACEGATE_DATA). */
+function lfwFolders(values: { images?: string; pairs?: string }, command: string) {
+  if (values.images && values.pairs) return { images: values.images, pairs: values.pairs };
+  const lfw = join(dataSetDir(`${command} without --images and --pairs`), 'lfw');
+  return { images: values.images ?? join(lfw, 'dev'), pairs: values.pairs ?? join(lfw, 'pairs-dev.txt') };
 }
 
 function parsePrecision(flag: string, value: string): 'fp32' | 'int8' {

@@ -18,7 +18,6 @@ export async function runCommand(args: string[]): Promise<number> {
   const config = loadConfig({ file: values.config, board: values.board, env: process.env });
   // Log lines go to stderr at logging.level; the events are this command's output, on stdout.
   const app = await App.start(config, {
-    dataDir: process.env.FACEGATE_DATA ?? '../shared/data',
     configFile: values.config,
     log: writeStderr,
     onEvent: (event, { outcome, latencyMs }) => console.log(formatEvent(event, latencyMs, outcome)),

@@ -4,15 +4,15 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import schema from '../../configs/schema.json' with { type: 'json' };
+import { CONFIG_DIR, PACKAGE_ROOT } from '../paths.ts';
 import { mergeConfig } from './merge.ts';
 import type { Config } from './schema.ts';
 import { formatPath, getAt, getOwn, isPlainObject, type PathSegment, setOwn } from './util.ts';
 import { ConfigError, findProblems, formatProblem } from './validate.ts';
 
-export const CONFIG_DIR = fileURLToPath(new URL('../../configs/', import.meta.url));
+export { CONFIG_DIR };
 const BOARD_DIR = join(CONFIG_DIR, 'boards');
 const ENV_PREFIX = 'FACEGATE_';
 const BOARD_VAR = 'FACEGATE_BOARD';
@@ -58,8 +58,8 @@ interface EnvAssignment {
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? process.env;
   const board = options.board ?? (env[BOARD_VAR] || undefined);
-  const layers = [readLayer(join(CONFIG_DIR, 'default.yaml'))];
-  if (board) layers.push(readLayer(boardFile(board)));
+  const layers = [bundled(readLayer(join(CONFIG_DIR, 'default.yaml')))];
+  if (board) layers.push(bundled(readLayer(boardFile(board))));
   if (options.file) layers.push(readLayer(resolve(options.file)));
 
   let merged: Record<string, unknown> = {};
@@ -153,6 +153,41 @@ function boardFile(board: string): string {
     throw new ConfigError(`Unknown board '${board}' (available: ${boards.join(', ')})`);
   }
   return join(BOARD_DIR, `${board}.yaml`);
+}
+
+/**
+ * The settings that name files or folders. In the bundled layers (configs/default.yaml and the board
+ * profiles) a relative one means a file of the package (the demo video, models/, var/), so it resolves
+ * against the package root: the demo then runs the same from any working directory. In your file and
+ * in FACEGATE_* variables relative paths resolve against the working directory, as usual.
+ */
+const PATH_SETTINGS: readonly (readonly string[])[] = [
+  ['models', 'dir'],
+  ['cameras', '*', 'source', 'path'],
+  ['gallery', 'path'],
+  ['gallery', 'seedDir'],
+  ['schedules', 'backupDir'],
+  ['offlineQueue', 'path'],
+  ['mqtt', 'tls', 'ca'],
+  ['mqtt', 'tls', 'cert'],
+  ['mqtt', 'tls', 'key'],
+  ['dataDir'],
+];
+
+function bundled(layer: Layer): Layer {
+  const resolveAt = (node: unknown, path: readonly string[]): void => {
+    const [key, ...rest] = path;
+    if (key === '*') {
+      if (Array.isArray(node)) for (const item of node) resolveAt(item, rest);
+      return;
+    }
+    if (!isPlainObject(node) || !Object.hasOwn(node, key)) return;
+    const value = node[key];
+    if (rest.length > 0) resolveAt(value, rest);
+    else if (typeof value === 'string' && value !== '') node[key] = resolve(PACKAGE_ROOT, value);
+  };
+  for (const path of PATH_SETTINGS) resolveAt(layer.data, path);
+  return layer;
 }
 
 function readLayer(file: string): Layer {

@@ -2,6 +2,7 @@
 // Network plan (batch 1, NHWC), run once per batch item.
 import type { EngineKind } from '../models/registry.ts';
 import { type KernelsBinding, loadKernels, type NetworkOp, type RunMacs } from './kernels-addon.ts';
+import type { OnnxModel } from '../models/onnx/reader.ts';
 import { type LoweredModel, lowerQdqModel } from './lower.ts';
 import { OrtEngine } from './ort.ts';
 import type { InferenceEngine, TensorIn } from './types.ts';
@@ -14,7 +15,8 @@ export class KernelsEngine implements InferenceEngine {
   /** Throws (LoweringError) when the model is not an int8 QDQ model the kernels can run. */
   constructor(
     binding: KernelsBinding,
-    onnx: Uint8Array,
+    /** The model's bytes, or the model already read (e.g. changed in memory by eval sweep). */
+    onnx: Uint8Array | OnnxModel,
     /** Threads per run; 1 by default, like OrtEngine. */
     readonly threads = 1,
   ) {

@@ -1,4 +1,4 @@
-// Lowers an int8 QDQ model (as runtime/models/quantize/qdq.ts writes it) into the native kernels'
+// Lowers an int8 QDQ model (as tools/models/quantize/qdq.ts writes it) into the native kernels'
 // Network plan: each QuantizeLinear closes one integer op, whose input and output parameters come from
 // the DequantizeLinear / QuantizeLinear pairs around it. Anything outside the patterns below throws a
 // LoweringError naming the node, and the caller keeps ONNX Runtime for that model. A ReLU-zero gate

@@ -10,7 +10,7 @@ import { loadKernels } from '../engine/kernels-addon.ts';
 import type { InferenceEngine, TensorIn } from '../engine/types.ts';
 import { findGates } from '../models/gated/pattern.ts';
 import { loadModel, manifestPathFor } from '../models/manifest.ts';
-import { readOnnx } from '../models/onnx/reader.ts';
+import { type OnnxModel, readOnnx } from '../models/onnx/reader.ts';
 import { MODEL_NAMES, openModel } from '../models/registry.ts';
 import { renderLineChart } from '../report/plot.ts';
 import { Progress } from '../report/progress.ts';
@@ -78,14 +78,14 @@ class SkipCounter implements InferenceEngine {
 }
 
 /** The gated model with every gate's threshold set to `t`. */
-function withThreshold(onnx: Uint8Array, t: number): Uint8Array {
+function withThreshold(onnx: Uint8Array, t: number): OnnxModel {
   const model = readOnnx(onnx);
   for (const site of findGates(model.graph)) {
     const init = model.graph.initializers.get(site.open.inputs[1]);
     if (!init) throw new Error(`gate of ${site.conv.name} has no threshold initializer`);
     model.graph.initializers.set(site.open.inputs[1], { ...init, data: Float32Array.of(t) });
   }
-  return model.graph.serialize(model.info);
+  return model;
 }
 
 const BATCH = 8;

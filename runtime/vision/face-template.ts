@@ -1,7 +1,7 @@
 // Where FaceRecognitionNet wants the face: dlib's 150x150 face chip (its 68-landmark mean face, padding
 // 0.25). The points are where *our* detector's keypoints land on real dlib chips, so the similarity
 // transform maps BlazeFace keypoints straight onto the chip geometry the embedder was trained on.
-// Derived by deriveTemplatePoints() in runtime/models/build/derive-template.ts (mean over the 55
+// Derived by deriveTemplatePoints() in tools/models/derive-template.ts (mean over the 55
 // dlib-aligned chips in shared/data/faces/dlib_examples/johns, each centred on a black 450x450 canvas, with the
 // detector's default mirror averaging;
 // a test re-derives it). Only eyes and mouth are used: on those chips BlazeFace's nose point scatters

@@ -1,8 +1,8 @@
 // Builds small TensorFlow.js graph models in memory, so each converter op can be checked against
 // TensorFlow.js itself running the same graph.
 import * as tf from '@tensorflow/tfjs';
-import type { TfjsModelJson, TfNode } from '../../runtime/models/tfjs/convert.ts';
-import type { WeightEntry, WeightTensor } from '../../runtime/models/tfjs/weights.ts';
+import type { TfjsModelJson, TfNode } from '../../tools/models/tfjs/convert.ts';
+import type { WeightEntry, WeightTensor } from '../../tools/models/tfjs/weights.ts';
 
 type Attr = NonNullable<TfNode['attr']>[string];
 

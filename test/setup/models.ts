@@ -1,8 +1,8 @@
-// Vitest global setup: the suites run the real models, so build them first when they are missing
-// (a fresh clone), exactly as `npm run models` would.
-import { ensureModels } from '../../runtime/models/build/ensure.ts';
-import { DATA_DIR, MODELS_DIR } from '../helpers/paths.ts';
+// Vitest global setup of the integration project: the suites run the real models, so build the missing
+// ones first (a fresh clone), from the committed calibration table exactly as `npm run models` would.
+import { ensureModels } from '../../tools/models/ensure.ts';
+import { MODELS_DIR } from '../helpers/paths.ts';
 
 export default async function setup(): Promise<void> {
-  await ensureModels(MODELS_DIR, DATA_DIR, (line) => process.stderr.write(`${line}\n`));
+  await ensureModels(MODELS_DIR, (line) => process.stderr.write(`${line}\n`));
 }

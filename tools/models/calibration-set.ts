@@ -2,11 +2,11 @@
 // alignment, exactly as the runtime will produce them.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Progress } from '../../report/progress.ts';
-import { BLAZEFACE_INPUT_SIZE } from '../../vision/blazeface.ts';
-import type { FaceDetector } from '../../vision/detector.ts';
-import { alignedFaceCrop, boxCrop } from '../../vision/face-crop.ts';
-import { decodeImage, letterbox } from '../../vision/image.ts';
+import { Progress } from '../../runtime/report/progress.ts';
+import { BLAZEFACE_INPUT_SIZE } from '../../runtime/vision/blazeface.ts';
+import type { FaceDetector } from '../../runtime/vision/detector.ts';
+import { alignedFaceCrop, boxCrop } from '../../runtime/vision/face-crop.ts';
+import { decodeImage, letterbox } from '../../runtime/vision/image.ts';
 
 export interface CalibrationSample {
   /** `<Person>/<file>` relative to the calib folder. */

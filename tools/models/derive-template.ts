@@ -3,9 +3,9 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import type { FaceDetector } from '../../vision/detector.ts';
-import { decodeImage } from '../../vision/image.ts';
-import type { Point } from '../../vision/types.ts';
+import type { FaceDetector } from '../../runtime/vision/detector.ts';
+import { decodeImage } from '../../runtime/vision/image.ts';
+import type { Point } from '../../runtime/vision/types.ts';
 
 const CANVAS_PAD = 150;
 

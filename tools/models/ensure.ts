@@ -1,23 +1,31 @@
-// Builds the models when any is missing, so a fresh clone's `npm start` and `npm test` just work.
-// The runtime asks only for the models its config uses; the test setup for all of them.
+// Builds the models that are missing, from the committed calibration table (no data set), so a fresh
+// clone's `npm start` (its prestart step) and the integration tests' setup just work. `npm start` asks
+// only for the models its configuration uses; the test setup for all of them.
 import { existsSync } from 'node:fs';
-import { manifestPathFor, type Precision } from '../manifest.ts';
-import { buildModels } from './main.ts';
+import { manifestPathFor, type Precision } from '../../runtime/models/manifest.ts';
+import { buildModels } from './build.ts';
+import { CALIBRATION_TABLE, readCalibrationTable } from './calibration-table.ts';
 import { MODEL_SPECS } from './specs.ts';
+
+/** The models (of `names`, default: every model the toolchain builds) with a manifest missing in `dir`. */
+export function missingModels(dir: string, names?: readonly string[]): string[] {
+  return MODEL_SPECS.filter(
+    (s) =>
+      (!names || names.includes(s.name)) &&
+      (['fp32', 'int8'] as Precision[]).some((p) => !existsSync(manifestPathFor(dir, s.name, p))),
+  ).map((s) => s.name);
+}
 
 export async function ensureModels(
   outDir: string,
-  dataDir: string,
   log: (line: string) => void,
-  /** Model names to check (default: every model the toolchain builds); others are not its to build. */
   names?: readonly string[],
+  tablePath = CALIBRATION_TABLE,
 ): Promise<void> {
-  const missing = MODEL_SPECS.filter(
-    (s) =>
-      (!names || names.includes(s.name)) &&
-      (['fp32', 'int8'] as Precision[]).some((p) => !existsSync(manifestPathFor(outDir, s.name, p))),
-  ).map((s) => s.name);
+  const missing = missingModels(outDir, names);
   if (missing.length === 0) return;
   log(`[models] missing in ${outDir}: ${missing.join(', ')}; building them (npm run models)`);
-  await buildModels({ outDir, dataDir, log, only: missing });
+  const started = performance.now();
+  await buildModels({ outDir, table: readCalibrationTable(tablePath), tablePath, log, only: missing });
+  log(`[models] built in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }

@@ -1,17 +1,17 @@
 // Regenerates the self-test's golden set (runtime/models/update/golden/) from face_recognition's MIT
 // example photos, through the pipeline itself: the fp32 detector, alignedFaceCrop, and then the
 // self-test run on the built fp32 and int8 models to show the set is passable.
-//   tsx runtime/models/update/make-golden.ts
+//   tsx tools/models/make-golden.ts
 //   FACEGATE_MODELS_DIR (default: models), FACEGATE_DATA (default: ../shared/data)
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { writeFileAtomic } from '../../util/atomic-file.ts';
-import { DEFAULT_DETECTION, FaceDetector } from '../../vision/detector.ts';
-import { alignedFaceCrop } from '../../vision/face-crop.ts';
-import { decodeImage } from '../../vision/image.ts';
-import { openModel } from '../registry.ts';
-import { GOLDEN_DIR, type GoldenSet, selfTest } from './selftest.ts';
+import { writeFileAtomic } from '../../runtime/util/atomic-file.ts';
+import { DEFAULT_DETECTION, FaceDetector } from '../../runtime/vision/detector.ts';
+import { alignedFaceCrop } from '../../runtime/vision/face-crop.ts';
+import { decodeImage } from '../../runtime/vision/image.ts';
+import { openModel } from '../../runtime/models/registry.ts';
+import { GOLDEN_DIR, type GoldenSet, selfTest } from '../../runtime/models/update/selftest.ts';
 
 const CROPS = [
   ['obama', 'obama/obama.jpg'],

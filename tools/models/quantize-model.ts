@@ -1,32 +1,33 @@
 // Calibrates a model with each method, measures each int8 model against fp32 on held-out samples, and
-// keeps the most faithful one.
+// keeps the most faithful one's ranges (for the calibration table; the build quantizes with them).
 import * as ort from 'onnxruntime-node';
-import { Progress } from '../../report/progress.ts';
-import type { CalibrationMethodName } from '../manifest.ts';
-import type { Graph } from '../onnx/graph.ts';
-import { CALIBRATION_METHODS, collectStats, PERCENTILE, rangeFor } from '../quantize/calibrate.ts';
-import { planQuantization, type QuantizedGraph, quantizeGraph } from '../quantize/qdq.ts';
+import { Progress } from '../../runtime/report/progress.ts';
+import type { CalibrationMethodName } from '../../runtime/models/manifest.ts';
+import type { Graph } from '../../runtime/models/onnx/graph.ts';
+import { CALIBRATION_METHODS, collectStats, type Range, rangeFor } from './quantize/calibrate.ts';
+import { planQuantization, quantizeGraph } from './quantize/qdq.ts';
 import type { CalibrationFeed, ModelSpec } from './specs.ts';
+import { serializeModel } from './onnx/writer.ts';
 
 /** Every HELD_OUT_EVERY-th sample is kept out of range fitting to judge the methods. */
 const HELD_OUT_EVERY = 5;
 
-export interface QuantizeResult extends QuantizedGraph {
+export interface CalibrationResult {
   method: CalibrationMethodName;
-  percentile: number;
   fidelity: Record<CalibrationMethodName, number>;
   calibrationSamples: number;
   heldOutSamples: number;
-  quantizedTensors: number;
+  /** The chosen method's range of every calibrated tensor, in the plan's order. */
+  ranges: Map<string, Range>;
 }
 
-export async function quantizeBest(
+export async function calibrateBest(
   fp32Graph: Graph,
   fp32Bytes: Uint8Array,
   feeds: CalibrationFeed[],
   spec: ModelSpec,
   log: (line: string) => void,
-): Promise<QuantizeResult> {
+): Promise<CalibrationResult> {
   const count = Math.min(feeds.length, spec.maxCalibrationSamples);
   const used = Array.from({ length: count }, (_, k) => feeds[Math.floor((k * feeds.length) / count)]);
   const fit = used.filter((_, i) => i % HELD_OUT_EVERY !== HELD_OUT_EVERY - 1);
@@ -49,7 +50,7 @@ export async function quantizeBest(
   await reference.release();
 
   const fidelity = {} as Record<CalibrationMethodName, number>;
-  let best: { method: CalibrationMethodName; q: QuantizedGraph } | undefined;
+  let best: { method: CalibrationMethodName; ranges: Map<string, Range> } | undefined;
   for (const method of CALIBRATION_METHODS) {
     const ranges = new Map(
       plan.calibrated.map((t) => [
@@ -59,7 +60,7 @@ export async function quantizeBest(
     );
     const q = quantizeGraph(fp32Graph, plan, ranges);
     const session = await ort.InferenceSession.create(
-      q.graph.serialize({ producerName: 'facegate', producerVersion: 'probe' }),
+      serializeModel(q.graph, { producerName: 'facegate', producerVersion: 'probe' }),
       options,
     );
     let sum = 0;
@@ -67,17 +68,15 @@ export async function quantizeBest(
     await session.release();
     fidelity[method] = Number((sum / heldOut.length).toFixed(6));
     log(`[models] ${spec.name}: ${method} fidelity ${fidelity[method]}`);
-    if (!best || fidelity[method] > fidelity[best.method]) best = { method, q };
+    if (!best || fidelity[method] > fidelity[best.method]) best = { method, ranges };
   }
-  const chosen = best as { method: CalibrationMethodName; q: QuantizedGraph };
+  const chosen = best as { method: CalibrationMethodName; ranges: Map<string, Range> };
   log(`[models] ${spec.name}: using ${chosen.method}`);
   return {
-    ...chosen.q,
     method: chosen.method,
-    percentile: PERCENTILE,
+    ranges: chosen.ranges,
     fidelity,
     calibrationSamples: fit.length,
     heldOutSamples: heldOut.length,
-    quantizedTensors: plan.quantized.length,
   };
 }

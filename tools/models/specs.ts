@@ -2,18 +2,18 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { rgbToNchw } from '../../vision/tensor.ts';
+import { rgbToNchw } from '../../runtime/vision/tensor.ts';
 import {
   buildFaceRecGraph,
   FACEREC_INPUT_SIZE,
   FACEREC_MEAN_RGB,
   FACEREC_STD,
   loadFaceRecWeights,
-} from '../facerec/build.ts';
-import { buildGatedFaceRec, GATES_DIR, loadGates } from '../gated/build.ts';
-import type { ModelManifest, ModelTask } from '../manifest.ts';
-import type { Graph } from '../onnx/graph.ts';
-import { convertTfjsFile } from '../tfjs/convert.ts';
+} from './facerec/build.ts';
+import { buildGatedFaceRec, GATES_DIR, loadGates } from './gated/build.ts';
+import type { ModelManifest, ModelTask } from '../../runtime/models/manifest.ts';
+import type { Graph } from '../../runtime/models/onnx/graph.ts';
+import { convertTfjsFile } from './tfjs/convert.ts';
 import type { CalibrationSample } from './calibration-set.ts';
 import { FACE_API, HUMAN, sourceFile, sourcePackage } from './sources.ts';
 

@@ -2,7 +2,7 @@
 // runtime's own fp32 detector and alignment, plus the fp32 embedder's raw outputs as the teacher.
 // Sources are lfw/calib and the unlabelled faces/ sets; lfw/dev is never read (data README protocol).
 //
-//   npx tsx training/export-crops.ts [outDir]     (default /tmp/facegate-train, outside the repo)
+//   npx tsx tools/training/export-crops.ts [outDir]     (default /tmp/facegate-train, outside the repo)
 //   FACEGATE_DATA, FACEGATE_MODELS_DIR as for the rest of the project.
 //
 // Writes  crops.u8     N x 150 x 150 x 3 packed RGB
@@ -11,14 +11,14 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { MODEL_NAMES, openModel } from '../runtime/models/registry.ts';
-import { Progress } from '../runtime/report/progress.ts';
-import { alignFace, centreCrop } from '../runtime/vision/align.ts';
-import { FaceDetector } from '../runtime/vision/detector.ts';
-import { primaryFace } from '../runtime/vision/face-crop.ts';
-import { FACEREC_TEMPLATE } from '../runtime/vision/face-template.ts';
-import { decodeImage } from '../runtime/vision/image.ts';
-import { rgbToNchw } from '../runtime/vision/tensor.ts';
+import { MODEL_NAMES, openModel } from '../../runtime/models/registry.ts';
+import { Progress } from '../../runtime/report/progress.ts';
+import { alignFace, centreCrop } from '../../runtime/vision/align.ts';
+import { FaceDetector } from '../../runtime/vision/detector.ts';
+import { primaryFace } from '../../runtime/vision/face-crop.ts';
+import { FACEREC_TEMPLATE } from '../../runtime/vision/face-template.ts';
+import { decodeImage } from '../../runtime/vision/image.ts';
+import { rgbToNchw } from '../../runtime/vision/tensor.ts';
 
 export interface CropEntry {
   /** Image path relative to the data folder (lfw/calib/... or faces/...). */

@@ -82,7 +82,6 @@ export async function startApp(
   const frames: ProcessedFrame[] = [];
   const logs: string[] = [];
   const app = await App.start(config, {
-    dataDir: FACES_DIR,
     configFile: opts.persist === false ? undefined : file,
     log: (line) => logs.push(line),
     onFrame: (_camera, _latencyMs, faces, seq) => frames.push({ seq, at: Date.now(), faces }),

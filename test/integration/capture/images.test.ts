@@ -4,9 +4,9 @@ import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createFrameSource } from '../../../runtime/capture/index.ts';
 import type { CaptureSource } from '../../../runtime/capture/source.ts';
+import { FACES_DIR } from '../../helpers/paths.ts';
 import { camera } from '../../unit/capture/helpers.ts';
 import { distinctValues, nextEvent, nextFrame, tempDir, waitUntil } from './harness.ts';
-import { FACES_DIR } from '../../helpers/paths.ts';
 
 const PHOTOS = join(FACES_DIR, 'face_recognition_examples', 'misc');
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { evalLfw } from '../../../runtime/eval/lfw.ts';
-import { DATA_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { DATA_DIR, dataPath, dataSetSuite, MODELS_DIR } from '../../helpers/paths.ts';
 import { kernelsOrBuild } from '../../unit/kernels/helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'facegate-eval-kernels-'));
@@ -13,7 +13,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** 20 same + 20 different pairs of fold 1, as two folds so thresholds are chosen on the other fold. */
 function smallPairs(): string {
-  const lines = readFileSync(join(DATA_DIR, 'lfw', 'pairs-dev.txt'), 'utf8')
+  const lines = readFileSync(dataPath('lfw', 'pairs-dev.txt'), 'utf8')
     .trim()
     .split('\n');
   const same = lines.slice(1, 21);
@@ -26,12 +26,12 @@ function smallPairs(): string {
   return path;
 }
 
-describe.skipIf(!kernelsOrBuild())('eval lfw on the kernels engine', () => {
+describe.skipIf(!DATA_DIR || !kernelsOrBuild())(dataSetSuite('eval lfw on the kernels engine'), () => {
   it('embeds with the kernels and scores like ORT does', async () => {
     const pairs = smallPairs();
     const run = (engine: 'ort' | 'kernels') =>
       evalLfw({
-        images: join(DATA_DIR, 'lfw', 'dev'),
+        images: dataPath('lfw', 'dev'),
         pairs,
         modelsDir: MODELS_DIR,
         precision: 'int8',

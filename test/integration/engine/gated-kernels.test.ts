@@ -8,6 +8,7 @@ import { OrtEngine } from '../../../runtime/engine/ort.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
 import { MODEL_NAMES } from '../../../runtime/models/registry.ts';
+import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { alignedTrainFeeds } from '../../helpers/faces.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { cosineSimilarity } from '../../helpers/similarity.ts';
@@ -62,7 +63,7 @@ describe.skipIf(!k)('gated embedder on the kernels', () => {
       model.graph.exposeOutput(model.graph.add('Cast', [g.open], { to: { i: 1 } }, name), name);
       return name;
     });
-    const session = await ortRuntime.InferenceSession.create(model.graph.serialize(model.info), {
+    const session = await ortRuntime.InferenceSession.create(serializeModel(model.graph, model.info), {
       intraOpNumThreads: 1,
     });
     const net = new binding.Network(lowered.plan);

@@ -10,6 +10,7 @@ import type { TensorIn } from '../../../runtime/engine/types.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
 import { openModel } from '../../../runtime/models/registry.ts';
+import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { alignedTrainFeeds } from '../../helpers/faces.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { cosineSimilarity as cosine } from '../../helpers/similarity.ts';
@@ -58,7 +59,7 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
     const ids = lowered.plan.ops.slice(0, upTo).map((op) => op.output);
     const model = readOnnx(onnx);
     for (const id of ids) model.graph.addOutput({ name: lowered.tensorNames[id], type: 'uint8' });
-    const session = await ortRuntime.InferenceSession.create(model.graph.serialize(model.info), {
+    const session = await ortRuntime.InferenceSession.create(serializeModel(model.graph, model.info), {
       intraOpNumThreads: 1,
     });
     const net = new binding.Network(lowered.plan);

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildGatedFaceRec } from '../../../runtime/models/gated/build.ts';
+import { buildGatedFaceRec } from '../../../tools/models/gated/build.ts';
 import { findGates } from '../../../runtime/models/gated/pattern.ts';
 
 const PYTHON = '/usr/bin/python3';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MODEL_SPECS } from '../../../runtime/models/build/specs.ts';
+import { MODEL_SPECS } from '../../../tools/models/specs.ts';
 import { sha256 } from '../../../runtime/models/manifest.ts';
 
 const run = promisify(execFile);
@@ -19,7 +19,7 @@ async function build(): Promise<Map<string, string>> {
   const out = mkdtempSync(join(tmpdir(), 'facegate-build-'));
   dirs.push(out);
   // A small calibration subset keeps this quick; the code path is the full build's.
-  await run('node', ['--import', 'tsx', 'runtime/models/build/main.ts'], {
+  await run('node', ['--import', 'tsx', 'tools/models/main.ts'], {
     env: { ...process.env, FACEGATE_MODELS_DIR: out, FACEGATE_CALIB_LIMIT: '40' },
     maxBuffer: 16 << 20,
   });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DATA_DIR } from '../../helpers/paths.ts';
+import { DATA_DIR, dataPath, dataSetSuite } from '../../helpers/paths.ts';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'facegate-eval-'));
@@ -15,7 +15,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** Fold 1 of pairs-dev.txt (300 same + 300 different), trimmed to 60 + 60, as its own 1-fold file
  * duplicated into two folds so the k-fold protocol has a fold to choose thresholds on. */
 function smallPairs(): string {
-  const lines = readFileSync(join(DATA_DIR, 'lfw', 'pairs-dev.txt'), 'utf8')
+  const lines = readFileSync(dataPath('lfw', 'pairs-dev.txt'), 'utf8')
     .trim()
     .split('\n');
   const same = lines.slice(1, 61);
@@ -27,7 +27,7 @@ function smallPairs(): string {
   return path;
 }
 
-describe('facegate eval lfw', () => {
+describe.skipIf(!DATA_DIR)(dataSetSuite('facegate eval lfw'), () => {
   it('prints one JSON object with the documented keys and writes a ROC PNG', async () => {
     const roc = join(dir, 'roc.png');
     const { stdout, stderr } = await run(
@@ -37,7 +37,7 @@ describe('facegate eval lfw', () => {
         'eval',
         'lfw',
         '--images',
-        join(DATA_DIR, 'lfw', 'dev'),
+        dataPath('lfw', 'dev'),
         '--pairs',
         smallPairs(),
         '--precision',
@@ -91,7 +91,7 @@ describe('facegate eval lfw', () => {
   });
 });
 
-describe('facegate eval sweep', () => {
+describe.skipIf(!DATA_DIR)(dataSetSuite('facegate eval sweep'), () => {
   it('scores ORT, the dense kernels and the gated kernels at each threshold, and plots the trade-off', async () => {
     const png = join(dir, 'sweep.png');
     const { stdout } = await run(
@@ -101,7 +101,7 @@ describe('facegate eval sweep', () => {
         'eval',
         'sweep',
         '--images',
-        join(DATA_DIR, 'lfw', 'dev'),
+        dataPath('lfw', 'dev'),
         '--pairs',
         smallPairs(),
         '--thresholds',

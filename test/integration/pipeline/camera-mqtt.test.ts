@@ -12,7 +12,7 @@ import { App } from '../../../runtime/app.ts';
 import { loadConfig } from '../../../runtime/config/index.ts';
 import { type FaceEvent, isFaceEvent } from '../../../runtime/events/schema.ts';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
-import { DATA_DIR, DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
 
 const HAMILTON = DOOR_CLIP;
 const LIN = join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png');
@@ -136,7 +136,7 @@ describe('enrol -> video -> MQTT events (real mosquitto, ffmpeg, ONNX Runtime)',
   it('recognises the enrolled person in the Hamilton clip', async () => {
     broker = await startMosquitto();
     const received = await subscribe(broker.url);
-    app = await App.start(configFor(HAMILTON, broker.url), { dataDir: DATA_DIR, log: () => {} });
+    app = await App.start(configFor(HAMILTON, broker.url), { log: () => {} });
     expect(app.gallery.list().map((p) => p.name)).toEqual(['lin-manuel-miranda']);
     await untilVideoDone(app);
     await until(() => received.events.length > 0, 10_000);
@@ -156,7 +156,6 @@ describe('enrol -> video -> MQTT events (real mosquitto, ffmpeg, ONNX Runtime)',
     broker = await startMosquitto();
     const received = await subscribe(broker.url);
     app = await App.start(configFor(await videoOf(STRANGER), broker.url), {
-      dataDir: DATA_DIR,
       log: () => {},
     });
     await untilVideoDone(app);
@@ -172,7 +171,7 @@ describe('enrol -> video -> MQTT events (real mosquitto, ffmpeg, ONNX Runtime)',
     await subscriber?.endAsync();
     await broker.stop();
 
-    app = await App.start(configFor(HAMILTON, broker.url), { dataDir: DATA_DIR, log: () => {} });
+    app = await App.start(configFor(HAMILTON, broker.url), { log: () => {} });
     await untilVideoDone(app);
     const produced = app.cameraStats()[0].events;
     expect(produced).toBeGreaterThan(0);

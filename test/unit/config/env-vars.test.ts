@@ -25,8 +25,8 @@ describe('FACEGATE_* variables that are not settings', () => {
     expect(config).toEqual(loadConfig({ env: {} }));
     expect(envOverrides(config)).toEqual([]);
     // In particular FACEGATE_MODELS_DIR is not models.dir, nor FACEGATE_DATA dataDir.
-    expect(config.models.dir).toBe('models');
-    expect(config.dataDir).toBe('var');
+    expect(config.models.dir).toBe(join(ROOT, 'models'));
+    expect(config.dataDir).toBe(join(ROOT, 'var'));
   });
 
   it('do not hide real overrides beside them, nor typos', () => {
@@ -77,7 +77,7 @@ describe('FACEGATE_* variables that are not settings', () => {
         for (const match of text.matchAll(pattern)) found.set(match[1], name);
       }
     };
-    for (const dir of ['runtime', 'training', 'kernels', 'bin', 'firmware-scripts', '.ci', 'test/helpers']) {
+    for (const dir of ['runtime', 'tools', 'training', 'kernels', 'bin', 'firmware-scripts', '.ci', 'test/helpers']) {
       visit(join(ROOT, dir));
     }
     expect(found.get('FACEGATE_DATA')).toBeDefined();

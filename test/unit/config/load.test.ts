@@ -12,6 +12,7 @@ import {
   validateConfig,
   withoutEnvOverrides,
 } from '../../../runtime/config/index.ts';
+import { DOOR_CLIP, REPO_ROOT } from '../../helpers/paths.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -42,7 +43,7 @@ describe('loadConfig defaults and board profiles', () => {
     expect(config.cameras).toEqual([
       {
         id: 'door',
-        source: { kind: 'video', path: 'assets/demo/door.mp4', loop: true, realtime: true },
+        source: { kind: 'video', path: DOOR_CLIP, loop: true, realtime: true },
         width: 640,
         height: 360,
         fps: 15,
@@ -50,7 +51,17 @@ describe('loadConfig defaults and board profiles', () => {
       },
     ]);
     expect(config.mqtt.url).toBeUndefined();
-    expect(config.models).toMatchObject({ dir: 'models', engine: 'ort', precision: 'int8' });
+    expect(config.models).toMatchObject({ dir: join(REPO_ROOT, 'models'), engine: 'ort', precision: 'int8' });
+  });
+
+  it("resolves the bundled layers' relative paths against the package root, a user file's against the working directory", () => {
+    const file = join(dir, 'mine.yaml');
+    writeFileSync(file, 'gallery:\n  path: mine/gallery.db\n');
+    const config = loadConfig({ file, board: 'rpi4', env: {} });
+    // Kept as written: the process resolves it against its working directory.
+    expect(config.gallery.path).toBe('mine/gallery.db');
+    expect(config.gallery.seedDir).toBe(join(REPO_ROOT, 'assets', 'demo', 'people'));
+    expect(config.offlineQueue.path).toBe(join(REPO_ROOT, 'var', 'offline-queue'));
   });
 
   it('ships the five board profiles', () => {

@@ -2,12 +2,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lfwImagePath, parseLfwPairs, readLfwPairs } from '../../../runtime/eval/lfw-pairs.ts';
+import { DATA_DIR, dataPath, dataSetSuite } from '../../helpers/paths.ts';
 
-const LFW = '/work/shared/data/lfw';
-
-describe('readLfwPairs on the real pairs-dev.txt', () => {
+describe.skipIf(!DATA_DIR)(dataSetSuite('readLfwPairs on the real pairs-dev.txt'), () => {
   it('yields 5 folds of 300 matched then 300 mismatched pairs whose images exist', async () => {
-    const { folds, pairs } = await readLfwPairs(join(LFW, 'pairs-dev.txt'));
+    const { folds, pairs } = await readLfwPairs(dataPath('lfw', 'pairs-dev.txt'));
     expect(folds).toBe(5);
     expect(pairs).toHaveLength(3000);
     expect(pairs.filter((p) => p.same)).toHaveLength(1500);
@@ -43,7 +42,7 @@ describe('readLfwPairs on the real pairs-dev.txt', () => {
       a: 'Tara_Kirk/Tara_Kirk_0001.jpg',
       b: 'Win_Aung/Win_Aung_0001.jpg',
     });
-    const missing = pairs.flatMap((p) => [p.a, p.b]).filter((rel) => !existsSync(join(LFW, 'dev', rel)));
+    const missing = pairs.flatMap((p) => [p.a, p.b]).filter((rel) => !existsSync(dataPath('lfw', 'dev', rel)));
     expect(missing).toEqual([]);
   });
 });

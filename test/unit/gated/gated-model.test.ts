@@ -7,12 +7,13 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { FACEREC_MEAN_RGB, FACEREC_STD } from '../../../runtime/models/facerec/build.ts';
-import { buildGatedFaceRec, GATES_DIR, loadGates } from '../../../runtime/models/gated/build.ts';
+import { FACEREC_MEAN_RGB, FACEREC_STD } from '../../../tools/models/facerec/build.ts';
+import { buildGatedFaceRec, GATES_DIR, loadGates } from '../../../tools/models/gated/build.ts';
 import { findGates } from '../../../runtime/models/gated/pattern.ts';
 import type { Graph } from '../../../runtime/models/onnx/graph.ts';
-import { planQuantization, quantizeGraph } from '../../../runtime/models/quantize/qdq.ts';
+import { planQuantization, quantizeGraph } from '../../../tools/models/quantize/qdq.ts';
 import { rgbToNchw } from '../../../runtime/vision/tensor.ts';
+import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { cosineSimilarity as cosine } from '../../helpers/similarity.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -35,7 +36,7 @@ describe('gated FaceRecognitionNet', () => {
       return { conv: s.conv.name, output: name };
     });
     const session = await ort.InferenceSession.create(
-      graph.serialize({ producerName: 'facegate-test', producerVersion: '0' }),
+      serializeModel(graph, { producerName: 'facegate-test', producerVersion: '0' }),
     );
     for (const crop of expected.crops) {
       const rgb = await sharp(join(FIXTURES, crop.png)).raw().toBuffer();

@@ -3,6 +3,7 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../../../runtime/models/onnx/graph.ts';
+import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { expectSame, fastIsas, kernelsOrBuild, randInt, randS8, randU8, rng, withIsa } from './helpers.ts';
 
 const k = kernelsOrBuild();
@@ -48,7 +49,7 @@ function qlinearConvModel(
     pads: { ints: [c.pad, c.pad, c.pad, c.pad] },
   });
   g.addOutput({ name: y, type: 'uint8' });
-  return g.serialize({ producerName: 'facegate-test', producerVersion: '0' });
+  return serializeModel(g, { producerName: 'facegate-test', producerVersion: '0' });
 }
 
 const nchwToNhwc = (x: Uint8Array, c: number, h: number, w: number) => {

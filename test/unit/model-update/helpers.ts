@@ -15,6 +15,7 @@ import {
 } from '../../../runtime/models/manifest.ts';
 import { Graph } from '../../../runtime/models/onnx/graph.ts';
 import { DownloadError } from '../../../runtime/models/update/download.ts';
+import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 
 /** The DownloadError `promise` rejects with. */
@@ -75,7 +76,7 @@ export function tinyEmbedder(opts: TinyEmbedderOptions = {}): Uint8Array {
     out = g.add('Slice', [out, g.int64Const('starts', [0]), end, g.int64Const('axes', [1])]);
   }
   g.exposeOutput(out, outputName, opts.hideOutputDims ? ['batch', 'features'] : [batch, dim]);
-  return g.serialize({ producerName: 'facegate-test', producerVersion: '0' });
+  return serializeModel(g, { producerName: 'facegate-test', producerVersion: '0' });
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;

@@ -2,9 +2,9 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OrtEngine } from '../../../runtime/engine/ort.ts';
-import { FACE_API, sourceFile, sourcePackage } from '../../../runtime/models/build/sources.ts';
-import { MODEL_SPECS } from '../../../runtime/models/build/specs.ts';
-import { buildFaceRecGraph, loadFaceRecWeights } from '../../../runtime/models/facerec/build.ts';
+import { FACE_API, sourceFile, sourcePackage } from '../../../tools/models/sources.ts';
+import { MODEL_SPECS } from '../../../tools/models/specs.ts';
+import { buildFaceRecGraph, loadFaceRecWeights } from '../../../tools/models/facerec/build.ts';
 import type { LoadedModel } from '../../../runtime/models/manifest.ts';
 import type { Graph } from '../../../runtime/models/onnx/graph.ts';
 import { checkCompatibility } from '../../../runtime/models/update/compat.ts';
@@ -14,6 +14,7 @@ import {
   type SelfTestReport,
   selfTest,
 } from '../../../runtime/models/update/selftest.ts';
+import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { builtModel, manifestFor, tinyEmbedder } from './helpers.ts';
 
 async function run(model: Pick<LoadedModel, 'manifest' | 'onnx'>): Promise<SelfTestReport> {
@@ -40,7 +41,7 @@ function scrambled(graph: Graph): Uint8Array {
       [data[i], data[j]] = [data[j], data[i]];
     }
   }
-  return graph.serialize({ producerName: 'facegate-test', producerVersion: '0' });
+  return serializeModel(graph, { producerName: 'facegate-test', producerVersion: '0' });
 }
 
 describe('self-test', () => {

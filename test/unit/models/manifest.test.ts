@@ -3,7 +3,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MODEL_SPECS } from '../../../runtime/models/build/specs.ts';
+import { MODEL_SPECS } from '../../../tools/models/specs.ts';
 import {
   loadModel,
   ManifestError,

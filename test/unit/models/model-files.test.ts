@@ -3,10 +3,10 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FACE_API, HUMAN, sourceFile, sourcePackage } from '../../../runtime/models/build/sources.ts';
-import { buildFaceRecGraph, loadFaceRecWeights } from '../../../runtime/models/facerec/build.ts';
-import { convertTfjsFile } from '../../../runtime/models/tfjs/convert.ts';
-import { ModelFileError } from '../../../runtime/models/tfjs/weights.ts';
+import { FACE_API, HUMAN, sourceFile, sourcePackage } from '../../../tools/models/sources.ts';
+import { buildFaceRecGraph, loadFaceRecWeights } from '../../../tools/models/facerec/build.ts';
+import { convertTfjsFile } from '../../../tools/models/tfjs/convert.ts';
+import { ModelFileError } from '../../../tools/models/tfjs/weights.ts';
 
 let dir: string;
 beforeEach(() => {

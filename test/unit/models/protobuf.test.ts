@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProtoWriter } from '../../../runtime/models/onnx/protobuf.ts';
+import { ProtoWriter } from '../../../tools/models/onnx/protobuf.ts';
 
 const hex = (w: ProtoWriter) => Buffer.from(w.finish()).toString('hex');
 

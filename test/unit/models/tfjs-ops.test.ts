@@ -2,7 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { convertTfjsGraph, UnsupportedOpError } from '../../../runtime/models/tfjs/convert.ts';
+import { convertTfjsGraph, UnsupportedOpError } from '../../../tools/models/tfjs/convert.ts';
+import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { bool, ints, nhwcToNchw, randomInput, str, strs, TfGraphBuilder } from '../../helpers/tfjs-graph.ts';
 
 beforeAll(async () => {
@@ -19,7 +20,7 @@ async function maxDiff(
   const expected = await g.runTfjs(inputs, outputs);
   const graph = convertTfjsGraph(g.json(outputs), g.weights, 'test');
   const session = await ort.InferenceSession.create(
-    graph.serialize({ producerName: 'test', producerVersion: '0' }),
+    serializeModel(graph, { producerName: 'test', producerVersion: '0' }),
   );
   const feeds: Record<string, ort.Tensor> = {};
   for (const [name, v] of Object.entries(inputs)) {

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import {
@@ -10,7 +11,6 @@ import {
   type RgbImage,
 } from '../../../runtime/vision/image.ts';
 import type { Point } from '../../../runtime/vision/types.ts';
-import { join } from 'node:path';
 import { FACES_DIR } from '../../helpers/paths.ts';
 
 const MIRANDA = join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png');

@@ -1,7 +1,7 @@
 // FaceRecognitionNet (dlib's ResNet-29 face embedder, as shipped by face-api): the weights manifest holds
 // only tensors, so the architecture below follows face-api's src/faceRecognitionNet. The graph is NCHW,
 // each conv's scale layer is folded into its weights and bias.
-import { Graph } from '../onnx/graph.ts';
+import { Graph } from '../../../runtime/models/onnx/graph.ts';
 import {
   loadWeights,
   ModelFileError,

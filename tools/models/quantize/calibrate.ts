@@ -1,7 +1,8 @@
 // Activation range calibration: run the fp32 graph in ONNX Runtime with every tensor of interest exposed
 // as an output, collect per-tensor statistics, then derive a range per method.
 import * as ort from 'onnxruntime-node';
-import type { Graph } from '../onnx/graph.ts';
+import type { Graph } from '../../../runtime/models/onnx/graph.ts';
+import { serializeModel } from '../onnx/writer.ts';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 export const CALIBRATION_METHODS: CalibrationMethod[] = ['minmax', 'percentile', 'entropy'];
@@ -29,7 +30,7 @@ export function withOutputs(graph: Graph, tensors: string[]): Uint8Array {
   const existing = new Set(graph.outputs.map((o) => o.name));
   for (const t of tensors) if (!existing.has(t)) graph.outputs.push({ name: t, type: 'float32' });
   try {
-    return graph.serialize({ producerName: 'facegate-calibration', producerVersion: '0' });
+    return serializeModel(graph, { producerName: 'facegate-calibration', producerVersion: '0' });
   } finally {
     graph.outputs.length = count;
   }

@@ -1,7 +1,7 @@
 // Rewrites an fp32 graph into ONNX QDQ form: uint8 asymmetric per-tensor activations (QuantizeLinear ->
 // DequantizeLinear after each activation), int8 symmetric per-channel weights and int32 biases behind
 // DequantizeLinear. ONNX Runtime fuses these node groups into QLinearConv / QLinearAdd / QGemm.
-import { Graph, type GraphNode } from '../onnx/graph.ts';
+import { Graph, type GraphNode } from '../../../runtime/models/onnx/graph.ts';
 import type { Range } from './calibrate.ts';
 
 /** Ops that run on quantized data (their activation inputs get Q/DQ). Reshape and Transpose are not

@@ -3,7 +3,7 @@
 // order (Reshape, Concat, Mean, Pad, Softmax) translate their axes. Graph inputs are NCHW; graph
 // outputs keep the tfjs (NHWC) meaning so results compare one to one with the original.
 import { dirname } from 'node:path';
-import { Graph } from '../onnx/graph.ts';
+import { Graph } from '../../../runtime/models/onnx/graph.ts';
 import {
   loadWeights,
   ModelFileError,

@@ -1,0 +1,124 @@
+// Measures a calibration table from a folder of face photos (one sub-folder per person, e.g. lfw/calib):
+// the project's own fp32 detector finds and aligns the faces exactly as the runtime will, each model is
+// calibrated with every method and the most faithful one kept, and the embedders' FAR thresholds are
+// measured over every different-person pair. The alignment template is re-derived from the committed
+// dlib chips with the same detector.
+import { join } from 'node:path';
+import { OrtEngine } from '../../runtime/engine/ort.ts';
+import { thresholdForFar } from '../../runtime/eval/metrics.ts';
+import { allPairScores } from '../../runtime/eval/pair-scores.ts';
+import type { ModelManifest } from '../../runtime/models/manifest.ts';
+import { sha256 } from '../../runtime/models/manifest.ts';
+import { FACES_DIR } from '../../runtime/paths.ts';
+import { DEFAULT_DETECTION, FaceDetector } from '../../runtime/vision/detector.ts';
+import { cosine, FaceEmbedder } from '../../runtime/vision/embedder.ts';
+import { FACEREC_TEMPLATE } from '../../runtime/vision/face-template.ts';
+import { PRODUCER, selectSpecs } from './build.ts';
+import { buildCalibrationSet, type CalibrationSample, listCalibrationImages } from './calibration-set.ts';
+import type { CalibrationTable, MeasuredThresholds, ModelCalibration } from './calibration-table.ts';
+import { deriveTemplatePoints } from './derive-template.ts';
+import { serializeModel } from './onnx/writer.ts';
+import { PERCENTILE } from './quantize/calibrate.ts';
+import { planQuantization, quantizeGraph } from './quantize/qdq.ts';
+import { calibrateBest } from './quantize-model.ts';
+import { MODEL_SPECS, type ModelSpec } from './specs.ts';
+
+export interface CalibrateOptions {
+  /** Folder of calibration faces, one sub-folder per person. */
+  dir: string;
+  /** How manifests name the folder (e.g. lfw/calib). */
+  dataset: string;
+  /** Use only the first N images (smoke runs). */
+  limit?: number;
+  /** Models to calibrate (default: all). */
+  only?: readonly string[];
+  log: (line: string) => void;
+}
+
+/** The table for the models in `only` (default: all). */
+export async function measureCalibration(opts: CalibrateOptions): Promise<CalibrationTable> {
+  const { log } = opts;
+  const specs = selectSpecs(opts.only);
+  const detectorSpec = MODEL_SPECS.find((s) => s.task === 'face-detection') as ModelSpec;
+  const detector = new FaceDetector(
+    await OrtEngine.create(serializeModel(detectorSpec.build(), PRODUCER)),
+    DEFAULT_DETECTION,
+  );
+  const files = listCalibrationImages(opts.dir, opts.limit);
+  log(`[calibrate] ${files.length} images from ${opts.dir}`);
+  const { samples, noFace } = await buildCalibrationSet(opts.dir, files, detector, {
+    antispoof: specSize('anti-spoof'),
+    liveness: specSize('liveness'),
+  });
+  log(`[calibrate] faces: ${samples.length - noFace} found, ${noFace} centre-cropped`);
+  const points = await deriveTemplatePoints(
+    detector,
+    FACEREC_TEMPLATE.indices,
+    join(FACES_DIR, 'dlib_examples', 'johns'),
+  );
+
+  const models: Record<string, ModelCalibration> = {};
+  for (const spec of specs) {
+    const graph = spec.build();
+    const fp32 = serializeModel(graph, PRODUCER);
+    const inputs = spec.calibrationInputs(samples);
+    log(`[calibrate] ${spec.name}: ${inputs.length} samples`);
+    const best = await calibrateBest(graph, fp32, inputs, spec, log);
+    let thresholds: ModelCalibration['thresholds'];
+    if (spec.task === 'face-embedding') {
+      const int8 = serializeModel(quantizeGraph(graph, planQuantization(graph), best.ranges).graph, PRODUCER);
+      thresholds = {
+        fp32: await embedderThresholds(fp32, spec, samples),
+        int8: await embedderThresholds(int8, spec, samples),
+      };
+    }
+    models[spec.name] = {
+      fp32Sha256: sha256(fp32),
+      method: best.method,
+      samples: best.calibrationSamples,
+      heldOut: best.heldOutSamples,
+      methodFidelity: best.fidelity,
+      ranges: Object.fromEntries([...best.ranges].map(([t, r]) => [t, [r.lo, r.hi]])),
+      ...(thresholds ? { thresholds } : {}),
+    };
+  }
+  return {
+    format: 'facegate-calibration/1',
+    dataset: opts.dataset,
+    images: files.length,
+    noFace,
+    percentile: PERCENTILE,
+    alignmentTemplate: { indices: [...FACEREC_TEMPLATE.indices], points: points as [number, number][] },
+    models,
+  };
+}
+
+function specSize(task: ModelSpec['task']): number {
+  return (MODEL_SPECS.find((s) => s.task === task) as ModelSpec).input.shape[3];
+}
+
+/** Cosine thresholds for FAR 1e-2 and 1e-3 over every different-person pair of calibration faces. */
+async function embedderThresholds(
+  onnx: Uint8Array,
+  spec: ModelSpec,
+  samples: CalibrationSample[],
+): Promise<MeasuredThresholds> {
+  const engine = await OrtEngine.create(onnx);
+  const stub = { task: spec.task, name: spec.name, input: spec.input, outputs: spec.outputs } as ModelManifest;
+  const embedder = new FaceEmbedder(engine, stub);
+  const embeddings: Float32Array[] = [];
+  for (let i = 0; i < samples.length; i += 16)
+    embeddings.push(...(await embedder.embed(samples.slice(i, i + 16).map((s) => s.aligned))));
+  await engine.close();
+  const { genuine, impostor } = allPairScores(
+    samples.map((s) => s.person),
+    embeddings,
+    cosine,
+  );
+  const round = (v: number) => Number(v.toFixed(6));
+  return {
+    far: { '0.01': round(thresholdForFar(impostor, 0.01)), '0.001': round(thresholdForFar(impostor, 0.001)) },
+    impostorPairs: impostor.length,
+    genuinePairs: genuine.length,
+  };
+}
