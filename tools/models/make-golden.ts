@@ -2,15 +2,16 @@
 // example photos, through the pipeline itself: the fp32 detector, alignedFaceCrop, and then the
 // self-test run on the built fp32 and int8 models to show the set is passable.
 //   tsx tools/models/make-golden.ts
-//   FACEGATE_MODELS_DIR (default: models), FACEGATE_DATA (default: ../shared/data)
+//   FACEGATE_MODELS_DIR (default: models/); the photos are the committed ones (test/fixtures/faces)
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { writeFileAtomic } from '../../runtime/util/atomic-file.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../../runtime/vision/detector.ts';
 import { alignedFaceCrop } from '../../runtime/vision/face-crop.ts';
 import { decodeImage } from '../../runtime/vision/image.ts';
 import { openModel } from '../../runtime/models/registry.ts';
+import { FACES_DIR, modelsDir } from '../../runtime/paths.ts';
 import { GOLDEN_DIR, type GoldenSet, selfTest } from '../../runtime/models/update/selftest.ts';
 
 const CROPS = [
@@ -111,9 +112,5 @@ async function makeGolden(modelsDir: string, photosDir: string): Promise<void> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const data = resolve(process.env.FACEGATE_DATA ?? '../shared/data');
-  await makeGolden(
-    resolve(process.env.FACEGATE_MODELS_DIR ?? 'models'),
-    join(data, 'faces/face_recognition_examples/knn_examples/train'),
-  );
+  await makeGolden(modelsDir(), join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train'));
 }

@@ -3,7 +3,7 @@
 // Sources are lfw/calib and the unlabelled faces/ sets; lfw/dev is never read (data README protocol).
 //
 //   npx tsx tools/training/export-crops.ts [outDir]     (default /tmp/facegate-train, outside the repo)
-//   FACEGATE_DATA, FACEGATE_MODELS_DIR as for the rest of the project.
+//   FACEGATE_DATA (the face data set, required), FACEGATE_MODELS_DIR as for the rest of the project.
 //
 // Writes  crops.u8     N x 150 x 150 x 3 packed RGB
 //         teacher.f32  N x 128 float32 LE, facerec.fp32 embedding (no mirror, not normalised)
@@ -12,6 +12,7 @@ import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { MODEL_NAMES, openModel } from '../../runtime/models/registry.ts';
+import { dataSetDir, modelsDir, PACKAGE_ROOT } from '../../runtime/paths.ts';
 import { Progress } from '../../runtime/report/progress.ts';
 import { alignFace, centreCrop } from '../../runtime/vision/align.ts';
 import { FaceDetector } from '../../runtime/vision/detector.ts';
@@ -46,16 +47,16 @@ function listImages(dir: string): string[] {
 async function main(): Promise<void> {
   ort.env.logLevel = 'error';
   const outDir = resolve(process.argv[2] ?? '/tmp/facegate-train');
-  const dataDir = resolve(process.env.FACEGATE_DATA ?? '../shared/data');
-  const modelsDir = resolve(process.env.FACEGATE_MODELS_DIR ?? 'models');
-  if (outDir.startsWith(`${resolve('.')}/`))
+  const dataDir = dataSetDir('tools/training/export-crops.ts');
+  const models = modelsDir();
+  if (outDir.startsWith(PACKAGE_ROOT))
     throw new Error(`${outDir} is inside the repository; scratch data must stay out of it`);
   mkdirSync(outDir, { recursive: true });
 
   const detector = new FaceDetector(
-    (await openModel({ dir: modelsDir, name: MODEL_NAMES.detector, precision: 'fp32' })).engine,
+    (await openModel({ dir: models, name: MODEL_NAMES.detector, precision: 'fp32' })).engine,
   );
-  const embedder = await openModel({ dir: modelsDir, name: MODEL_NAMES.embedder, precision: 'fp32' });
+  const embedder = await openModel({ dir: models, name: MODEL_NAMES.embedder, precision: 'fp32' });
   const input = embedder.manifest.input;
   const size = input.shape[3];
 
@@ -140,4 +141,9 @@ async function main(): Promise<void> {
   );
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  console.error(`export-crops: ${(e as Error).message}`);
+  process.exitCode = 1;
+}

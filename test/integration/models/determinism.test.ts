@@ -1,13 +1,14 @@
-// Reproducible builds: two separate `npm run models` processes on the same inputs write byte-identical
-// .onnx files and manifests.
+// Reproducible builds: two separate `npm run models` processes (weights + the committed calibration
+// table, no data set) write byte-identical .onnx files and manifests.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MODEL_SPECS } from '../../../tools/models/specs.ts';
 import { sha256 } from '../../../runtime/models/manifest.ts';
+import { MODEL_SPECS } from '../../../tools/models/specs.ts';
+import { REPO_ROOT } from '../../helpers/paths.ts';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -18,9 +19,8 @@ afterAll(() => {
 async function build(): Promise<Map<string, string>> {
   const out = mkdtempSync(join(tmpdir(), 'facegate-build-'));
   dirs.push(out);
-  // A small calibration subset keeps this quick; the code path is the full build's.
-  await run('node', ['--import', 'tsx', 'tools/models/main.ts'], {
-    env: { ...process.env, FACEGATE_MODELS_DIR: out, FACEGATE_CALIB_LIMIT: '40' },
+  await run('node', ['--import', 'tsx', 'tools/models/main.ts', '--out', out], {
+    cwd: REPO_ROOT,
     maxBuffer: 16 << 20,
   });
   return new Map(

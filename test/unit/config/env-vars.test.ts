@@ -10,8 +10,8 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** The environment `npm start` / `facegate run` sees on a machine set up as README and docs/deploy.md say. */
 const TOOL_ENV = {
-  FACEGATE_DATA: '/srv/shared/data',
-  FACEGATE_MODELS_DIR: '/srv/models',
+  FACEGATE_DATA: 'data-set',
+  FACEGATE_MODELS_DIR: 'built-models',
   FACEGATE_CALIB_LIMIT: '40',
   FACEGATE_SKIP_NATIVE: '1',
   FACEGATE_BUILD_JOBS: '2',

@@ -198,7 +198,7 @@ describe('loadConfig environment overrides', () => {
         FACEGATE_RECOGNITION__TARGET_FAR: '0.01',
         FACEGATE_MQTT__SNAPSHOTS: 'true',
         FACEGATE_PRESENTATION_ATTACK__ENABLED: 'true',
-        FACEGATE_DATA_DIR: '/srv/facegate',
+        FACEGATE_DATA_DIR: '/var/lib/facegate',
         PATH: '/usr/bin',
       },
     });
@@ -207,7 +207,7 @@ describe('loadConfig environment overrides', () => {
     expect(config.recognition.targetFar).toBe(0.01);
     expect(config.mqtt.snapshots).toBe(true);
     expect(config.presentationAttack.enabled).toBe(true);
-    expect(config.dataDir).toBe('/srv/facegate');
+    expect(config.dataDir).toBe('/var/lib/facegate');
   });
 
   it('matches field names ignoring case and underscores', () => {

@@ -11,7 +11,7 @@ import {
   signManifest,
   verifyManifest,
 } from '../../../runtime/models/update/signature.ts';
-import { builtModel, tempDir } from './helpers.ts';
+import { builtModel, tempDir } from '../../unit/model-update/helpers.ts';
 
 const manifest = builtModel('facerec').manifest;
 const alice = generateSigningKeyPair();

@@ -15,7 +15,7 @@ import {
   selfTest,
 } from '../../../runtime/models/update/selftest.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
-import { builtModel, manifestFor, tinyEmbedder } from './helpers.ts';
+import { builtModel, manifestFor, tinyEmbedder } from '../../unit/model-update/helpers.ts';
 
 async function run(model: Pick<LoadedModel, 'manifest' | 'onnx'>): Promise<SelfTestReport> {
   const engine = await OrtEngine.create(model.onnx);

@@ -8,7 +8,7 @@ import { ProtoWriter } from '../../../tools/models/onnx/protobuf.ts';
 import { OnnxReadError, readOnnx } from '../../../runtime/models/onnx/reader.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
-import { rng } from '../kernels/helpers.ts';
+import { rng } from '../../unit/kernels/helpers.ts';
 
 const INFO = {
   producerName: 'facegate-test',

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
 import { ModelSlots, slotName } from '../../../runtime/models/update/slots.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
-import { builtModel, tempDir } from './helpers.ts';
+import { builtModel, tempDir } from '../../unit/model-update/helpers.ts';
 
 const source = builtModel('facerec');
 const version = (v: string): ModelManifest => ({ ...source.manifest, version: v });
