@@ -8,12 +8,12 @@ import { lowerQdqModel } from '../engine/lower.ts';
 import type { InferenceEngine, TensorIn } from '../engine/types.ts';
 import { loadModel, manifestPathFor, type Precision } from '../models/manifest.ts';
 import { type EngineKind, MODEL_NAMES, type OpenedModel, openModel } from '../models/registry.ts';
+import { FACES_DIR } from '../paths.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { alignedFaceCrop } from '../vision/face-crop.ts';
 import { decodeImage } from '../vision/image.ts';
 import { rgbToNchw } from '../vision/tensor.ts';
 import { interleaved } from './harness.ts';
-import { FACES_DIR } from '../paths.ts';
 
 export interface EmbedderBenchRow {
   engine: EngineKind;

@@ -1,8 +1,8 @@
 // `facegate bench-pipeline`: end-to-end throughput (int8 vs fp32), latency and memory of the camera path.
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEMO_DIR, FACES_DIR, modelsDir } from '../paths.ts';
 import { benchPipeline, type PipelineBenchReport } from '../bench/pipeline.ts';
+import { DEMO_DIR, FACES_DIR, modelsDir } from '../paths.ts';
 
 export async function benchPipelineCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -1,7 +1,6 @@
 // `facegate bench`: performance figures measured side by side in one process (`npm run bench`).
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { modelsDir } from '../paths.ts';
 import {
   benchEmbedder,
   type EmbedderBenchRow,
@@ -9,6 +8,7 @@ import {
   embedderRatios,
 } from '../bench/embedder.ts';
 import { benchModels, type ModelBenchRow } from '../bench/models.ts';
+import { modelsDir } from '../paths.ts';
 
 export interface BenchReport {
   /** The embedder on every engine (the native-kernels issue's format). */

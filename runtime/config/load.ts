@@ -13,6 +13,7 @@ import { formatPath, getAt, getOwn, isPlainObject, type PathSegment, setOwn } fr
 import { ConfigError, findProblems, formatProblem } from './validate.ts';
 
 export { CONFIG_DIR };
+
 const BOARD_DIR = join(CONFIG_DIR, 'boards');
 const ENV_PREFIX = 'FACEGATE_';
 const BOARD_VAR = 'FACEGATE_BOARD';

@@ -1,8 +1,9 @@
 // The native int8 kernels behind the InferenceEngine interface: the QDQ model lowered once into a
 // Network plan (batch 1, NHWC), run once per batch item.
+
+import type { OnnxModel } from '../models/onnx/reader.ts';
 import type { EngineKind } from '../models/registry.ts';
 import { type KernelsBinding, loadKernels, type NetworkOp, type RunMacs } from './kernels-addon.ts';
-import type { OnnxModel } from '../models/onnx/reader.ts';
 import { type LoweredModel, lowerQdqModel } from './lower.ts';
 import { OrtEngine } from './ort.ts';
 import type { InferenceEngine, TensorIn } from './types.ts';

@@ -48,9 +48,7 @@ export interface Finding {
 export function findOutsidePaths(text: string, file: string): Finding[] {
   const findings: Finding[] = [];
   text.split('\n').forEach((line, i) => {
-    const hits = [...line.matchAll(ABSOLUTE)]
-      .map((m) => m[0])
-      .filter((hit) => !REGEX_LITERAL.test(hit));
+    const hits = [...line.matchAll(ABSOLUTE)].map((m) => m[0]).filter((hit) => !REGEX_LITERAL.test(hit));
     if (line.includes('../shared')) hits.push('../shared');
     for (const hit of hits) findings.push({ file, line: i + 1, text: hit });
   });
@@ -73,6 +71,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     .filter((file) => !EXEMPT.has(file))
     .flatMap((file) => findOutsidePaths(readFileSync(join(PACKAGE_ROOT, file), 'utf8'), file));
   for (const f of findings)
-    console.error(`${f.file}:${f.line}: ${f.text}: a path outside the repository (tools/lint/no-outside-paths.ts)`);
+    console.error(
+      `${f.file}:${f.line}: ${f.text}: a path outside the repository (tools/lint/no-outside-paths.ts)`,
+    );
   if (findings.length > 0) process.exitCode = 1;
 }

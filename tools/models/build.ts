@@ -70,7 +70,10 @@ export async function buildModels(opts: BuildOptions): Promise<ModelManifest[]> 
     const plan = planQuantization(graph);
     const missing = plan.calibrated.filter((t) => !calibration.ranges[t]);
     if (missing.length > 0)
-      throw new CalibrationTableError(tablePath, `${spec.name}: no range for ${missing.join(', ')}; ${recalibrate}`);
+      throw new CalibrationTableError(
+        tablePath,
+        `${spec.name}: no range for ${missing.join(', ')}; ${recalibrate}`,
+      );
     const ranges = new Map(plan.calibrated.map((t) => [t, rangeOf(calibration, t)]));
     const int8 = serializeModel(quantizeGraph(graph, plan, ranges).graph, PRODUCER);
     manifests.push(writeModel(opts.outDir, spec, 'int8', int8, table, calibration, plan.quantized.length));
@@ -116,7 +119,11 @@ function writeModel(
             activations: 'uint8 asymmetric per-tensor',
             method: calibration.method,
             ...(calibration.method === 'percentile' ? { percentile: table.percentile } : {}),
-            calibration: { dataset: table.dataset, samples: calibration.samples, heldOut: calibration.heldOut },
+            calibration: {
+              dataset: table.dataset,
+              samples: calibration.samples,
+              heldOut: calibration.heldOut,
+            },
             methodFidelity: calibration.methodFidelity,
             quantizedTensors,
           },

@@ -104,7 +104,12 @@ async function embedderThresholds(
   samples: CalibrationSample[],
 ): Promise<MeasuredThresholds> {
   const engine = await OrtEngine.create(onnx);
-  const stub = { task: spec.task, name: spec.name, input: spec.input, outputs: spec.outputs } as ModelManifest;
+  const stub = {
+    task: spec.task,
+    name: spec.name,
+    input: spec.input,
+    outputs: spec.outputs,
+  } as ModelManifest;
   const embedder = new FaceEmbedder(engine, stub);
   const embeddings: Float32Array[] = [];
   for (let i = 0; i < samples.length; i += 16)

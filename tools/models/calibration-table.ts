@@ -75,7 +75,14 @@ export function manifestThresholds(
   precision: 'fp32' | 'int8',
 ): ModelManifest['thresholds'] {
   const t = model.thresholds?.[precision];
-  return t && { far: t.far, measuredOn: table.dataset, impostorPairs: t.impostorPairs, genuinePairs: t.genuinePairs };
+  return (
+    t && {
+      far: t.far,
+      measuredOn: table.dataset,
+      impostorPairs: t.impostorPairs,
+      genuinePairs: t.genuinePairs,
+    }
+  );
 }
 
 export function formatCalibrationTable(table: CalibrationTable): string {

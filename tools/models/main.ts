@@ -15,8 +15,8 @@ import * as ort from 'onnxruntime-node';
 import { loadConfig } from '../../runtime/config/index.ts';
 import { modelsDir } from '../../runtime/paths.ts';
 import { buildModels } from './build.ts';
-import { CALIBRATION_TABLE, readCalibrationTable, writeCalibrationTable } from './calibration-table.ts';
 import { measureCalibration } from './calibrate.ts';
+import { CALIBRATION_TABLE, readCalibrationTable, writeCalibrationTable } from './calibration-table.ts';
 import { ensureModels } from './ensure.ts';
 
 /** The models `facegate run` would open with the default configuration, FACEGATE_BOARD and FACEGATE_* overrides. */

@@ -6,13 +6,13 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { openModel } from '../../runtime/models/registry.ts';
+import { GOLDEN_DIR, type GoldenSet, selfTest } from '../../runtime/models/update/selftest.ts';
+import { FACES_DIR, modelsDir } from '../../runtime/paths.ts';
 import { writeFileAtomic } from '../../runtime/util/atomic-file.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../../runtime/vision/detector.ts';
 import { alignedFaceCrop } from '../../runtime/vision/face-crop.ts';
 import { decodeImage } from '../../runtime/vision/image.ts';
-import { openModel } from '../../runtime/models/registry.ts';
-import { FACES_DIR, modelsDir } from '../../runtime/paths.ts';
-import { GOLDEN_DIR, type GoldenSet, selfTest } from '../../runtime/models/update/selftest.ts';
 
 const CROPS = [
   ['obama', 'obama/obama.jpg'],

@@ -1,13 +1,13 @@
 // Calibrates a model with each method, measures each int8 model against fp32 on held-out samples, and
 // keeps the most faithful one's ranges (for the calibration table; the build quantizes with them).
 import * as ort from 'onnxruntime-node';
-import { Progress } from '../../runtime/report/progress.ts';
 import type { CalibrationMethodName } from '../../runtime/models/manifest.ts';
 import type { Graph } from '../../runtime/models/onnx/graph.ts';
+import { Progress } from '../../runtime/report/progress.ts';
+import { serializeModel } from './onnx/writer.ts';
 import { CALIBRATION_METHODS, collectStats, type Range, rangeFor } from './quantize/calibrate.ts';
 import { planQuantization, quantizeGraph } from './quantize/qdq.ts';
 import type { CalibrationFeed, ModelSpec } from './specs.ts';
-import { serializeModel } from './onnx/writer.ts';
 
 /** Every HELD_OUT_EVERY-th sample is kept out of range fitting to judge the methods. */
 const HELD_OUT_EVERY = 5;

@@ -2,7 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import type { ModelManifest, ModelTask } from '../../runtime/models/manifest.ts';
+import type { Graph } from '../../runtime/models/onnx/graph.ts';
 import { rgbToNchw } from '../../runtime/vision/tensor.ts';
+import type { CalibrationSample } from './calibration-set.ts';
 import {
   buildFaceRecGraph,
   FACEREC_INPUT_SIZE,
@@ -11,11 +14,8 @@ import {
   loadFaceRecWeights,
 } from './facerec/build.ts';
 import { buildGatedFaceRec, GATES_DIR, loadGates } from './gated/build.ts';
-import type { ModelManifest, ModelTask } from '../../runtime/models/manifest.ts';
-import type { Graph } from '../../runtime/models/onnx/graph.ts';
-import { convertTfjsFile } from './tfjs/convert.ts';
-import type { CalibrationSample } from './calibration-set.ts';
 import { FACE_API, HUMAN, sourceFile, sourcePackage } from './sources.ts';
+import { convertTfjsFile } from './tfjs/convert.ts';
 
 /** Version of the models this toolchain builds; bump when the conversion or calibration changes. */
 export const MODELS_VERSION = '1.0.0';

@@ -13,9 +13,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** 20 same + 20 different pairs of fold 1, as two folds so thresholds are chosen on the other fold. */
 function smallPairs(): string {
-  const lines = readFileSync(dataPath('lfw', 'pairs-dev.txt'), 'utf8')
-    .trim()
-    .split('\n');
+  const lines = readFileSync(dataPath('lfw', 'pairs-dev.txt'), 'utf8').trim().split('\n');
   const same = lines.slice(1, 21);
   const diff = lines.slice(301, 321);
   const path = join(dir, 'pairs.txt');

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { PlanOp } from '../../../runtime/engine/kernels-addon.ts';
 import { LoweringError, lowerQdqModel, quantizeU8 } from '../../../runtime/engine/lower.ts';
-import { FACEREC_BLOCKS } from '../../../tools/models/facerec/build.ts';
 import type { Tensor } from '../../../runtime/models/onnx/graph.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
+import { FACEREC_BLOCKS } from '../../../tools/models/facerec/build.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 
 const INT8 = readFileSync(join(MODELS_DIR, 'facerec.int8.onnx'));

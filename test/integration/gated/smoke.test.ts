@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildGatedFaceRec } from '../../../tools/models/gated/build.ts';
 import { findGates } from '../../../runtime/models/gated/pattern.ts';
+import { buildGatedFaceRec } from '../../../tools/models/gated/build.ts';
 
 const PYTHON = '/usr/bin/python3';
 const torchCheck = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });

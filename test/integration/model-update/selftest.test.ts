@@ -2,9 +2,6 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OrtEngine } from '../../../runtime/engine/ort.ts';
-import { FACE_API, sourceFile, sourcePackage } from '../../../tools/models/sources.ts';
-import { MODEL_SPECS } from '../../../tools/models/specs.ts';
-import { buildFaceRecGraph, loadFaceRecWeights } from '../../../tools/models/facerec/build.ts';
 import type { LoadedModel } from '../../../runtime/models/manifest.ts';
 import type { Graph } from '../../../runtime/models/onnx/graph.ts';
 import { checkCompatibility } from '../../../runtime/models/update/compat.ts';
@@ -14,7 +11,10 @@ import {
   type SelfTestReport,
   selfTest,
 } from '../../../runtime/models/update/selftest.ts';
+import { buildFaceRecGraph, loadFaceRecWeights } from '../../../tools/models/facerec/build.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
+import { FACE_API, sourceFile, sourcePackage } from '../../../tools/models/sources.ts';
+import { MODEL_SPECS } from '../../../tools/models/specs.ts';
 import { builtModel, manifestFor, tinyEmbedder } from '../../unit/model-update/helpers.ts';
 
 async function run(model: Pick<LoadedModel, 'manifest' | 'onnx'>): Promise<SelfTestReport> {

@@ -16,7 +16,15 @@ import {
   type UpdateState,
 } from '../../../runtime/models/update/updater.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
-import { builtModel, type Handler, manifestFor, sendBytes, serve, tempDir, tinyEmbedder } from '../../unit/model-update/helpers.ts';
+import {
+  builtModel,
+  type Handler,
+  manifestFor,
+  sendBytes,
+  serve,
+  tempDir,
+  tinyEmbedder,
+} from '../../unit/model-update/helpers.ts';
 
 const base = builtModel('facerec');
 const keys = generateSigningKeyPair();

@@ -15,9 +15,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** Fold 1 of pairs-dev.txt (300 same + 300 different), trimmed to 60 + 60, as its own 1-fold file
  * duplicated into two folds so the k-fold protocol has a fold to choose thresholds on. */
 function smallPairs(): string {
-  const lines = readFileSync(dataPath('lfw', 'pairs-dev.txt'), 'utf8')
-    .trim()
-    .split('\n');
+  const lines = readFileSync(dataPath('lfw', 'pairs-dev.txt'), 'utf8').trim().split('\n');
   const same = lines.slice(1, 61);
   const diff = lines.slice(301, 361);
   const fold = [...same.slice(0, 30), ...diff.slice(0, 30)];

@@ -3,13 +3,13 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MODEL_SPECS } from '../../../tools/models/specs.ts';
 import {
   loadModel,
   ManifestError,
   manifestPathFor,
   validateManifest,
 } from '../../../runtime/models/manifest.ts';
+import { MODEL_SPECS } from '../../../tools/models/specs.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 
 let dir: string;

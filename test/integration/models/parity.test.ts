@@ -6,8 +6,6 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OrtEngine } from '../../../runtime/engine/ort.ts';
-import { FACE_API, HUMAN, sourceFile, sourcePackage } from '../../../tools/models/sources.ts';
-import { rgbToTensor } from '../../../tools/models/specs.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { decodeBlazeFace } from '../../../runtime/vision/blazeface.ts';
 import { DEFAULT_DETECTION, FaceDetector, joinBlazeFaceOutputs } from '../../../runtime/vision/detector.ts';
@@ -15,6 +13,8 @@ import { cosine, FaceEmbedder, normalize } from '../../../runtime/vision/embedde
 import { alignedFaceCrop, boxCrop } from '../../../runtime/vision/face-crop.ts';
 import { decodeImage, letterbox, type RgbImage } from '../../../runtime/vision/image.ts';
 import type { FaceDetection } from '../../../runtime/vision/types.ts';
+import { FACE_API, HUMAN, sourceFile, sourcePackage } from '../../../tools/models/sources.ts';
+import { rgbToTensor } from '../../../tools/models/specs.ts';
 import { FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
 
 const PHOTOS = [

@@ -1,10 +1,10 @@
 // The alignment template is where our detector puts its keypoints on dlib-aligned face chips.
 import { describe, expect, it } from 'vitest';
 import { OrtEngine } from '../../../runtime/engine/ort.ts';
-import { deriveTemplatePoints } from '../../../tools/models/derive-template.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { FaceDetector } from '../../../runtime/vision/detector.ts';
 import { FACEREC_TEMPLATE } from '../../../runtime/vision/face-template.ts';
+import { deriveTemplatePoints } from '../../../tools/models/derive-template.ts';
 import { FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
 
 describe('FACEREC_TEMPLATE', () => {

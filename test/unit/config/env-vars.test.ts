@@ -77,7 +77,16 @@ describe('FACEGATE_* variables that are not settings', () => {
         for (const match of text.matchAll(pattern)) found.set(match[1], name);
       }
     };
-    for (const dir of ['runtime', 'tools', 'training', 'kernels', 'bin', 'firmware-scripts', '.ci', 'test/helpers']) {
+    for (const dir of [
+      'runtime',
+      'tools',
+      'training',
+      'kernels',
+      'bin',
+      'firmware-scripts',
+      '.ci',
+      'test/helpers',
+    ]) {
       visit(join(ROOT, dir));
     }
     expect(found.get('FACEGATE_DATA')).toBeDefined();

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lfwImagePath, parseLfwPairs, readLfwPairs } from '../../../runtime/eval/lfw-pairs.ts';
 import { DATA_DIR, dataPath, dataSetSuite } from '../../helpers/paths.ts';
@@ -42,7 +41,9 @@ describe.skipIf(!DATA_DIR)(dataSetSuite('readLfwPairs on the real pairs-dev.txt'
       a: 'Tara_Kirk/Tara_Kirk_0001.jpg',
       b: 'Win_Aung/Win_Aung_0001.jpg',
     });
-    const missing = pairs.flatMap((p) => [p.a, p.b]).filter((rel) => !existsSync(dataPath('lfw', 'dev', rel)));
+    const missing = pairs
+      .flatMap((p) => [p.a, p.b])
+      .filter((rel) => !existsSync(dataPath('lfw', 'dev', rel)));
     expect(missing).toEqual([]);
   });
 });

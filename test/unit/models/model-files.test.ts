@@ -3,8 +3,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FACE_API, HUMAN, sourceFile, sourcePackage } from '../../../tools/models/sources.ts';
 import { buildFaceRecGraph, loadFaceRecWeights } from '../../../tools/models/facerec/build.ts';
+import { FACE_API, HUMAN, sourceFile, sourcePackage } from '../../../tools/models/sources.ts';
 import { convertTfjsFile } from '../../../tools/models/tfjs/convert.ts';
 import { ModelFileError } from '../../../tools/models/tfjs/weights.ts';
 

@@ -2,8 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { convertTfjsGraph, UnsupportedOpError } from '../../../tools/models/tfjs/convert.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
+import { convertTfjsGraph, UnsupportedOpError } from '../../../tools/models/tfjs/convert.ts';
 import { bool, ints, nhwcToNchw, randomInput, str, strs, TfGraphBuilder } from '../../helpers/tfjs-graph.ts';
 
 beforeAll(async () => {

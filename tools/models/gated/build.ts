@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FACE_API, sourceFile, sourcePackage } from '../sources.ts';
-import { buildFaceRecGraph, type ConvEmitter, loadFaceRecWeights } from '../facerec/build.ts';
 import type { Graph } from '../../../runtime/models/onnx/graph.ts';
+import { buildFaceRecGraph, type ConvEmitter, loadFaceRecWeights } from '../facerec/build.ts';
+import { FACE_API, sourceFile, sourcePackage } from '../sources.ts';
 import { ModelFileError } from '../tfjs/weights.ts';
 
 /** Committed training output. */
