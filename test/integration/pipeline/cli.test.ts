@@ -1,4 +1,5 @@
-// `facegate enroll | identify | gallery` as an operator runs them, on real photos.
+// `facegate enroll | identify | gallery` as an operator runs them, on real photos: from another working
+// directory and without the face data set, as an installed package is.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,10 +7,16 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FACES_DIR } from '../../helpers/paths.ts';
+import { FACES_DIR, REPO_ROOT } from '../../helpers/paths.ts';
 
 const run = promisify(execFile);
-const facegate = (...args: string[]) => run('npx', ['facegate', ...args], { maxBuffer: 16 << 20 });
+const { FACEGATE_DATA: _, ...envWithoutData } = process.env;
+const facegate = (...args: string[]) =>
+  run(process.execPath, [join(REPO_ROOT, 'bin', 'facegate.js'), ...args], {
+    cwd: dir,
+    env: envWithoutData,
+    maxBuffer: 16 << 20,
+  });
 const EXAMPLES = join(FACES_DIR, 'face_recognition_examples');
 const photo = (p: string) => join(EXAMPLES, p);
 
