@@ -9,7 +9,7 @@ import type { Point } from '../../runtime/vision/types.ts';
 
 const CANVAS_PAD = 150;
 
-/** `chipsDir`: folders of 150x150 dlib face chips (shared/data/faces/dlib_examples/johns). */
+/** `chipsDir`: folders of 150x150 dlib face chips (test/fixtures/faces/dlib_examples/johns). */
 export async function deriveTemplatePoints(
   detector: FaceDetector,
   indices: number[],
