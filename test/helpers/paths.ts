@@ -14,10 +14,12 @@ export const DATA_DIR: string | undefined = process.env.FACEGATE_DATA
   : undefined;
 export const NO_DATA_REASON = 'needs the face data set: set FACEGATE_DATA (see docs/data.md)';
 
-/** The title of a suite that needs the data set, saying why when it is skipped:
- * `describe.skipIf(!DATA_DIR)(dataSetSuite('...'), ...)`. */
+/** The title of a suite that needs the data set: `describe.skipIf(!DATA_DIR)(dataSetSuite('...'), ...)`.
+ * Without the data set the title and a line on stderr say why the suite is skipped. */
 export function dataSetSuite(title: string): string {
-  return DATA_DIR ? title : `${title} (skipped: ${NO_DATA_REASON})`;
+  if (DATA_DIR) return title;
+  console.warn(`skipped "${title}": ${NO_DATA_REASON}`);
+  return `${title} (skipped: ${NO_DATA_REASON})`;
 }
 
 /** A path in the data set; only for suites skipped without it. */
