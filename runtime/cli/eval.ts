@@ -31,7 +31,7 @@ export async function evalCommand(args: string[]): Promise<number> {
       roc: { type: 'string' },
     },
   });
-  const { images, pairs } = lfwFolders(values, 'facegate eval lfw');
+  const { images, pairs } = lfwFolders(values, 'eval lfw');
   const precision = parsePrecision('--precision', values.precision);
   const detectorPrecision = parsePrecision('--detector-precision', values['detector-precision']);
   if (values.engine !== 'ort' && values.engine !== 'kernels')
@@ -68,7 +68,7 @@ async function sweepCommand(args: string[]): Promise<number> {
       png: { type: 'string' },
     },
   });
-  const { images, pairs } = lfwFolders(values, 'facegate eval sweep');
+  const { images, pairs } = lfwFolders(values, 'eval sweep');
   const thresholds = values.thresholds.split(',').map(Number);
   if (thresholds.some((t) => !Number.isFinite(t)))
     throw new Error(`--thresholds must be comma-separated numbers, not "${values.thresholds}"`);
