@@ -4,7 +4,7 @@
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const PACKAGE_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 /** Built models (`npm run models`); FACEGATE_MODELS_DIR points the tools and tests elsewhere. */
 export const BUNDLED_MODELS_DIR = join(PACKAGE_ROOT, 'models');
 export const CONFIG_DIR = join(PACKAGE_ROOT, 'configs');

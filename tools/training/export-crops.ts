@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const outDir = resolve(process.argv[2] ?? '/tmp/facegate-train');
   const dataDir = dataSetDir('tools/training/export-crops.ts');
   const models = modelsDir();
-  if (outDir.startsWith(PACKAGE_ROOT))
+  if (outDir.startsWith(`${PACKAGE_ROOT}/`))
     throw new Error(`${outDir} is inside the repository; scratch data must stay out of it`);
   mkdirSync(outDir, { recursive: true });
 
