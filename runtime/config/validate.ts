@@ -200,6 +200,8 @@ function kindContext(error: ErrorObject, parent: unknown): string {
 function shownValue(path: PathSegment[], value: unknown): string {
   const last = path.at(-1);
   if (typeof last === 'string' && SECRET_KEY.test(last)) return '';
+  // A private key pasted where a public one belongs must not reach a log or an MQTT response.
+  if (typeof value === 'string' && value.includes('PRIVATE KEY')) return ' (got a private key)';
   const text = show(value);
   return ` (got ${text.length > 60 ? `${text.slice(0, 57)}...` : text})`;
 }
