@@ -67,7 +67,7 @@ export interface FacegateMqttOptions {
    * larger one ends the connection instead of being read into memory.
    */
   maxPacketBytes?: number;
-  /** 5 (default) or 4 = MQTT 3.1.1, for brokers without MQTT 5 (the in-process broker). */
+  /** 4 = MQTT 3.1.1 (default, which every broker speaks, the in-process one included) or 5. */
   protocolVersion?: 4 | 5;
   log?: (level: LogLevel, message: string) => void;
 }
@@ -201,8 +201,8 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
       reconnectOnConnackError: true,
       connectTimeout: opts.connectTimeoutMs ?? 10_000,
       clean: true,
-      protocolVersion: opts.protocolVersion ?? 5,
-      ...(opts.maxPacketBytes !== undefined && (opts.protocolVersion ?? 5) === 5
+      protocolVersion: opts.protocolVersion ?? 4,
+      ...(opts.maxPacketBytes !== undefined && opts.protocolVersion === 5
         ? { properties: { maximumPacketSize: opts.maxPacketBytes } }
         : {}),
       // A QoS 0 publish while mqtt.js is disconnected fails instead of waiting in mqtt.js's memory for

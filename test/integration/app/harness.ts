@@ -10,11 +10,15 @@ import { type Config, loadConfig, mergeConfig } from '../../../runtime/config/in
 import type { FaceEvent } from '../../../runtime/events/schema.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
 import { generateSigningKeyPair, signManifest } from '../../../runtime/models/update/signature.ts';
+import { signCommand } from '../../../runtime/control/signing.ts';
 import type { Topics } from '../../../runtime/mqtt/topics.ts';
 import { DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { makeSigningKey } from '../../unit/control/fakes.ts';
 import { Subscriber, waitUntil } from '../mqtt/support.ts';
 
 export const DEVICE = 'test-door';
+/** The operator's key: the device trusts it (control.commandPublicKeys) and Operator signs with it. */
+export const operatorKey = makeSigningKey();
 export const HAMILTON = DOOR_CLIP;
 export const LIN = join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png');
 
@@ -65,6 +69,7 @@ export function writeConfig(dir: string, url: string, patch: object = {}): strin
       backupDir: join(dir, 'backups'),
     },
     dataDir: join(dir, 'data'),
+    control: { commandPublicKeys: [operatorKey.publicPem], operatorKeysFile: null },
   };
   const file = join(dir, 'config.yaml');
   writeFileSync(file, JSON.stringify(mergeConfig(base, patch)));
@@ -104,7 +109,7 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
   }
 }
 
-/** An operator: sends requests, reads responses, and records the device's topics. */
+/** An operator: sends signed requests, reads responses, and records the device's topics. */
 export class Operator {
   private transaction = 0;
 
@@ -135,15 +140,16 @@ export class Operator {
         .on(responseTopic)
         .map((m) => JSON.parse(m.payload) as Record<string, unknown>)
         .find((r) => r.transaction === transaction);
-    await this.sub.client.publishAsync(
-      this.topics.request(command),
-      JSON.stringify({ ...body, transaction }),
-      {
-        qos: 1,
-      },
-    );
+    await this.send(command, { ...body, transaction });
     await waitUntil(`the response to ${command}`, () => find() !== undefined, timeoutMs);
     return find() as Record<string, unknown>;
+  }
+
+  /** Publishes `body` as `command`, signed with the operator's key, QoS 1. */
+  async send(command: string, body: object): Promise<void> {
+    const topic = this.topics.request(command);
+    const signed = signCommand(body, operatorKey.privateKey, operatorKey.keyId, topic);
+    await this.sub.client.publishAsync(topic, JSON.stringify(signed), { qos: 1 });
   }
 
   events(): FaceEvent[] {

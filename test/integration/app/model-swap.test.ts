@@ -310,11 +310,7 @@ class ChunkSender {
   /** Publishes `body` (QoS 1) and returns its transaction. */
   async send(body: object): Promise<string> {
     const transaction = `chunk-${++this.sent}`;
-    await this.op.sub.client.publishAsync(
-      this.op.topics.request('model/chunk'),
-      JSON.stringify({ ...body, transaction }),
-      { qos: 1 },
-    );
+    await this.op.send('model/chunk', { ...body, transaction });
     return transaction;
   }
 
