@@ -47,6 +47,8 @@ export interface ModelManifest {
   };
   source: { package: string; version: string; files: string[]; license?: string };
   gates?: Record<string, unknown>;
+  /** Allows installing this version over a newer one; honoured only on a signed manifest. */
+  rollback?: boolean;
   signature?: { algorithm: 'ed25519'; keyId: string; value: string };
 }
 
