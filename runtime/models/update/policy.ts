@@ -50,7 +50,8 @@ function thresholdProblems(candidate: ModelManifest, running: ModelManifest, sig
 
 function versionProblems(candidate: ModelManifest, running: ModelManifest, signed: boolean): string[] {
   const order = compareVersions(candidate.version, running.version);
-  if (order > 0) return [];
+  // The running version's own bytes again is a reinstall, not a downgrade.
+  if (order > 0 || (order === 0 && candidate.sha256 === running.sha256)) return [];
   if (candidate.rollback === true && signed) return [];
   const what =
     order === 0
