@@ -66,7 +66,11 @@ const validator = new Ajv({ allErrors: true }).compile(schema);
 
 export function validateManifest(value: unknown): string[] {
   if (validator(value)) return [];
-  return (validator.errors ?? []).map((e) => `${e.instancePath || '(root)'}: ${e.message}`);
+  // "field input.shape must be array", "the manifest must have required property 'file'".
+  return (validator.errors ?? []).map(
+    (e) =>
+      `${e.instancePath ? `field ${e.instancePath.slice(1).replaceAll('/', '.')}` : 'the manifest'} ${e.message}`,
+  );
 }
 
 export function sha256(bytes: Uint8Array): string {

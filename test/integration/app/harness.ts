@@ -186,10 +186,15 @@ export class FileServer {
     return files;
   }
 
+  /** `http://127.0.0.1:<port>`: what models.update.allowedOrigins lists to let the device fetch from here. */
+  get origin(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
   /** Serves `body` at `path` and returns its URL. */
   put(path: string, body: Buffer | string): string {
     this.files.set(path, Buffer.from(body));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${path}`;
+    return `${this.origin}${path}`;
   }
 
   close(): Promise<void> {

@@ -65,6 +65,7 @@ async function startDevice(patch: object = {}): Promise<{ device: RunningApp; op
       update: {
         allowUnsigned: false,
         publicKeys: [signingKey.publicKeyPem],
+        allowedOrigins: [server.origin],
         healthFrames: 10,
         maxLatencyMs: 2000,
       },

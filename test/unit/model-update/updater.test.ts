@@ -401,7 +401,7 @@ describe('ModelUpdater.update', () => {
     [
       'an invalid manifest',
       { name: 'facerec', manifest: { name: 'facerec' }, url: 'http://x' },
-      /^invalid manifest: \(root\): must have required property/,
+      /^invalid manifest: the manifest must have required property/,
     ],
     [
       'both url and chunks',
