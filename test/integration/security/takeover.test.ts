@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandKeyId, signCommand } from '../../../runtime/control/signing.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
@@ -289,6 +290,11 @@ describe('bounded resources', () => {
     })();
     const flood = attacker.sub.client;
     const request = (command: string) => topics.request(command);
+    // A witness without a packet limit proves the broker took the 200 MiB message and passed it on.
+    const witness = connect(broker.url, { protocolVersion: 5 });
+    const witnessed: number[] = [];
+    witness.on('message', (_topic, payload) => witnessed.push(payload.length));
+    await witness.subscribeAsync(request('face/enroll'), { qos: 0 });
     // 200 MiB, then 8 MiB several times: above the packet size the device told the broker it takes.
     await flood.publishAsync(request('face/enroll'), Buffer.alloc(200 * MiB, 0x41), { qos: 0 });
     for (let i = 0; i < 5; i++)
@@ -334,6 +340,8 @@ describe('bounded resources', () => {
     await new Promise((r) => setTimeout(r, 3_000));
     sampling = false;
     await sampler;
+    await witness.endAsync();
+    expect(witnessed).toContain(200 * MiB);
     const idleMax = Math.max(...idle);
     const duringMax = Math.max(...during);
     const mb = (b: number) => (b / 1e6).toFixed(1);
