@@ -97,7 +97,8 @@ function crossFieldProblems(config: Config): Problem[] {
   if (control.requireSignedCommands && control.commandPublicKeys.length === 0 && !control.operatorKeysFile) {
     problems.push({
       path: ['control', 'commandPublicKeys'],
-      reason: 'must list at least one key when requireSignedCommands is true and there is no operatorKeysFile',
+      reason:
+        'must list at least one key when requireSignedCommands is true and there is no operatorKeysFile',
     });
   }
   // A key that does not parse would be skipped at every request: with signing on, nobody could command.

@@ -12,8 +12,7 @@ export function parseEd25519PublicKey(pem: string): KeyObject {
   } catch (e) {
     throw new Error(`is not a PEM public key (${(e as Error).message})`);
   }
-  if (key.asymmetricKeyType !== 'ed25519')
-    throw new Error(`is an ${key.asymmetricKeyType} key, not ed25519`);
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`is an ${key.asymmetricKeyType} key, not ed25519`);
   return key;
 }
 

@@ -107,7 +107,10 @@ describe('in-process aedes broker', () => {
       written += chunk.length;
       if (socket.readyState !== 'open') break;
     }
-    await waitUntil('the broker to close the connection', () => socket.destroyed || socket.readyState !== 'open');
+    await waitUntil(
+      'the broker to close the connection',
+      () => socket.destroyed || socket.readyState !== 'open',
+    );
     expect(logs).toEqual([
       `closed a client connection that announced a packet of ${5 + 200 * 1024 * 1024} bytes (limit 65536)`,
     ]);

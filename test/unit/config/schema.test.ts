@@ -49,7 +49,9 @@ function valuePaths(value: unknown, prefix = ''): string[] {
 }
 
 // A real key: configuration refuses a PEM that does not parse as an Ed25519 public key.
-const PUBLIC_KEY = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const PUBLIC_KEY = generateKeyPairSync('ed25519')
+  .publicKey.export({ type: 'spki', format: 'pem' })
+  .toString();
 
 const defaults = parse(readFileSync(new URL('../../../configs/default.yaml', import.meta.url), 'utf8'));
 

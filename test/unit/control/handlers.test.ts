@@ -123,7 +123,10 @@ describe('config/set', () => {
       'control.requireSignedCommands decides who is trusted and cannot be changed by a remote command; change it in the configuration file on the device; control.commandPublicKeys decides who is trusted',
     ],
     [{ mqtt: { url: 'mqtt://attacker.example' } }, 'mqtt.url decides who is trusted'],
-    [{ gallery: { path: '/etc/passwd' } }, 'gallery.path is a file path and cannot be changed by a remote command'],
+    [
+      { gallery: { path: '/etc/passwd' } },
+      'gallery.path is a file path and cannot be changed by a remote command',
+    ],
     [{ dataDir: '/' }, 'dataDir is a file path'],
     [{ mqtt: { password: '***' } }, "mqtt.password: '***' is the redaction placeholder from config/get"],
   ])('refuses %j and leaves the file byte-identical', async (patch, error) => {

@@ -333,7 +333,8 @@ describe('ControlRouter signed commands', () => {
     const { call, ports } = await signedSetup();
     expect(await call(topic, { name: 'alice' })).toEqual({
       status: 'error',
-      error: "command 'face/remove' must be signed with an operator key (control.requireSignedCommands is on; see docs/security.md)",
+      error:
+        "command 'face/remove' must be signed with an operator key (control.requireSignedCommands is on; see docs/security.md)",
     });
     expect(ports.faces.has('alice')).toBe(true);
     expect(await call('health')).toMatchObject({ status: 'ok' });
@@ -527,7 +528,8 @@ describe('ControlRouter model transfers', () => {
     });
     const signedOnly = await setup({ requireSignedCommands: true, commandPublicKeys: [key.publicPem] });
     expect(await signedOnly.call('model/chunk', chunk(0))).toMatchObject({
-      error: "command 'model/chunk' must be signed with an operator key (control.requireSignedCommands is on; see docs/security.md)",
+      error:
+        "command 'model/chunk' must be signed with an operator key (control.requireSignedCommands is on; see docs/security.md)",
     });
     const topic = 'facegate/cam-01/request/model/chunk';
     const signed = signCommand(chunk(0), key.privateKey, key.keyId, topic, { timestamp: NOW });
@@ -578,7 +580,9 @@ describe('ControlRouter secure default (any broker but its own loopback one)', (
       'model/status',
     ]);
     // Everything else, and every command added later without saying otherwise, is privileged.
-    expect(privileged).toEqual(expect.arrayContaining(['face/enroll', 'face/list', 'snapshot', 'config/set']));
+    expect(privileged).toEqual(
+      expect.arrayContaining(['face/enroll', 'face/list', 'snapshot', 'config/set']),
+    );
   });
 
   it('refuses every unsigned privileged command with the reason, and runs none of them', async () => {
@@ -598,7 +602,11 @@ describe('ControlRouter secure default (any broker but its own loopback one)', (
   });
 
   it('runs commands signed with a key from the operator key file', async () => {
-    const { call, ports } = await setup({}, {}, { privateBroker: false, operatorKeys: () => [key.publicPem] });
+    const { call, ports } = await setup(
+      {},
+      {},
+      { privateBroker: false, operatorKeys: () => [key.publicPem] },
+    );
     ports.faces.set('alice', [JPEG]);
     const topic = 'facegate/cam-01/request/face/list';
     const signed = signCommand({ transaction: 1 }, key.privateKey, key.keyId, topic, { timestamp: NOW });

@@ -81,7 +81,9 @@ describe('refusing bad models', () => {
     m.precision = 'int4';
     delete m.sha256;
     writeFileSync(manifestPath, JSON.stringify(m));
-    expect(() => loadModel(manifestPath)).toThrow(/field precision must be equal to one of the allowed values/);
+    expect(() => loadModel(manifestPath)).toThrow(
+      /field precision must be equal to one of the allowed values/,
+    );
     expect(() => loadModel(manifestPath)).toThrow(/must have required property 'sha256'/);
   });
 
