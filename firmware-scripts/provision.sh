@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Provisions a device (Raspberry Pi OS / Debian / Jetson Ubuntu, as root) from a facegate checkout:
 # system packages, dependencies and native kernels, the models, a config for the board, the service.
-#   usage: provision.sh BOARD   (rpi4 | rpi5 | jetson-nano | jetson-orin | x86)
+#   usage: provision.sh BOARD [--operator-key PUBLIC.pem]   (rpi4 | rpi5 | jetson-nano | jetson-orin | x86)
 set -euo pipefail
 
-board="${1:?usage: provision.sh rpi4|rpi5|jetson-nano|jetson-orin|x86}"
+board="${1:?usage: provision.sh rpi4|rpi5|jetson-nano|jetson-orin|x86 [--operator-key PUBLIC.pem]}"
+# --- operator key (issue 9, docs/security.md): privileged MQTT commands must be signed with it ---
+operator_key=""
+if [ "${2:-}" = "--operator-key" ]; then operator_key="$(realpath "${3:?--operator-key needs a PUBLIC.pem}")"; fi
 src="$(cd "$(dirname "$0")/.." && pwd)"
 dest=/opt/facegate
 
@@ -30,6 +33,9 @@ if [ ! -f /etc/facegate/config.yaml ]; then
   } > /etc/facegate/config.yaml
 fi
 echo "FACEGATE_BOARD=$board" > /etc/facegate/environment
+# --- operator key (issue 9): installed into control.operatorKeysFile, or how to do it later ---
+if [ -n "$operator_key" ]; then node "$dest/bin/facegate.js" keys add "$operator_key" --keys-file /etc/facegate/operator-keys.pem
+else echo "no operator key: run 'facegate keys generate --out operator' on your own machine, then here: node $dest/bin/facegate.js keys add operator.pub --keys-file /etc/facegate/operator-keys.pem (docs/security.md)"; fi
 
 install -m 0644 "$dest/firmware-scripts/facegate.service" /etc/systemd/system/facegate.service
 sed -i '/^\[Service\]/a EnvironmentFile=/etc/facegate/environment' /etc/systemd/system/facegate.service

@@ -6,8 +6,9 @@ import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { Gallery } from './auth/gallery.ts';
 import { createFrameSource } from './capture/index.ts';
-import { type ChangeClassification, type Config, redactSecrets } from './config/index.ts';
+import { type ChangeClassification, type Config, isLoopback, redactSecrets } from './config/index.ts';
 import { createHandlers } from './control/handlers/index.ts';
+import { OperatorKeyFile } from './control/operator-keys.ts';
 import { configPort, devicePort, galleryPort, ModelControl } from './control/ports.ts';
 import { ControlRouter } from './control/router.ts';
 import { type EventQueue, openEventQueue } from './events/queue.ts';
@@ -36,6 +37,8 @@ export interface AppOptions {
 }
 
 const STATE_INTERVAL_MS = 10_000;
+/** Room for a request's topic and MQTT header beside control.maxPayloadBytes in one packet. */
+const PACKET_OVERHEAD_BYTES = 64 * 1024;
 const VERSION = '0.1.0';
 /** Gallery backups kept in schedules.backupDir; older ones are deleted after each backup. */
 const BACKUPS_KEPT = 7;
@@ -66,6 +69,7 @@ export class App {
     readonly logger: Logger,
   ) {
     const log = (component: string) => logger.child(component).log;
+    const operatorKeys = new OperatorKeyFile(config_.control.operatorKeysFile, logger.child('control').info);
     const analyzerConfig = this.analyzerConfig();
     this.models = new ModelControl({
       config: () => this.config_,
@@ -92,6 +96,10 @@ export class App {
       client: mqtt.connection,
       topics: topics_,
       control: () => this.config_.control,
+      // Fixed at start: config/set cannot change the broker, the key file or dataDir.
+      privateBroker: broker !== null && isLoopback(broker.host),
+      operatorKeys: () => operatorKeys.keys(),
+      nonceFile: join(resolve(config_.dataDir), 'control-nonces'),
       handlers: createHandlers({
         config: configPort({
           current: () => this.config_,
@@ -142,11 +150,17 @@ export class App {
         logger.child('gallery').info(`enrolled ${seeded.join(', ')} from ${config.gallery.seedDir}`);
     }
 
+    mkdirSync(resolve(config.dataDir), { recursive: true });
+    const maxPacketBytes = config.control.maxPayloadBytes + PACKET_OVERHEAD_BYTES;
+    const { username, password, tls, keepaliveSeconds, clientId } = config.mqtt;
     const broker = config.mqtt.url
       ? null
       : await startInProcessBroker({
           host: config.mqtt.inProcessBrokerHost,
           port: config.mqtt.inProcessBrokerPort,
+          credentials: username && password ? { username, password } : undefined,
+          maxPacketBytes,
+          log: logger.child('broker').warn,
         });
     if (broker) logger.child('mqtt').info(`no broker configured: in-process broker on ${broker.url}`);
     const url = config.mqtt.url ?? (broker as InProcessBroker).url;
@@ -156,7 +170,6 @@ export class App {
       maxEvents: config.offlineQueue.maxEvents,
       policy: config.offlineQueue.whenFull,
     });
-    const { username, password, tls, keepaliveSeconds, clientId } = config.mqtt;
     const mqtt = await startMqttClient({
       url,
       topics,
@@ -167,6 +180,9 @@ export class App {
       password,
       tls: tls.ca || tls.cert || tls.key ? tls : undefined,
       keepaliveSeconds,
+      maxPacketBytes,
+      // The in-process broker (aedes) speaks MQTT 3.1.1 only.
+      protocolVersion: broker ? 4 : 5,
       log: logger.child('mqtt').log,
     });
     const app = new App(config, opts, modelsDir, analyzer, gallery, queue, mqtt, topics, broker, logger);

@@ -4,6 +4,7 @@ import { benchCommand } from './bench.ts';
 import { benchPipelineCommand } from './bench-pipeline.ts';
 import { evalCommand } from './eval.ts';
 import { enrollCommand, galleryCommand, identifyCommand } from './faces.ts';
+import { keysCommand } from './keys.ts';
 import { runCommand } from './run.ts';
 
 // ORT's warnings (e.g. about shape merging) are not for operators; errors still surface as exceptions.
@@ -23,6 +24,10 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   identify: { run: identifyCommand, help: 'identify --gallery PATH IMAGE... [--json] [--config FILE]' },
   gallery: { run: galleryCommand, help: 'gallery list|remove --gallery PATH [NAME] [--json]' },
   run: { run: runCommand, help: 'run [--config FILE] [--board NAME]' },
+  keys: {
+    run: keysCommand,
+    help: 'keys generate --out PREFIX | add PUBLIC.pem | remove KEYID | list [--keys-file FILE] | sign --key PRIVATE.key --topic TOPIC [JSON]',
+  },
 };
 
 function usage(): string {

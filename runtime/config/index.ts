@@ -14,7 +14,8 @@ export {
   withoutEnvOverrides,
 } from './load.ts';
 export { mergeConfig } from './merge.ts';
+export { PATH_SETTINGS, protectedChanges, TRUST_SETTINGS } from './protected.ts';
 export { REDACTED, redactSecrets } from './redact.ts';
 export { saveConfigAtomic } from './save.ts';
 export * from './schema.ts';
-export { ConfigError, type ValidationResult, validateConfig } from './validate.ts';
+export { ConfigError, isLoopback, type ValidationResult, validateConfig } from './validate.ts';

@@ -7,9 +7,13 @@ import { SECRET_KEY } from './validate.ts';
 
 export const REDACTED = '***';
 
-// Camera and broker URLs routinely carry credentials (rtsp://admin:pass@cam, ?token=...).
-const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#]*@/i;
-const URL_SECRET_PARAM = /([?&][^=&#]*(?:token|key|secret|sig|signature|password|auth)[^=&#]*=)[^&#]*/gi;
+// Camera and broker URLs routinely carry credentials (rtsp://admin:pass@cam, ?token=..., &pwd=...), also
+// inside a longer string. The password runs to the last @ before whitespace, as people do write
+// passwords with / ? # or @ unencoded; a port followed by a path with an @ is redacted too, which is the
+// safe way to be wrong.
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:]*):\S*@/gi;
+const URL_SECRET_PARAM =
+  /([?&;][^=&#;\s]*(?:token|key|secret|sig|signature|pass|pwd|pw|auth|credential|session)[^=&#;\s]*=)[^&#;\s]*/gi;
 
 /** A copy with passwords, private key paths and URL credentials replaced by REDACTED. */
 export function redactSecrets(config: Config): Config {

@@ -26,6 +26,8 @@ export interface ModelUpdateConfig {
   publicKeys: string[];
   maxDownloadBytes: number;
   manifestUrl?: string;
+  /** Origins (scheme://host[:port]) a requested manifestUrl may name, besides manifestUrl's own. */
+  allowedOrigins: string[];
   healthFrames: number;
   maxLatencyMs: number;
 }
@@ -105,6 +107,8 @@ export interface Config {
     requireSignedCommands: boolean;
     /** Ed25519 public keys, PEM. */
     commandPublicKeys: string[];
+    /** More operator keys, PEM one after another; re-read when it changes. */
+    operatorKeysFile?: string;
     maxCommandAgeSeconds: number;
   };
   /** Cron expressions; empty or absent = job off. */

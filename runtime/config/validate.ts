@@ -4,6 +4,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { validate as isCronExpression } from 'node-cron';
 import schema from '../../configs/schema.json' with { type: 'json' };
+import { ed25519KeyProblem } from '../util/ed25519.ts';
 import type { Config } from './schema.ts';
 import { formatPath, getAt, getOwn, type PathSegment } from './util.ts';
 
@@ -92,10 +93,30 @@ function crossFieldProblems(config: Config): Problem[] {
       reason: `must be <= recognition.n (${config.recognition.n})`,
     });
   }
-  if (config.control.requireSignedCommands && config.control.commandPublicKeys.length === 0) {
+  const { control } = config;
+  if (control.requireSignedCommands && control.commandPublicKeys.length === 0 && !control.operatorKeysFile) {
     problems.push({
       path: ['control', 'commandPublicKeys'],
-      reason: 'must list at least one key when requireSignedCommands is true',
+      reason:
+        'must list at least one key when requireSignedCommands is true and there is no operatorKeysFile',
+    });
+  }
+  // A key that does not parse would be skipped at every request: with signing on, nobody could command.
+  const keyLists = [
+    ['control', 'commandPublicKeys'],
+    ['models', 'update', 'publicKeys'],
+  ] as const;
+  for (const path of keyLists) {
+    (getAt(config, [...path]) as string[]).forEach((pem, i) => {
+      const problem = ed25519KeyProblem(pem);
+      if (problem) problems.push({ path: [...path, i], reason: `${problem}` });
+    });
+  }
+  const { url, inProcessBrokerHost, username, password } = config.mqtt;
+  if (!url && !isLoopback(inProcessBrokerHost) && (!username || !password)) {
+    problems.push({
+      path: ['mqtt', 'inProcessBrokerHost'],
+      reason: `${inProcessBrokerHost} is reachable from the network: set mqtt.username and mqtt.password (the broker then demands them) or listen on 127.0.0.1`,
     });
   }
   if (config.schedules.modelUpdateCheck && !config.models.update.manifestUrl) {
@@ -112,6 +133,11 @@ function crossFieldProblems(config: Config): Problem[] {
     });
   }
   return problems;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return /^127(\.\d{1,3}){3}$/.test(host) || host === '::1' || host === 'localhost';
 }
 
 function describe(error: ErrorObject, root: unknown): Problem[] {
@@ -175,6 +201,8 @@ function kindContext(error: ErrorObject, parent: unknown): string {
 function shownValue(path: PathSegment[], value: unknown): string {
   const last = path.at(-1);
   if (typeof last === 'string' && SECRET_KEY.test(last)) return '';
+  // A private key pasted where a public one belongs must not reach a log or an MQTT response.
+  if (typeof value === 'string' && value.includes('PRIVATE KEY')) return ' (got a private key)';
   const text = show(value);
   return ` (got ${text.length > 60 ? `${text.slice(0, 57)}...` : text})`;
 }

@@ -224,12 +224,23 @@ function requestSchema(
 const identifier = { type: 'string' };
 const transferId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' };
 
+export type CommandAccess = 'open' | 'privileged';
+
 export interface CommandSpec {
   schema: SchemaObject;
   /** Top-level string parameters that name things (topic levels, file names, gallery keys). */
   identifiers: readonly string[];
-  /** Signed when control.requireSignedCommands is on. */
-  changesState: boolean;
+  /**
+   * Who may run it. Absent means 'privileged', the safe default for every command added later: a
+   * request signed with an installed operator key (docs/security.md). 'open' is for commands that
+   * neither change state nor reveal faces, images or secrets.
+   */
+  access?: CommandAccess;
+  /**
+   * The queue it waits in (default 'main'): requests of one lane run one at a time in arrival order, and
+   * lanes run beside each other, so a model download that hangs never holds up `health` or face commands.
+   */
+  lane?: 'main' | 'model';
   /** Accepted when this command is in control.allow (for requests that belong to a command). */
   allowedWith?: CommandName;
   /**
@@ -240,11 +251,10 @@ export interface CommandSpec {
 }
 
 export const COMMAND_SPECS = {
-  'config/get': { schema: requestSchema(), identifiers: [], changesState: false },
+  'config/get': { schema: requestSchema(), identifiers: [], access: 'open' },
   'config/set': {
     schema: requestSchema({ config: { type: 'object', minProperties: 1 } }, ['config']),
     identifiers: [],
-    changesState: true,
   },
   'face/enroll': {
     schema: requestSchema(
@@ -260,14 +270,13 @@ export const COMMAND_SPECS = {
       ['name', 'images'],
     ),
     identifiers: ['name'],
-    changesState: true,
   },
   'face/remove': {
     schema: requestSchema({ name: identifier }, ['name']),
     identifiers: ['name'],
-    changesState: true,
   },
-  'face/list': { schema: requestSchema(), identifiers: [], changesState: false },
+  // Names of enrolled people are personal data.
+  'face/list': { schema: requestSchema(), identifiers: [] },
   'model/update': {
     schema: requestSchema(
       {
@@ -289,7 +298,7 @@ export const COMMAND_SPECS = {
       { dependencies: { manifest: ['transfer'], transfer: ['manifest'] } },
     ),
     identifiers: [],
-    changesState: true,
+    lane: 'model',
     // The transfer opens before the next message is read, so its chunks can follow straight away, and it
     // waits for them without holding up the commands behind it.
     onArrival: (body) => typeof body === 'object' && body !== null && Object.hasOwn(body, 'transfer'),
@@ -306,23 +315,27 @@ export const COMMAND_SPECS = {
       ['id', 'index', 'total', 'data'],
     ),
     identifiers: [],
-    changesState: true,
     allowedWith: 'model/update',
     onArrival: true,
   },
-  'model/rollback': { schema: requestSchema(), identifiers: [], changesState: true },
-  'model/status': { schema: requestSchema(), identifiers: [], changesState: false },
+  'model/rollback': { schema: requestSchema(), identifiers: [], lane: 'model' },
+  'model/status': { schema: requestSchema(), identifiers: [], access: 'open' },
   snapshot: {
     schema: requestSchema({ camera: identifier, publish: { type: 'boolean' } }),
+    // A camera image.
     identifiers: ['camera'],
-    changesState: false,
   },
-  health: { schema: requestSchema(), identifiers: [], changesState: false },
-  restart: { schema: requestSchema(), identifiers: [], changesState: true },
+  health: { schema: requestSchema(), identifiers: [], access: 'open' },
+  restart: { schema: requestSchema(), identifiers: [] },
 } as const satisfies Record<RequestName, CommandSpec>;
 
 export function commandSpec(name: RequestName): CommandSpec {
   return COMMAND_SPECS[name];
+}
+
+/** Whether `name` needs an operator's signature (unless the broker is the device's own, on loopback). */
+export function isPrivileged(name: RequestName): boolean {
+  return (commandSpec(name).access ?? 'privileged') === 'privileged';
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });

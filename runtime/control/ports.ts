@@ -3,7 +3,7 @@
 import type { Gallery } from '../auth/gallery.ts';
 import type { ChangeClassification, Config } from '../config/index.ts';
 import type { ModelRef } from '../events/schema.ts';
-import type { ModelManifest } from '../models/manifest.ts';
+import { type ModelManifest, validateManifest } from '../models/manifest.ts';
 import { downloadModel, type ModelChunk } from '../models/update/download.ts';
 import type { ModelSlots } from '../models/update/slots.ts';
 import { type ChunkReceipt, ChunkTransfer } from '../models/update/transfer.ts';
@@ -164,11 +164,15 @@ export class ModelControl implements ModelPort {
 
   async update(request: CommandParams['model/update'], signal?: AbortSignal): Promise<ModelUpdateResult> {
     if ('manifest' in request) return this.receive(request.manifest, request.transfer, signal);
-    const url = request.manifestUrl ?? this.opts.config().models.update.manifestUrl;
+    const settings = this.opts.config().models.update;
+    const url = request.manifestUrl ?? settings.manifestUrl;
     if (!url) throw this.fail('no manifestUrl given and models.update.manifestUrl is not set');
+    const refused = manifestUrlProblem(url, settings);
+    if (refused) throw this.fail(refused);
     const manifest = await fetchManifest(url).catch((e: Error) => {
       throw this.fail(e.message);
     });
+    this.checkManifest(manifest, `the manifest at ${where(url)}`);
     if (this.upToDate(manifest)) return { updated: false, status: this.status() };
     const onnxUrl = new URL(encodeURIComponent(String(manifest.file)), url).href;
     await this.run(() => this.updater.update({ name: manifest.name, manifest, url: onnxUrl }), 'updated');
@@ -195,6 +199,7 @@ export class ModelControl implements ModelPort {
     { id, total, timeoutSeconds = DEFAULT_TRANSFER_TIMEOUT_SECONDS }: ModelTransfer,
     signal?: AbortSignal,
   ): Promise<ModelUpdateResult> {
+    this.checkManifest(manifest, 'the manifest');
     const busy = this.transfer;
     if (busy) {
       throw new Error(
@@ -218,6 +223,12 @@ export class ModelControl implements ModelPort {
       this.transfer = undefined;
     }
     return { updated: true, status: this.status() };
+  }
+
+  /** Refuses, in sentences naming each field, a manifest the rest of the update could not even read. */
+  private checkManifest(manifest: unknown, what: string): asserts manifest is ModelManifest {
+    const errors = validateManifest(manifest);
+    if (errors.length > 0) throw this.fail(`${what} is not a valid model manifest: ${errors.join('; ')}`);
   }
 
   /** The same version with the same bytes as the running model: nothing to do (recorded as such). */
@@ -288,15 +299,46 @@ export class ModelControl implements ModelPort {
   }
 }
 
-async function fetchManifest(url: string): Promise<ModelManifest> {
+/** A URL as errors name it: origin and path, never credentials or a query. */
+function where(url: string): string {
+  try {
+    const { origin, pathname } = new URL(url);
+    return `${origin}${pathname}`;
+  } catch {
+    return 'the given manifestUrl';
+  }
+}
+
+/**
+ * Why the device may not fetch `url`: only http(s), and only from models.update.manifestUrl's origin or
+ * one in models.update.allowedOrigins, so a request cannot send the device to a host of its choosing
+ * (the LAN, loopback, a cloud metadata address).
+ */
+export function manifestUrlProblem(url: string, settings: Config['models']['update']): string | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'manifestUrl is not a URL';
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    return `manifestUrl must be http or https, not ${parsed.protocol}`;
+  const allowed = [...settings.allowedOrigins];
+  if (settings.manifestUrl) allowed.push(new URL(settings.manifestUrl).origin);
+  if (allowed.includes(parsed.origin)) return null;
+  return `manifestUrl ${where(url)} is refused: the device fetches models only from ${allowed.length > 0 ? allowed.join(', ') : 'nowhere yet'} (models.update.manifestUrl's origin and models.update.allowedOrigins, set on the device)`;
+}
+
+async function fetchManifest(url: string): Promise<unknown> {
   const bytes = await downloadModel(url, { maxBytes: MAX_MANIFEST_BYTES, timeoutMs: MANIFEST_TIMEOUT_MS });
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (e) {
-    throw new Error(`manifest ${url} is not JSON: ${(e as Error).message}`);
+  } catch {
+    // The parser's message quotes the page; a device must not read pages out to whoever asked.
+    throw new Error(`the manifest at ${where(url)} is not JSON (${bytes.length} bytes)`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new Error(`manifest ${url} is not a JSON object`);
-  return parsed as ModelManifest;
+    throw new Error(`the manifest at ${where(url)} is not a JSON object`);
+  return parsed;
 }

@@ -2,10 +2,15 @@
 // one gets exactly one response on <base>/<device>/response/<command> carrying its `transaction`. A
 // request is refused, with an error response and no other effect, unless it passes in order: size
 // (before anything is parsed), UTF-8 and JSON, a known and allowed command, its schema and identifier
-// rules, and the signature rules. Requests run one at a time, so two config/set never interleave, and
-// the checks run when a request's turn comes, so they see the `control` settings the one before set.
-// The exceptions are the requests whose spec says `onArrival` (a model transfer and its chunks): they run
-// as soon as they arrive, beside that queue, since the chunks must reach the transfer waiting for them.
+// rules, and the signature rules: a privileged command (every command whose spec does not say 'open')
+// must be signed with an operator key, unless the broker is the device's own on loopback. Retained
+// requests are ignored: the broker would hand them over again on every reconnect.
+//
+// Requests of one lane run one at a time, so two config/set never interleave, and the checks run when a
+// request's turn comes, so they see the `control` settings the one before set. Lanes run beside each
+// other, so a model download that hangs holds up only the model lane. The requests whose spec says
+// `onArrival` (a model transfer and its chunks) run as soon as they arrive, beside every lane, since the
+// chunks must reach the transfer waiting for them.
 
 import type { Config } from '../config/index.ts';
 import type { LogLevel } from '../mqtt/client.ts';
@@ -15,6 +20,7 @@ import {
   type CommandHandlers,
   commandSpec,
   type ErrorResponse,
+  isPrivileged,
   isRequestName,
   MAX_TRANSACTION_LENGTH,
   type RequestContext,
@@ -26,7 +32,7 @@ import { CommandVerifier } from './signing.ts';
 export type ControlConfig = Config['control'];
 
 type Qos = 0 | 1 | 2;
-type MessageListener = (topic: string, payload: Buffer) => void;
+type MessageListener = (topic: string, payload: Buffer, packet?: { retain?: boolean }) => void;
 
 /** The part of mqtt.js's MqttClient the router uses. */
 export interface ControlMqttClient {
@@ -50,7 +56,18 @@ export interface ControlRouterOptions {
   log: (level: LogLevel, message: string) => void;
   /** Clock for signature ages; Date.now by default. */
   now?: () => number;
+  /** Operator keys beyond control.commandPublicKeys (the key file), read for every signed request. */
+  operatorKeys?: () => readonly string[];
+  /**
+   * The broker is facegate's own in-process broker listening on loopback only: privileged commands may
+   * then run unsigned unless control.requireSignedCommands is on. False (the default) for any other broker.
+   */
+  privateBroker?: boolean;
+  /** Where accepted nonces are kept across restarts; in memory only without it. */
+  nonceFile?: string;
 }
+
+type Lane = NonNullable<ReturnType<typeof commandSpec>['lane']>;
 
 /**
  * Requests waiting for their turn, and requests running on arrival; beyond this a request is refused at
@@ -74,8 +91,9 @@ export class ControlRouter {
   private readonly handlers: CommandHandlers;
   private readonly log: (level: LogLevel, message: string) => void;
   private readonly verifier: CommandVerifier;
-  private tail: Promise<void> = Promise.resolve();
-  private queued = 0;
+  private readonly operatorKeys: () => readonly string[];
+  private readonly privateBroker: boolean;
+  private readonly lanes = new Map<Lane, { tail: Promise<void>; queued: number }>();
   /** Requests running on arrival, beside the queue. */
   private readonly running = new Set<Promise<void>>();
   private stopping = new AbortController();
@@ -87,7 +105,9 @@ export class ControlRouter {
     this.control = opts.control;
     this.handlers = opts.handlers;
     this.log = opts.log;
-    this.verifier = new CommandVerifier(opts.now);
+    this.verifier = new CommandVerifier(opts.now, undefined, opts.nonceFile);
+    this.operatorKeys = opts.operatorKeys ?? (() => []);
+    this.privateBroker = opts.privateBroker ?? false;
   }
 
   /** Listens and subscribes; resolves once the broker granted both subscriptions. */
@@ -109,7 +129,7 @@ export class ControlRouter {
 
   /** Resolves when every request received so far has been answered. */
   async idle(): Promise<void> {
-    await Promise.all([this.tail, ...this.running]);
+    await Promise.all([...[...this.lanes.values()].map((l) => l.tail), ...this.running]);
   }
 
   /**
@@ -143,9 +163,14 @@ export class ControlRouter {
     });
   }
 
-  private readonly onMessage = (topic: string, payload: Buffer): void => {
+  private readonly onMessage: MessageListener = (topic, payload, packet) => {
     const request = parseRequestTopic(this.topics, topic);
     if (!request) return;
+    if (packet?.retain) {
+      // Not answered either: the broker delivers it again on every reconnect, and nobody is waiting.
+      this.log('warn', `ignored a retained request on ${topic}: requests must not be retained`);
+      return;
+    }
     const { maxPayloadBytes } = this.control();
     // Refused on arrival, so neither an oversized payload nor a flood is held in memory.
     if (payload.length > maxPayloadBytes) {
@@ -168,16 +193,24 @@ export class ControlRouter {
       this.running.add(run);
       return;
     }
-    if (this.queued >= MAX_QUEUED_REQUESTS) {
-      this.refuseNow(request.command, `busy: ${this.queued} requests are waiting; try again later`);
+    const name = isRequestName(request.command) ? request.command : undefined;
+    const laneName: Lane = (name && commandSpec(name).lane) || 'main';
+    let lane = this.lanes.get(laneName);
+    if (!lane) {
+      lane = { tail: Promise.resolve(), queued: 0 };
+      this.lanes.set(laneName, lane);
+    }
+    if (lane.queued >= MAX_QUEUED_REQUESTS) {
+      this.refuseNow(request.command, `busy: ${lane.queued} requests are waiting; try again later`);
       return;
     }
-    this.queued++;
-    this.tail = this.tail
+    const queue = lane;
+    queue.queued++;
+    queue.tail = queue.tail
       .then(() => this.process(request.scope, request.command, topic, payload))
       .catch(failed)
       .finally(() => {
-        this.queued--;
+        queue.queued--;
       });
   };
 
@@ -244,10 +277,16 @@ export class ControlRouter {
     if (!checked.ok) throw new Refusal(checked.error);
     const { request } = checked;
     if (request.signature) {
-      const problem = this.verifier.check(request, topic, control);
+      const keys = [...control.commandPublicKeys, ...this.operatorKeys()];
+      const problem = this.verifier.check(request, topic, { ...control, commandPublicKeys: keys });
       if (problem !== null) throw new Refusal(`signature rejected: ${problem}`);
-    } else if (control.requireSignedCommands && spec.changesState) {
-      throw new Refusal(`command '${command}' must be signed (control.requireSignedCommands is on)`);
+    } else if (isPrivileged(command) && (control.requireSignedCommands || !this.privateBroker)) {
+      const why = control.requireSignedCommands
+        ? 'control.requireSignedCommands is on'
+        : "the broker is not this device's own loopback broker";
+      throw new Refusal(
+        `command '${command}' must be signed with an operator key (${why}; see docs/security.md)`,
+      );
     }
     const handler = this.handlers[command] as (req: typeof request, ctx: RequestContext) => unknown;
     return (ctx) => handler(request, ctx);

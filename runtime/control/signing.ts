@@ -8,12 +8,17 @@
 // sorted by UTF-16 code units, strings and numbers as JSON.stringify writes them.
 
 import { createHash, createPublicKey, type KeyObject, randomBytes, sign, verify } from 'node:crypto';
+import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-file.ts';
 import type { CommandSignature, RequestEnvelope } from './api.ts';
 
 /** How far in the future a signature's timestamp may be, for clocks that disagree a little. */
 export const MAX_CLOCK_SKEW_MS = 30_000;
 /** Nonces remembered at once; a signed request beyond this within the age window is refused. */
 export const MAX_REMEMBERED_NONCES = 10_000;
+/** The largest control.maxCommandAgeSeconds, in ms: a nonce older than this (plus skew) can never pass again. */
+const LONGEST_AGE_MS = 86_400_000 + MAX_CLOCK_SKEW_MS;
+const NONCE_LINE = /^(\d+) ([A-Za-z0-9_-]{16,128})$/;
 
 type Body = RequestEnvelope & object;
 
@@ -77,15 +82,31 @@ export function signCommand<T extends object>(
   return { ...body, signature: { ...stamp, value: sign(null, message, privateKey).toString('base64') } };
 }
 
-/** Checks signatures against the configured keys and remembers nonces for as long as they are valid. */
+/**
+ * Checks signatures against the configured keys and remembers nonces for as long as they are valid. With
+ * a `nonceFile` the nonces survive a restart: each accepted one is appended and fsynced before its
+ * command runs (`<timestamp> <nonce>` per line), and the file is rewritten without the expired ones when
+ * it is loaded and whenever it has grown by maxNonces lines.
+ */
 export class CommandVerifier {
   /** nonce → signature timestamp, oldest insertion first. */
   private readonly nonces = new Map<string, number>();
+  private appended = 0;
 
   constructor(
     private readonly now: () => number = Date.now,
     private readonly maxNonces = MAX_REMEMBERED_NONCES,
-  ) {}
+    private readonly nonceFile?: string,
+  ) {
+    if (!nonceFile || !existsSync(nonceFile)) return;
+    const oldest = this.now() - LONGEST_AGE_MS;
+    for (const line of readFileSync(nonceFile, 'utf8').split('\n')) {
+      // A line cut short by a power cut does not parse and is dropped; its command never ran.
+      const entry = NONCE_LINE.exec(line);
+      if (entry && Number(entry[1]) > oldest) this.nonces.set(entry[2], Number(entry[1]));
+    }
+    this.compact();
+  }
 
   /** Why the signed `body` received on `topic` is refused, or null once it is accepted (its nonce spent). */
   check(body: Body, topic: string, settings: SignatureSettings): string | null {
@@ -101,7 +122,8 @@ export class CommandVerifier {
       return `signature timestamp is ${Math.round(-age / 1000)} s in the future (at most ${MAX_CLOCK_SKEW_MS / 1000} s of clock skew is allowed)`;
     }
     const key = trustedKey(settings.commandPublicKeys, signature.keyId);
-    if (!key) return `unknown signing key ${signature.keyId} (not in control.commandPublicKeys)`;
+    if (!key)
+      return `unknown signing key ${signature.keyId}: not an installed operator key (control.commandPublicKeys, control.operatorKeysFile)`;
     if (!verify(null, signedMessage(body, topic), key, Buffer.from(signature.value, 'base64'))) {
       return 'bad signature';
     }
@@ -120,7 +142,28 @@ export class CommandVerifier {
       if (this.nonces.size >= this.maxNonces) return false;
     }
     this.nonces.set(nonce, timestamp);
+    if (this.nonceFile) {
+      if (++this.appended >= this.maxNonces) this.compact();
+      else appendDurably(this.nonceFile, `${timestamp} ${nonce}\n`);
+    }
     return true;
+  }
+
+  private compact(): void {
+    if (!this.nonceFile) return;
+    const lines = [...this.nonces].map(([nonce, at]) => `${at} ${nonce}\n`);
+    writeFileAtomic(this.nonceFile, lines.join(''));
+    this.appended = 0;
+  }
+}
+
+function appendDurably(path: string, line: string): void {
+  const fd = openSync(path, 'a', 0o600);
+  try {
+    appendFileSync(fd, line);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

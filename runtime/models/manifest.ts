@@ -47,6 +47,8 @@ export interface ModelManifest {
   };
   source: { package: string; version: string; files: string[]; license?: string };
   gates?: Record<string, unknown>;
+  /** Allows installing this version over a newer one; honoured only on a signed manifest. */
+  rollback?: boolean;
   signature?: { algorithm: 'ed25519'; keyId: string; value: string };
 }
 
@@ -64,7 +66,11 @@ const validator = new Ajv({ allErrors: true }).compile(schema);
 
 export function validateManifest(value: unknown): string[] {
   if (validator(value)) return [];
-  return (validator.errors ?? []).map((e) => `${e.instancePath || '(root)'}: ${e.message}`);
+  // "field input.shape must be array", "the manifest must have required property 'file'".
+  return (validator.errors ?? []).map(
+    (e) =>
+      `${e.instancePath ? `field ${e.instancePath.slice(1).replaceAll('/', '.')}` : 'the manifest'} ${e.message}`,
+  );
 }
 
 export function sha256(bytes: Uint8Array): string {

@@ -1,14 +1,24 @@
 // In-process MQTT broker for demos and single-box installs where no broker is configured. Nothing is
-// persisted: retained messages and sessions live as long as the process.
+// persisted: retained messages and sessions live as long as the process. It runs in the device's own
+// process, so a packet larger than `maxPacketBytes` ends its connection as its header arrives instead of
+// being read into the device's memory; with `credentials`, every client must present them.
 
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
+import { limitPacketSize } from './packet-limit.ts';
 
 export interface InProcessBrokerOptions {
   /** Loopback by default so the broker is not reachable from the network. */
   host?: string;
   /** 0 picks a free port. */
   port?: number;
+  /** The user name and password every client must give; anyone may connect without. */
+  credentials?: { username: string; password: string };
+  /** Largest packet a client may send. */
+  maxPacketBytes?: number;
+  /** Where refused clients are reported. */
+  log?: (message: string) => void;
 }
 
 export interface InProcessBroker {
@@ -21,11 +31,33 @@ export interface InProcessBroker {
 
 export async function startInProcessBroker(opts: InProcessBrokerOptions = {}): Promise<InProcessBroker> {
   const host = opts.host ?? '127.0.0.1';
-  const aedes = await Aedes.createBroker();
+  const { credentials, maxPacketBytes, log = () => {} } = opts;
+  const aedes = await Aedes.createBroker(
+    credentials
+      ? {
+          authenticate: (client, username, password, done) => {
+            const ok =
+              username === credentials.username &&
+              password !== undefined &&
+              sameBytes(password, Buffer.from(credentials.password));
+            if (!ok) log(`refused client ${client.id}: wrong user name or password`);
+            done(null, ok);
+          },
+        }
+      : {},
+  );
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
+    if (maxPacketBytes !== undefined)
+      limitPacketSize(socket, {
+        maxPacketBytes,
+        onOversize: (bytes) =>
+          log(
+            `closed a client connection that announced a packet of ${bytes} bytes (limit ${maxPacketBytes})`,
+          ),
+      });
     aedes.handle(socket);
   });
   try {
@@ -58,4 +90,8 @@ export async function startInProcessBroker(opts: InProcessBrokerOptions = {}): P
       return stopped;
     },
   };
+}
+
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
 }

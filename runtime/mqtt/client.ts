@@ -15,10 +15,12 @@
 
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { EventQueue, QueueStats } from '../events/queue.ts';
 import type { FaceEvent } from '../events/schema.ts';
 import { createLogger, type LogLevel } from '../util/log.ts';
+import { limitPacketSize } from './packet-limit.ts';
 import type { AvailabilityPayload, Topics } from './topics.ts';
 
 export type { LogLevel } from '../util/log.ts';
@@ -59,6 +61,14 @@ export interface FacegateMqttOptions {
   replayWindow?: number;
   /** Bound on stop(): flushing, `stopped`, DISCONNECT. */
   stopTimeoutMs?: number;
+  /**
+   * Largest packet the device takes. Told to the broker as MQTT 5's maximum packet size (a broker then
+   * drops larger messages for this client), and enforced on each packet's header as it arrives, so a
+   * larger one ends the connection instead of being read into memory.
+   */
+  maxPacketBytes?: number;
+  /** 4 = MQTT 3.1.1 (default, which every broker speaks, the in-process one included) or 5. */
+  protocolVersion?: 4 | 5;
   log?: (level: LogLevel, message: string) => void;
 }
 
@@ -151,7 +161,26 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     this.replayWindow = opts.replayWindow ?? 16;
     this.stopTimeoutMs = opts.stopTimeoutMs ?? 5_000;
     this.log = opts.log ?? defaultLog;
-    this.client = connect(opts.url, clientOptions);
+    this.client = connect(opts.url, { ...clientOptions, manualConnect: true });
+    const { maxPacketBytes } = opts;
+    if (maxPacketBytes !== undefined) {
+      // mqtt.js builds a stream per connection and offers no hook; its builder is the one place to watch.
+      const internals = this.client as unknown as { streamBuilder: (client: MqttClient) => Duplex };
+      const build = internals.streamBuilder;
+      internals.streamBuilder = (client) => {
+        const stream = build(client);
+        limitPacketSize(stream, {
+          maxPacketBytes,
+          onOversize: (bytes) =>
+            this.log(
+              'warn',
+              `the broker sent a packet of ${bytes} bytes, over the ${maxPacketBytes} the device takes: reconnecting`,
+            ),
+        });
+        return stream;
+      };
+    }
+    this.client.connect();
     this.client.on('connect', () => this.onConnect());
     this.client.on('close', () => this.connectionLost('connection closed'));
     this.client.on('error', (err) => this.logError(err));
@@ -172,6 +201,10 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
       reconnectOnConnackError: true,
       connectTimeout: opts.connectTimeoutMs ?? 10_000,
       clean: true,
+      protocolVersion: opts.protocolVersion ?? 4,
+      ...(opts.maxPacketBytes !== undefined && opts.protocolVersion === 5
+        ? { properties: { maximumPacketSize: opts.maxPacketBytes } }
+        : {}),
       // A QoS 0 publish while mqtt.js is disconnected fails instead of waiting in mqtt.js's memory for
       // the next connection, which would send it around the offline queue and out of order.
       queueQoSZero: false,

@@ -41,9 +41,22 @@ export const writeStderr: LogSink = (line) => {
 const rank = (level: LogThreshold): number =>
   level === 'silent' ? LOG_LEVELS.length : LOG_LEVELS.indexOf(level);
 
+// C0 controls but tab, DEL and the Unicode line breaks: a message quoting a payload must stay one line, so
+// a request cannot forge a log line of its own or hide one behind a carriage return or a NUL.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f\u2028\u2029]/g;
+
+/** `text` with control characters written as escapes (`\n`, `\u0000`), so it is one printable line. */
+export function escapeControl(text: string): string {
+  return text.replace(CONTROL, (c) =>
+    c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 export function formatLogLine(component: string | undefined, level: LogLevel, message: string): string {
   const tag = component === undefined ? '' : `[${component}] `;
-  return level === 'info' ? `${tag}${message}` : `${tag}${level}: ${message}`;
+  const line = escapeControl(message);
+  return level === 'info' ? `${tag}${line}` : `${tag}${level}: ${line}`;
 }
 
 /** Methods are plain closures, so `logger.info` can be handed over as a `(line) => void` callback. */

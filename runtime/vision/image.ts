@@ -23,10 +23,31 @@ function describeInput(input: Buffer | string): string {
   return typeof input === 'string' ? `file ${input}` : `buffer of ${input.length} bytes`;
 }
 
+/**
+ * Largest image decoded, in pixels (a 24 MP photo; 75 MB as RGB). A small compressed file can announce a
+ * huge image (a 33 KB PNG of 16383x16383 took the process past 1 GB), so the size is read from the header
+ * first and sharp refuses anything larger too.
+ */
+export const MAX_DECODE_PIXELS = 25_000_000;
+
 export async function decodeImage(input: Buffer | string): Promise<RgbImage> {
+  let header: { width?: number; height?: number };
+  try {
+    // Reads the header only; unlimited here so an oversized image gets the message below.
+    header = await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ImageDecodeError(`cannot decode image (${describeInput(input)}): ${reason}`, { cause: err });
+  }
+  const { width = 0, height = 0 } = header;
+  if (width * height > MAX_DECODE_PIXELS) {
+    throw new ImageDecodeError(
+      `image (${describeInput(input)}) is ${width}x${height} pixels, more than the ${MAX_DECODE_PIXELS} facegate decodes`,
+    );
+  }
   try {
     // rotate() without an angle applies the EXIF orientation, so phone photos come out upright.
-    const { data, info } = await sharp(input)
+    const { data, info } = await sharp(input, { limitInputPixels: MAX_DECODE_PIXELS })
       .rotate()
       .removeAlpha()
       .toColourspace('srgb')

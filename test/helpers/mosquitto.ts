@@ -22,6 +22,15 @@ export interface MosquittoOptions {
   tls?: boolean;
   /** Save sessions and queued messages to disk every second and on exit. */
   persistence?: boolean;
+  /** More accounts in the password file (with or without `auth`); anonymous access is then off. */
+  users?: { username: string; password: string }[];
+  /** The text of an acl_file (mosquitto.conf(5)): who may read and write which topics. */
+  acl?: string;
+  /**
+   * TLS listener only: demand a client certificate signed by the test CA and take its CN as the user
+   * name (require_certificate, use_identity_as_username); `clientCertificate()` issues them.
+   */
+  requireClientCertificate?: boolean;
 }
 
 export interface Mosquitto {
@@ -34,6 +43,8 @@ export interface Mosquitto {
   readonly caFile?: string;
   /** mosquitto's persistence file, when started with `persistence`. */
   readonly dbFile?: string;
+  /** A client certificate and key (PEM files) for `commonName`, signed by the test CA (needs `tls`). */
+  clientCertificate(commonName: string): Promise<{ cert: string; key: string }>;
   readonly running: boolean;
   /** Starts (again) with the same ports and configuration; resolves once the port accepts connections. */
   start(): Promise<void>;
@@ -125,13 +136,58 @@ async function makeCertificates(dir: string): Promise<{ ca: string; cert: string
   return { ca, cert, key };
 }
 
+/** A client certificate for `commonName` signed by the CA makeCertificates() left in `dir`. */
+async function issueClientCertificate(
+  dir: string,
+  commonName: string,
+): Promise<{ cert: string; key: string }> {
+  const key = join(dir, `${commonName}.key`);
+  const csr = join(dir, `${commonName}.csr`);
+  const cert = join(dir, `${commonName}.crt`);
+  const ext = join(dir, `${commonName}.ext`);
+  await run('openssl', [
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    `/CN=${commonName}`,
+  ]);
+  await writeFile(ext, 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    join(dir, 'ca.crt'),
+    '-CAkey',
+    join(dir, 'ca.key'),
+    '-CAcreateserial',
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+  ]);
+  return { cert, key };
+}
+
 /** Prepares configuration, ports and files; call start(). */
 export async function createMosquitto(opts: MosquittoOptions = {}): Promise<Mosquitto> {
   const dir = await mkdtemp(join(tmpdir(), 'facegate-mosquitto-'));
   const port = await freePort();
+  const accounts = [...(opts.auth ? [opts.auth] : []), ...(opts.users ?? [])];
   const lines = [
     'per_listener_settings false',
-    `allow_anonymous ${opts.auth ? 'false' : 'true'}`,
+    `allow_anonymous ${accounts.length > 0 || opts.requireClientCertificate ? 'false' : 'true'}`,
     // As root, mosquitto would switch to the mosquitto user, which cannot read files made by the tests.
     ...(process.getuid?.() === 0 ? ['user root'] : []),
     'log_dest stderr',
@@ -141,10 +197,16 @@ export async function createMosquitto(opts: MosquittoOptions = {}): Promise<Mosq
     'log_type information',
     'connection_messages true',
   ];
-  if (opts.auth) {
+  if (accounts.length > 0) {
     const passwordFile = join(dir, 'passwd');
-    await run(MOSQUITTO_PASSWD, ['-b', '-c', passwordFile, opts.auth.username, opts.auth.password]);
+    for (const [i, { username, password }] of accounts.entries())
+      await run(MOSQUITTO_PASSWD, ['-b', ...(i === 0 ? ['-c'] : []), passwordFile, username, password]);
     lines.push(`password_file ${passwordFile}`);
+  }
+  if (opts.acl !== undefined) {
+    const aclFile = join(dir, 'acl');
+    await writeFile(aclFile, opts.acl);
+    lines.push(`acl_file ${aclFile}`);
   }
   let dbFile: string | undefined;
   if (opts.persistence) {
@@ -165,6 +227,7 @@ export async function createMosquitto(opts: MosquittoOptions = {}): Promise<Mosq
       `cafile ${files.ca}`,
       `certfile ${files.cert}`,
       `keyfile ${files.key}`,
+      ...(opts.requireClientCertificate ? ['require_certificate true', 'use_identity_as_username true'] : []),
     );
   }
   const confFile = join(dir, 'mosquitto.conf');
@@ -191,6 +254,10 @@ export async function createMosquitto(opts: MosquittoOptions = {}): Promise<Mosq
     tlsUrl: tlsPort ? `mqtts://127.0.0.1:${tlsPort}` : undefined,
     caFile,
     dbFile,
+    async clientCertificate(commonName: string) {
+      if (!caFile) throw new Error('client certificates need a broker started with tls');
+      return issueClientCertificate(dir, commonName);
+    },
     get running() {
       return child !== null;
     },

@@ -2,7 +2,8 @@
 // full before the file is touched, written atomically, and only then handed to the running components.
 // Settings that came from FACEGATE_* variables stay out of it: the file keeps what it had for them (so a
 // password from the environment never lands on disk), and a patch that would change one is refused, since
-// the environment would override it again at the next start.
+// the environment would override it again at the next start. Settings that decide who is trusted, and
+// file paths, are never changed remotely (config/protected.ts): such a patch is refused whole.
 
 import {
   type ChangeClassification,
@@ -11,6 +12,7 @@ import {
   classifyChange,
   envOverridesTouchedBy,
   mergeConfig,
+  protectedChanges,
   REDACTED,
   redactSecrets,
   saveConfigAtomic,
@@ -53,6 +55,8 @@ export function configHandlers(port: ConfigPort): Pick<CommandHandlers, 'config/
       }
       const result = validateConfig(mergeConfig(before, patch));
       if (!result.ok) throw new Error(`invalid configuration: ${result.errors.join('; ')}`);
+      const refused = protectedChanges(before, result.config);
+      if (refused.length > 0) throw new Error(`${refused.join('; ')} (docs/security.md)`);
       const next = carryEnvOverrides(before, result.config);
       const changes = classifyChange(before, next);
       if (changes.live.length + changes.restartRequired.length > 0) {

@@ -55,7 +55,12 @@ export async function downloadModel(url: string, opts: DownloadOptions): Promise
     return new DownloadError('too-large', `${where}: ${size}, more than the limit of ${opts.maxBytes} bytes`);
   };
   try {
-    const res = await fetch(parsed, { signal: controller.signal });
+    // Never followed: a redirect could take the device to a host nobody allowed (models.update.allowedOrigins).
+    const res = await fetch(parsed, { signal: controller.signal, redirect: 'manual' });
+    if (res.status >= 300 && res.status < 400) {
+      controller.abort();
+      throw new DownloadError('http', `${where}: HTTP ${res.status} redirect, which is not followed`);
+    }
     if (!res.ok || !res.body) {
       controller.abort();
       throw new DownloadError('http', `${where}: HTTP ${res.status} ${res.statusText}`.trim());

@@ -33,6 +33,11 @@ export interface SelfTestOptions {
   margin?: number;
   /** Score the single detected face must reach on each golden photo. */
   minFaceScore?: number;
+  /**
+   * The running model: an embedder candidate must reject every golden pair the running model rejects
+   * at its FAR 1e-3 threshold, judged by each one's own threshold.
+   */
+  reference?: { engine: InferenceEngine; manifest: ModelManifest };
 }
 
 const SELFTEST_DEFAULTS = { margin: 0.05, minFaceScore: 0.7 };
@@ -57,7 +62,14 @@ export async function selfTest(
   const dir = opts.goldenDir ?? GOLDEN_DIR;
   const golden = loadGoldenSet(dir);
   if (manifest.task === 'face-embedding')
-    return testEmbedder(engine, manifest, golden, dir, opts.margin ?? SELFTEST_DEFAULTS.margin);
+    return testEmbedder(
+      engine,
+      manifest,
+      golden,
+      dir,
+      opts.margin ?? SELFTEST_DEFAULTS.margin,
+      opts.reference,
+    );
   if (manifest.task === 'face-detection')
     return testDetector(engine, golden, dir, opts.minFaceScore ?? SELFTEST_DEFAULTS.minFaceScore);
   return testOutputs(engine, manifest, golden, dir);
@@ -93,12 +105,14 @@ async function testEmbedder(
   golden: GoldenSet,
   dir: string,
   margin: number,
+  reference?: SelfTestOptions['reference'],
 ): Promise<SelfTestReport> {
   const embedder = new FaceEmbedder(engine, manifest);
   const crops = await Promise.all(golden.crops.map((c) => readCrop(join(dir, c.file), embedder.size)));
   const { results, latencyMs } = await timed(crops, async (crop) => (await embedder.embed([crop]))[0]);
   const failures: string[] = [];
   const byFile = new Map(golden.crops.map((c, i) => [c.file, results[i]]));
+  if (reference) failures.push(...(await disagreements(reference, manifest, golden, crops, byFile)));
   results.forEach((e, i) => {
     const norm = Math.sqrt(cosine(e, e));
     if (!e.every(Number.isFinite) || Math.abs(norm - 1) > 1e-3)
@@ -120,12 +134,47 @@ async function testEmbedder(
         );
     });
   }
+  const strict = manifest.thresholds?.far['0.001'];
+  golden.pairs.different.forEach((pair, i) => {
+    if (strict === undefined || !(different[i] <= strict))
+      failures.push(
+        `different people ${pair.join(' / ')}: cosine ${different[i].toFixed(4)} is not at or below the FAR 1e-3 threshold ${strict}`,
+      );
+  });
   if (!(sameMin - differentMax >= margin)) {
     failures.push(
       `same-person pairs (lowest ${sameMin.toFixed(4)}) are not ${margin} above different-person pairs (highest ${differentMax.toFixed(4)})`,
     );
   }
   return { ok: failures.length === 0, failures, latencyMs, sameMin, differentMax };
+}
+
+/** Golden pairs the running model rejects and the candidate would accept, each by its own FAR 1e-3 threshold. */
+async function disagreements(
+  reference: NonNullable<SelfTestOptions['reference']>,
+  manifest: ModelManifest,
+  golden: GoldenSet,
+  crops: Buffer[],
+  byFile: Map<string, Float32Array>,
+): Promise<string[]> {
+  const ours = reference.manifest.thresholds?.far['0.001'];
+  const theirs = manifest.thresholds?.far['0.001'];
+  if (ours === undefined || theirs === undefined) return [];
+  const embedder = new FaceEmbedder(reference.engine, reference.manifest);
+  const refByFile = new Map<string, Float32Array>();
+  for (const [i, crop] of crops.entries())
+    refByFile.set(golden.crops[i].file, (await embedder.embed([crop]))[0]);
+  const pairScore = (m: Map<string, Float32Array>, [a, b]: [string, string]) =>
+    cosine(m.get(a) as Float32Array, m.get(b) as Float32Array);
+  return [...golden.pairs.same, ...golden.pairs.different].flatMap((pair) => {
+    const running = pairScore(refByFile, pair);
+    const candidate = pairScore(byFile, pair);
+    return running <= ours && candidate > theirs
+      ? [
+          `${pair.join(' / ')}: the candidate matches them (cosine ${candidate.toFixed(4)} > ${theirs}), the running ${reference.manifest.version} does not (${running.toFixed(4)} <= ${ours})`,
+        ]
+      : [];
+  });
 }
 
 async function testDetector(

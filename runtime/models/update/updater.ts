@@ -4,7 +4,10 @@
 //                 \____________\___________\___________\-----> failed | rolled_back
 //
 // Every way out before the switch leaves the running model untouched; after the switch a failed health
-// check switches back and drops the new slot. Nothing in a request can throw out of update().
+// check switches back. The new version is written to its slot and becomes the saved choice only after its
+// health check, so a power cut or a crash in that window restarts on the old model. A manifest is also
+// judged against the running model (policy.ts: threshold range, no downgrade) and its self-test beside
+// the running model's judgement. Nothing in a request can throw out of update().
 import type { ModelUpdateConfig } from '../../config/schema.ts';
 import { OrtEngine } from '../../engine/ort.ts';
 import type { InferenceEngine } from '../../engine/types.ts';
@@ -13,6 +16,7 @@ import { type LoadedModel, type ModelManifest, validateManifest } from '../manif
 import type { OpenedModel } from '../registry.ts';
 import { checkCompatibility } from './compat.ts';
 import { collectChunks, downloadModel, type ModelChunk, verifyModelBytes } from './download.ts';
+import { manifestPolicyProblems } from './policy.ts';
 import { type SelfTestOptions, selfTest } from './selftest.ts';
 import { verifyManifest } from './signature.ts';
 import type { ModelSlots } from './slots.ts';
@@ -138,6 +142,9 @@ export class ModelUpdater {
       // Checked before anything is downloaded: the signature covers sha256 and size, so it vouches for the bytes.
       const signature = verifyManifest(manifest, this.deps.config.publicKeys, this.deps.config.allowUnsigned);
       if (!signature.ok) throw new UpdateError(signature.message);
+      const policy = manifestPolicyProblems(manifest, running.manifest, signature.signed);
+      if (policy.length > 0)
+        throw new UpdateError(`manifest ${manifest.version} refused: ${policy.join('; ')}`);
 
       publish({ state: 'downloading', latest_version: manifest.version, progress: PROGRESS.downloading });
       const onProgress = (received: number, total: number | undefined) =>
@@ -164,7 +171,13 @@ export class ModelUpdater {
       publish({ state: 'testing', progress: PROGRESS.testing });
       const engine = await this.createEngine(onnx, manifest);
       try {
-        const report = await selfTest(engine, manifest, this.deps.selfTest);
+        // Judged beside the running model, so a candidate cannot pass by its own claims alone.
+        const report =
+          manifest.task === 'face-embedding'
+            ? await this.withEngine(running, (reference) =>
+                selfTest(engine, manifest, { ...this.deps.selfTest, reference }),
+              )
+            : await selfTest(engine, manifest, this.deps.selfTest);
         if (!report.ok) throw new UpdateError(`self-test failed: ${report.failures.join('; ')}`);
         if (report.latencyMs > this.deps.config.maxLatencyMs) {
           throw new UpdateError(
@@ -182,7 +195,6 @@ export class ModelUpdater {
         { manifest, engine },
         {
           commit: () => slots.install(manifest, onnx),
-          undo: () => slots.rollback({ discardCurrent: true }),
           healthCheck: (done) =>
             publish({ progress: PROGRESS.switching + (100 - PROGRESS.switching) * done }),
         },
@@ -207,7 +219,7 @@ export class ModelUpdater {
         await this.activate(
           running,
           { manifest: target.manifest, engine },
-          { commit: () => slots.rollback(), undo: () => slots.rollback() },
+          { commit: () => slots.rollback() },
         );
         return target.manifest.version;
       },
@@ -276,13 +288,14 @@ export class ModelUpdater {
   }
 
   /**
-   * Re-embeds the gallery (embedders changing version), commits the slots, switches and, if asked, watches
-   * health. Any failure undoes the steps already taken, newest first, and is rethrown.
+   * Re-embeds the gallery (embedders changing version), switches, watches health if asked and only then
+   * commits the slots, so a power cut or a crash before the model proved itself restarts on the old one.
+   * Any failure undoes the steps already taken, newest first, and is rethrown.
    */
   private async activate(
     from: LoadedModel,
     to: OpenedModel,
-    steps: { commit(): void; undo(): void; healthCheck?: (done: number) => void },
+    steps: { commit(): void; healthCheck?: (done: number) => void },
   ): Promise<void> {
     const undo: (() => Promise<void>)[] = [];
     let switched = false;
@@ -295,12 +308,11 @@ export class ModelUpdater {
           ),
         );
       }
-      steps.commit();
-      undo.push(async () => steps.undo());
       await this.deps.switchTo(to);
       switched = true;
       undo.push(() => this.switchBack(from));
       if (steps.healthCheck) await this.watchHealth(steps.healthCheck);
+      steps.commit();
     } catch (e) {
       if (!switched) await to.engine.close();
       const undoErrors: string[] = [];
@@ -335,10 +347,10 @@ export class ModelUpdater {
     }
   }
 
-  private async withEngine(model: LoadedModel, fn: (opened: OpenedModel) => Promise<void>): Promise<void> {
+  private async withEngine<T>(model: LoadedModel, fn: (opened: OpenedModel) => Promise<T>): Promise<T> {
     const engine = await this.createEngine(model.onnx, model.manifest);
     try {
-      await fn({ manifest: model.manifest, engine });
+      return await fn({ manifest: model.manifest, engine });
     } finally {
       await engine.close();
     }

@@ -7,14 +7,18 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { App } from '../../../runtime/app.ts';
 import { type Config, loadConfig, mergeConfig } from '../../../runtime/config/index.ts';
+import { signCommand } from '../../../runtime/control/signing.ts';
 import type { FaceEvent } from '../../../runtime/events/schema.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
 import { generateSigningKeyPair, signManifest } from '../../../runtime/models/update/signature.ts';
 import type { Topics } from '../../../runtime/mqtt/topics.ts';
 import { DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { makeSigningKey } from '../../unit/control/fakes.ts';
 import { Subscriber, waitUntil } from '../mqtt/support.ts';
 
 export const DEVICE = 'test-door';
+/** The operator's key: the device trusts it (control.commandPublicKeys) and Operator signs with it. */
+export const operatorKey = makeSigningKey();
 export const HAMILTON = DOOR_CLIP;
 export const LIN = join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png');
 
@@ -65,6 +69,7 @@ export function writeConfig(dir: string, url: string, patch: object = {}): strin
       backupDir: join(dir, 'backups'),
     },
     dataDir: join(dir, 'data'),
+    control: { commandPublicKeys: [operatorKey.publicPem], operatorKeysFile: null },
   };
   const file = join(dir, 'config.yaml');
   writeFileSync(file, JSON.stringify(mergeConfig(base, patch)));
@@ -103,7 +108,7 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
   }
 }
 
-/** An operator: sends requests, reads responses, and records the device's topics. */
+/** An operator: sends signed requests, reads responses, and records the device's topics. */
 export class Operator {
   private transaction = 0;
 
@@ -134,15 +139,16 @@ export class Operator {
         .on(responseTopic)
         .map((m) => JSON.parse(m.payload) as Record<string, unknown>)
         .find((r) => r.transaction === transaction);
-    await this.sub.client.publishAsync(
-      this.topics.request(command),
-      JSON.stringify({ ...body, transaction }),
-      {
-        qos: 1,
-      },
-    );
+    await this.send(command, { ...body, transaction });
     await waitUntil(`the response to ${command}`, () => find() !== undefined, timeoutMs);
     return find() as Record<string, unknown>;
+  }
+
+  /** Publishes `body` as `command`, signed with the operator's key, QoS 1. */
+  async send(command: string, body: object): Promise<void> {
+    const topic = this.topics.request(command);
+    const signed = signCommand(body, operatorKey.privateKey, operatorKey.keyId, topic);
+    await this.sub.client.publishAsync(topic, JSON.stringify(signed), { qos: 1 });
   }
 
   events(): FaceEvent[] {
@@ -179,10 +185,15 @@ export class FileServer {
     return files;
   }
 
+  /** `http://127.0.0.1:<port>`: what models.update.allowedOrigins lists to let the device fetch from here. */
+  get origin(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
   /** Serves `body` at `path` and returns its URL. */
   put(path: string, body: Buffer | string): string {
     this.files.set(path, Buffer.from(body));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${path}`;
+    return `${this.origin}${path}`;
   }
 
   close(): Promise<void> {

@@ -65,6 +65,7 @@ async function startDevice(patch: object = {}): Promise<{ device: RunningApp; op
       update: {
         allowUnsigned: false,
         publicKeys: [signingKey.publicKeyPem],
+        allowedOrigins: [server.origin],
         healthFrames: 10,
         maxLatencyMs: 2000,
       },
@@ -310,11 +311,7 @@ class ChunkSender {
   /** Publishes `body` (QoS 1) and returns its transaction. */
   async send(body: object): Promise<string> {
     const transaction = `chunk-${++this.sent}`;
-    await this.op.sub.client.publishAsync(
-      this.op.topics.request('model/chunk'),
-      JSON.stringify({ ...body, transaction }),
-      { qos: 1 },
-    );
+    await this.op.send('model/chunk', { ...body, transaction });
     return transaction;
   }
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type IClientOptions } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../runtime/config/index.ts';
+import { loadConfig, mergeConfig } from '../../../runtime/config/index.ts';
 import type { CommandName } from '../../../runtime/control/api.ts';
 import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import { ControlRouter } from '../../../runtime/control/router.ts';
@@ -17,6 +17,8 @@ import { defaultConfig, fakePorts, JPEG, makeSigningKey, PNG } from '../../unit/
 import { Subscriber, useCleanup, waitUntil } from '../mqtt/support.ts';
 
 const cleanup = useCleanup();
+/** The operator's key, trusted by every device here: privileged commands on a shared broker are signed. */
+const OPERATOR = makeSigningKey();
 
 async function startDevice(url: string, deviceId: string, patch: unknown = {}, opts: IClientOptions = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'facegate-control-'));
@@ -33,7 +35,9 @@ async function startDevice(url: string, deviceId: string, patch: unknown = {}, o
   await waitUntil(`${deviceId} to connect`, () => client.connected);
   const ports = fakePorts(
     join(dir, 'config.yaml'),
-    defaultConfig({ device: { id: deviceId }, ...(patch as object) }),
+    defaultConfig(
+      mergeConfig({ device: { id: deviceId }, control: { commandPublicKeys: [OPERATOR.publicPem] } }, patch),
+    ),
   );
   ports.device.publishSnapshot = async (jpeg) => {
     await client.publishAsync(topics.snapshot, jpeg, { qos: 1 });
@@ -71,12 +75,20 @@ async function roundTrip(
   return JSON.parse(op.on(responseTopic)[before].payload) as Record<string, unknown>;
 }
 
+/** A request and its response; an object without a signature is signed with OPERATOR, bytes go as they are. */
 const ask = (
   op: Subscriber,
   topics: ReturnType<typeof buildTopics>,
   command: string,
   payload: object | string | Buffer,
-) => roundTrip(op, topics.request(command), topics.response(command), payload);
+) => {
+  const topic = topics.request(command);
+  const signed =
+    typeof payload === 'string' || Buffer.isBuffer(payload) || 'signature' in payload
+      ? payload
+      : signCommand(payload, OPERATOR.privateKey, OPERATOR.keyId, topic);
+  return roundTrip(op, topic, topics.response(command), signed);
+};
 
 describe('control plane over mosquitto', () => {
   let broker: Mosquitto;
@@ -143,7 +155,8 @@ describe('control plane over mosquitto', () => {
       status: 'error',
       error: expect.stringMatching(/^payload is not valid JSON/),
     });
-    expect(await ask(op, topics, 'face/remove', { name: 'alice', padding: 'x'.repeat(1024) })).toEqual({
+    const oversized = JSON.stringify({ name: 'alice', padding: 'x'.repeat(1024) });
+    expect(await ask(op, topics, 'face/remove', oversized)).toEqual({
       status: 'error',
       error: 'payload of 1053 bytes exceeds control.maxPayloadBytes (1024)',
     });
@@ -217,13 +230,15 @@ describe('control plane over TLS with a username and password', () => {
     ports.faces.set('mallory', [JPEG]);
     const op = await operator(broker.tlsUrl as string, tls);
 
-    expect(await ask(op, topics, 'health', { transaction: 'h' })).toMatchObject({
+    expect(await ask(op, topics, 'health', JSON.stringify({ transaction: 'h' }))).toMatchObject({
       status: 'ok',
       transaction: 'h',
     });
-    expect(await ask(op, topics, 'face/remove', { name: 'mallory', transaction: 'unsigned' })).toEqual({
+    const unsigned = JSON.stringify({ name: 'mallory', transaction: 'unsigned' });
+    expect(await ask(op, topics, 'face/remove', unsigned)).toEqual({
       status: 'error',
-      error: "command 'face/remove' must be signed (control.requireSignedCommands is on)",
+      error:
+        "command 'face/remove' must be signed with an operator key (control.requireSignedCommands is on; see docs/security.md)",
       transaction: 'unsigned',
     });
     const topic = topics.request('face/remove');

@@ -54,6 +54,38 @@ describe('self-test', () => {
     expect(report.latencyMs).toBeGreaterThan(0);
   });
 
+  it('fails the shipped embedder claiming thresholds of -1, beside the running model and on its own', async () => {
+    const running = builtModel('facerec');
+    const lying = {
+      ...running.manifest,
+      version: '1.0.1',
+      thresholds: { ...running.manifest.thresholds, far: { '0.01': -1, '0.001': -1 } },
+    } as LoadedModel['manifest'];
+    const candidate = await OrtEngine.create(running.onnx);
+    const reference = await OrtEngine.create(running.onnx);
+    try {
+      const alone = await selfTest(candidate, lying);
+      expect(alone.ok).toBe(false);
+      expect(alone.failures.join('\n')).toMatch(
+        /different people .* is not at or below the FAR 1e-3 threshold -1/,
+      );
+      const beside = await selfTest(candidate, lying, {
+        reference: { engine: reference, manifest: running.manifest },
+      });
+      expect(beside.failures.join('\n')).toMatch(
+        /: the candidate matches them \(cosine [\d.-]+ > -1\), the running 1\.0\.0 does not/,
+      );
+      // Its own honest thresholds pass beside the running model.
+      const honest = await selfTest(candidate, running.manifest, {
+        reference: { engine: reference, manifest: running.manifest },
+      });
+      expect(honest.failures).toEqual([]);
+    } finally {
+      await candidate.close();
+      await reference.close();
+    }
+  });
+
   it('fails a loadable, compatible embedder with scrambled weights', async () => {
     const weights = loadFaceRecWeights(
       sourceFile(sourcePackage(FACE_API), 'model/face_recognition_model-weights_manifest.json'),

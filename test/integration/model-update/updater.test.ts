@@ -32,6 +32,7 @@ const config: ModelUpdateConfig = {
   allowUnsigned: false,
   publicKeys: [keys.publicKeyPem],
   maxDownloadBytes: 50_000_000,
+  allowedOrigins: [],
   healthFrames: 5,
   maxLatencyMs: 2000,
 };
@@ -177,6 +178,57 @@ describe('ModelUpdater.update', () => {
     expect((await updater.update(offer('1.0.0'))).ok).toBe(true);
     expect(pipeline.reembeds).toEqual([]);
     expect(pipeline.switches).toEqual(['1.0.0']);
+  });
+
+  it('refuses a manifest that sets its thresholds to -1, signed or not, before downloading', async () => {
+    const thresholds = { ...base.manifest.thresholds, far: { '0.01': -1, '0.001': -1 } };
+    const signed = await updater.update(offer('1.1.0', { manifest: { thresholds } }));
+    expect(signed).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(
+        /^manifest 1\.1\.0 refused: its FAR 0\.01 threshold -1 is outside 0\.86\d+\.\.0\.96\d+, the calibrated range of facerec/,
+      ),
+    });
+    updater = new ModelUpdater(pipeline.deps(slots, { config: { ...config, allowUnsigned: true } }));
+    const lower = { ...base.manifest.thresholds, far: { '0.01': 0.9, '0.001': 0.92 } };
+    const unsigned = await updater.update(offer('1.1.0', { manifest: { thresholds: lower }, sign: false }));
+    expect(unsigned).toMatchObject({
+      ok: false,
+      error: expect.stringContaining("is below the running model's 0.9115"),
+    });
+    expect(pipeline.phases()).toEqual(['failed']);
+    expectUntouched();
+  });
+
+  it('refuses an older version unless a signed manifest says rollback', async () => {
+    const older = await updater.update(offer('0.9.0'));
+    expect(older).toMatchObject({
+      ok: false,
+      error:
+        'manifest 0.9.0 refused: version 0.9.0 is older than the running 1.0.0: a downgrade needs a signed manifest with "rollback": true (or model/rollback)',
+    });
+    updater = new ModelUpdater(pipeline.deps(slots, { config: { ...config, allowUnsigned: true } }));
+    const unsignedRollback = await updater.update(
+      offer('0.9.0', { sign: false, manifest: { rollback: true } }),
+    );
+    expect(unsignedRollback).toMatchObject({ ok: false, error: expect.stringContaining('is older than') });
+    expectUntouched();
+    expect(await updater.update(offer('0.9.0', { manifest: { rollback: true } }))).toMatchObject({
+      ok: true,
+    });
+    expect(pipeline.running).toBe('0.9.0');
+  });
+
+  it('saves the new version as the choice only after its health check', async () => {
+    const pointers: unknown[] = [];
+    pipeline.frame = async () => {
+      pointers.push(slots.pointer());
+      return { latencyMs: 5 };
+    };
+    expect(await updater.update(offer('1.1.0'))).toMatchObject({ ok: true });
+    expect(pointers).toHaveLength(config.healthFrames);
+    expect(pointers.every((p) => p === undefined)).toBe(true);
+    expect(slots.pointer()?.current).toMatch(/^1\.1\.0-[0-9a-f]{16}$/);
   });
 
   it('refuses a tampered model (sha256 mismatch)', async () => {
@@ -357,7 +409,7 @@ describe('ModelUpdater.update', () => {
     [
       'an invalid manifest',
       { name: 'facerec', manifest: { name: 'facerec' }, url: 'http://x' },
-      /^invalid manifest: \(root\): must have required property/,
+      /^invalid manifest: the manifest must have required property/,
     ],
     [
       'both url and chunks',

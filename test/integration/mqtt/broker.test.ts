@@ -1,7 +1,15 @@
 import { connect as netConnect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { startInProcessBroker } from '../../../runtime/mqtt/broker.ts';
-import { makeEvent, Subscriber, startDevice, startProxy, useCleanup, waitUntil } from './support.ts';
+import {
+  connectError,
+  makeEvent,
+  Subscriber,
+  startDevice,
+  startProxy,
+  useCleanup,
+  waitUntil,
+} from './support.ts';
 
 describe('in-process aedes broker', () => {
   const cleanup = useCleanup();
@@ -74,5 +82,43 @@ describe('in-process aedes broker', () => {
     const received = subscriber.events(topics.event);
     expect(received.map(({ replayed: _, ...e }) => e)).toEqual([...before, ...silent, ...later]);
     expect(received.map((e) => e.replayed)).toEqual([...Array(3).fill(undefined), ...Array(7).fill(true)]);
+  });
+
+  it('demands the configured credentials of every client', async () => {
+    const credentials = { username: 'facegate', password: 'correct horse' };
+    const broker = await startInProcessBroker({ credentials });
+    cleanup(() => broker.stop());
+    const good = await Subscriber.connect(broker.url, ['#'], credentials);
+    cleanup(() => good.end());
+    expect(good.client.connected).toBe(true);
+    for (const opts of [{}, { ...credentials, password: 'wrong' }]) {
+      expect(await connectError(broker.url, opts)).toMatch(/Not authorized|Bad username or password/);
+    }
+  });
+
+  it('ends a connection whose packet announces more than maxPacketBytes, reading only its start', async () => {
+    const logs: string[] = [];
+    const broker = await startInProcessBroker({ maxPacketBytes: 64 * 1024, log: (m) => logs.push(m) });
+    cleanup(() => broker.stop());
+    const socket = netConnect({ host: '127.0.0.1', port: broker.port });
+    cleanup(() => socket.destroy());
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('connect', resolve));
+    // A PUBLISH announcing 200 MiB (remaining length 0x80 0x80 0x80 0x64), then its body as it streams.
+    socket.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x64]));
+    let written = 0;
+    const chunk = Buffer.alloc(64 * 1024);
+    while (!socket.destroyed && written < 200 * 1024 * 1024) {
+      if (!socket.write(chunk)) await new Promise((r) => setTimeout(r, 5));
+      written += chunk.length;
+      if (socket.readyState !== 'open') break;
+    }
+    await waitUntil(
+      'the broker to close the connection',
+      () => socket.destroyed || socket.readyState !== 'open',
+    );
+    expect(logs).toEqual([
+      `closed a client connection that announced a packet of ${5 + 200 * 1024 * 1024} bytes (limit 65536)`,
+    ]);
   });
 });

@@ -31,6 +31,19 @@ export async function waitUntil(what: string, condition: () => boolean, timeoutM
   }
 }
 
+/** The error a connection attempt ends with (a refused CONNACK, a failed TLS handshake); one attempt only. */
+export async function connectError(url: string, opts: IClientOptions = {}): Promise<string> {
+  const client = connect(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...opts });
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      client.once('error', (err) => resolve(err.message));
+      client.once('connect', () => reject(new Error(`${url} accepted the connection`)));
+    });
+  } finally {
+    client.end(true);
+  }
+}
+
 export class Subscriber {
   readonly messages: Received[] = [];
 

@@ -70,4 +70,19 @@ describe('redactSecrets', () => {
     const plain = loadConfig({ env: {} });
     expect(redactSecrets(plain)).toEqual(plain);
   });
+
+  it.each([
+    ['http://cam.local/video.cgi?user=admin&pwd=hunter2', 'http://cam.local/video.cgi?user=admin&pwd=***'],
+    ['http://cam.local/snap.jpg?usr=a&pass=hunter2&res=1', 'http://cam.local/snap.jpg?usr=a&pass=***&res=1'],
+    ['http://cam.local/snap.jpg?loginPw=hunter2', 'http://cam.local/snap.jpg?loginPw=***'],
+    ['rtsp://admin:hun/ter2@10.0.0.5/s', 'rtsp://admin:***@10.0.0.5/s'],
+    ['rtsp://admin:hun@ter2@10.0.0.5/s', 'rtsp://admin:***@10.0.0.5/s'],
+    ['ffmpeg -i rtsp://admin:hunter2@cam/s -f null', 'ffmpeg -i rtsp://admin:***@cam/s -f null'],
+    ['rtsp://cam.local:554/s', 'rtsp://cam.local:554/s'],
+  ])('redacts the credentials in %s', (url, expected) => {
+    const withUrl = mergeConfig(loadConfig({ env: {} }), {
+      cameras: [{ ...config.cameras[0], source: { kind: 'http', url } }],
+    }) as Config;
+    expect((redactSecrets(withUrl).cameras[0].source as { url: string }).url).toBe(expected);
+  });
 });

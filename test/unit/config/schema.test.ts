@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -47,6 +48,11 @@ function valuePaths(value: unknown, prefix = ''): string[] {
   return [prefix];
 }
 
+// A real key: configuration refuses a PEM that does not parse as an Ed25519 public key.
+const PUBLIC_KEY = generateKeyPairSync('ed25519')
+  .publicKey.export({ type: 'spki', format: 'pem' })
+  .toString();
+
 const defaults = parse(readFileSync(new URL('../../../configs/default.yaml', import.meta.url), 'utf8'));
 
 // DeepRequired makes tsc insist on every optional field of every source kind, and the object literal
@@ -77,9 +83,10 @@ const full: DeepRequired<Config> = {
     liveness: 'lv',
     update: {
       allowUnsigned: false,
-      publicKeys: ['-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n'],
+      publicKeys: [PUBLIC_KEY],
       maxDownloadBytes: 1_000_000,
       manifestUrl: 'https://example.com/manifest.json',
+      allowedOrigins: ['https://mirror.example.com'],
       healthFrames: 10,
       maxLatencyMs: 100,
     },
@@ -114,7 +121,8 @@ const full: DeepRequired<Config> = {
     maxPayloadBytes: 4096,
     allow: ['health'],
     requireSignedCommands: true,
-    commandPublicKeys: ['-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----'],
+    commandPublicKeys: [PUBLIC_KEY],
+    operatorKeysFile: '/etc/facegate/operator-keys.pem',
     maxCommandAgeSeconds: 60,
   },
   schedules: {

@@ -1,5 +1,13 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { type Config, loadConfig, mergeConfig, validateConfig } from '../../../runtime/config/index.ts';
+
+const RSA_KEY = generateKeyPairSync('rsa', { modulusLength: 1024 })
+  .publicKey.export({ type: 'spki', format: 'pem' })
+  .toString();
+const PRIVATE_KEY = generateKeyPairSync('ed25519')
+  .privateKey.export({ type: 'pkcs8', format: 'pem' })
+  .toString();
 
 const base = loadConfig({ env: {} });
 
@@ -108,7 +116,7 @@ describe('validateConfig', () => {
     [
       'not a PEM key',
       { models: { update: { publicKeys: ['abc'] } } },
-      'models.update.publicKeys[0]: must be a PEM public key',
+      "models.update.publicKeys[0]: must be a PEM public key (-----BEGIN PUBLIC KEY----- ...) (got 'abc')",
     ],
   ])('reports %s', (_, patch, expected) => {
     // Joined so a failure shows every reported error.
@@ -144,8 +152,32 @@ describe('validateConfig', () => {
     ],
     [
       'signed commands without keys',
-      { control: { requireSignedCommands: true } },
-      'control.commandPublicKeys: must list at least one key when requireSignedCommands is true',
+      { control: { requireSignedCommands: true, operatorKeysFile: null } },
+      'control.commandPublicKeys: must list at least one key when requireSignedCommands is true and there is no operatorKeysFile',
+    ],
+    [
+      'an RSA command key',
+      { control: { commandPublicKeys: [RSA_KEY] } },
+      'control.commandPublicKeys[0]: is an rsa key, not ed25519',
+    ],
+    [
+      'a command key that is no key',
+      {
+        control: {
+          commandPublicKeys: ['-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n'],
+        },
+      },
+      'control.commandPublicKeys[0]: is not a PEM public key (error:0680009B:asn1 encoding routines::too long)',
+    ],
+    [
+      'a private key where the public one belongs',
+      { models: { update: { publicKeys: [PRIVATE_KEY] } } },
+      'models.update.publicKeys[0]: must be a PEM public key (-----BEGIN PUBLIC KEY----- ...) (got a private key)',
+    ],
+    [
+      'the in-process broker on the network without credentials',
+      { mqtt: { inProcessBrokerHost: '0.0.0.0' } },
+      'mqtt.inProcessBrokerHost: 0.0.0.0 is reachable from the network: set mqtt.username and mqtt.password (the broker then demands them) or listen on 127.0.0.1',
     ],
     [
       'update checks without a manifest',

@@ -34,7 +34,7 @@ export function makeSigningKey(): SigningKey {
   };
 }
 
-type Listener = (topic: string, payload: Buffer) => void;
+type Listener = (topic: string, payload: Buffer, packet?: { retain?: boolean }) => void;
 
 export interface Published {
   topic: string;
@@ -77,11 +77,11 @@ export class FakeMqttClient implements ControlMqttClient {
   }
 
   /** Delivers like a broker would: objects as JSON, strings and buffers as they are. */
-  deliver(topic: string, payload: object | string | Buffer = {}): void {
+  deliver(topic: string, payload: object | string | Buffer = {}, packet: { retain?: boolean } = {}): void {
     const bytes = Buffer.isBuffer(payload)
       ? payload
       : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
-    for (const listener of this.listeners) listener(topic, bytes);
+    for (const listener of this.listeners) listener(topic, bytes, packet);
   }
 }
 

@@ -7,7 +7,7 @@ import { loadConfig } from '../../../runtime/config/index.ts';
 import type { Awaitable, RequestContext } from '../../../runtime/control/api.ts';
 import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
-import { defaultConfig, fakePorts, healthReport, JPEG, modelStatus, PNG } from './fakes.ts';
+import { defaultConfig, fakePorts, healthReport, JPEG, makeSigningKey, modelStatus, PNG } from './fakes.ts';
 
 let dir: string;
 let file: string;
@@ -109,7 +109,25 @@ describe('config/set', () => {
   it.each([
     [{ recognition: { k: 0 } }, 'invalid configuration: recognition.k: must be >= 1 (got 0)'],
     [{ detection: { minScroe: 0.5 } }, "detection.minScroe: unknown field (did you mean 'minScore'?)"],
-    [{ control: { requireSignedCommands: true } }, 'control.commandPublicKeys: must list at least one key'],
+    [
+      { control: { requireSignedCommands: true, operatorKeysFile: null } },
+      'control.commandPublicKeys: must list at least one key',
+    ],
+    // The four settings an attacker changed in the review that filed issue 9, and paths.
+    [
+      { models: { update: { allowUnsigned: true } } },
+      'models.update.allowUnsigned decides who is trusted and cannot be changed by a remote command',
+    ],
+    [
+      { control: { requireSignedCommands: true, commandPublicKeys: [makeSigningKey().publicPem] } },
+      'control.requireSignedCommands decides who is trusted and cannot be changed by a remote command; change it in the configuration file on the device; control.commandPublicKeys decides who is trusted',
+    ],
+    [{ mqtt: { url: 'mqtt://attacker.example' } }, 'mqtt.url decides who is trusted'],
+    [
+      { gallery: { path: '/etc/passwd' } },
+      'gallery.path is a file path and cannot be changed by a remote command',
+    ],
+    [{ dataDir: '/' }, 'dataDir is a file path'],
     [{ mqtt: { password: '***' } }, "mqtt.password: '***' is the redaction placeholder from config/get"],
   ])('refuses %j and leaves the file byte-identical', async (patch, error) => {
     const { handlers, ports, text } = setup();
@@ -117,6 +135,16 @@ describe('config/set', () => {
     expect(readFileSync(file, 'utf8')).toBe(text);
     expect(readdirSync(dir)).toEqual(['config.yaml']);
     expect(ports.applied).toEqual([]);
+  });
+
+  it('refuses pointing a camera at a new file, and allows removing one', async () => {
+    const { handlers, text } = setup();
+    const { config } = await handlers['config/get']({}, context());
+    const moved = config.cameras.map((c) => ({ ...c, source: { kind: 'video', path: '/etc/shadow' } }));
+    await expect(handlers['config/set']({ config: { cameras: moved } }, context())).rejects.toThrow(
+      'cameras[*].source.path is a file path and cannot be changed by a remote command',
+    );
+    expect(readFileSync(file, 'utf8')).toBe(text);
   });
 
   it('refuses redacted URL credentials sent back inside a replaced array', async () => {

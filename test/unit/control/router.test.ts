@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CommandHandlers } from '../../../runtime/control/api.ts';
+import { type CommandHandlers, isPrivileged, REQUESTS } from '../../../runtime/control/api.ts';
 import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import { type ControlConfig, ControlRouter, MAX_QUEUED_REQUESTS } from '../../../runtime/control/router.ts';
 import { CommandVerifier, MAX_CLOCK_SKEW_MS, signCommand } from '../../../runtime/control/signing.ts';
@@ -10,7 +13,16 @@ const NOW = 1_700_000_000_000;
 const key = makeSigningKey();
 const otherKey = makeSigningKey();
 
-async function setup(control: Partial<ControlConfig> = {}, handlers: Partial<CommandHandlers> = {}) {
+/**
+ * A router over a fake client. `privateBroker` is on unless asked otherwise: these tests are about routing
+ * on facegate's own loopback broker, where privileged commands may run unsigned; the secure default on any
+ * other broker has its own tests below.
+ */
+async function setup(
+  control: Partial<ControlConfig> = {},
+  handlers: Partial<CommandHandlers> = {},
+  opts: { privateBroker?: boolean; operatorKeys?: () => string[]; nonceFile?: string } = {},
+) {
   const client = new FakeMqttClient();
   const topics = buildTopics({ baseTopic: 'facegate', deviceId: 'cam-01' });
   const state = { control: { ...defaultConfig().control, ...control }, clock: NOW };
@@ -24,6 +36,9 @@ async function setup(control: Partial<ControlConfig> = {}, handlers: Partial<Com
     handlers: { ...createHandlers(ports), ...handlers },
     log: (level, message) => logs.push(`${level}: ${message}`),
     now: () => state.clock,
+    privateBroker: opts.privateBroker ?? true,
+    operatorKeys: opts.operatorKeys,
+    nonceFile: opts.nonceFile,
   });
   await router.start();
 
@@ -318,7 +333,8 @@ describe('ControlRouter signed commands', () => {
     const { call, ports } = await signedSetup();
     expect(await call(topic, { name: 'alice' })).toEqual({
       status: 'error',
-      error: "command 'face/remove' must be signed (control.requireSignedCommands is on)",
+      error:
+        "command 'face/remove' must be signed with an operator key (control.requireSignedCommands is on; see docs/security.md)",
     });
     expect(ports.faces.has('alice')).toBe(true);
     expect(await call('health')).toMatchObject({ status: 'ok' });
@@ -347,7 +363,7 @@ describe('ControlRouter signed commands', () => {
           topic,
           signCommand({ name: 'alice' }, otherKey.privateKey, otherKey.keyId, topic, { timestamp: NOW }),
         ),
-      `signature rejected: unknown signing key ${otherKey.keyId} (not in control.commandPublicKeys)`,
+      `signature rejected: unknown signing key ${otherKey.keyId}: not an installed operator key (control.commandPublicKeys, control.operatorKeysFile)`,
     ],
     [
       'a stale signature',
@@ -456,8 +472,6 @@ describe('ControlRouter model transfers', () => {
     expect(ports.modelUpdates).toEqual([offer]);
     client.deliver(topics.request('model/chunk'), chunk(1));
     client.deliver(topics.request('model/chunk'), chunk(0));
-    // A model/update from a URL still waits for its turn.
-    client.deliver(topics.request('model/update'), { manifestUrl: 'https://models.example/m.json' });
     await flush();
     expect(ports.chunks.map((c) => c.index)).toEqual([1, 0]);
     expect(client.published.map((p) => [p.topic, p.payload.transaction])).toEqual([
@@ -473,18 +487,19 @@ describe('ControlRouter model transfers', () => {
     await flush();
     expect(client.published.at(-1)?.payload).toMatchObject({ status: 'ok', transaction: 'u' });
     expect(ports.modelUpdates).toHaveLength(1);
-    releaseQueue();
+    // A model/update from a URL waits in the model lane, which the held-up main lane does not hold up.
+    client.deliver(topics.request('model/update'), {
+      manifestUrl: 'https://models.example/m.json',
+      transaction: 'url',
+    });
     await flush();
-    finish();
-    await router.idle();
-    expect(client.published.map((p) => p.payload.transaction ?? p.topic)).toEqual([
-      'c1',
-      'c0',
-      'u',
-      'h',
-      'facegate/cam-01/response/model/update',
-    ]);
     expect(ports.modelUpdates).toHaveLength(2);
+    finish();
+    await flush();
+    expect(client.published.at(-1)?.payload).toMatchObject({ status: 'ok', transaction: 'url' });
+    releaseQueue();
+    await router.idle();
+    expect(client.published.map((p) => p.payload.transaction)).toEqual(['c1', 'c0', 'u', 'url', 'h']);
   });
 
   it('answers a chunk the transfer refuses with the reason', async () => {
@@ -513,7 +528,8 @@ describe('ControlRouter model transfers', () => {
     });
     const signedOnly = await setup({ requireSignedCommands: true, commandPublicKeys: [key.publicPem] });
     expect(await signedOnly.call('model/chunk', chunk(0))).toMatchObject({
-      error: "command 'model/chunk' must be signed (control.requireSignedCommands is on)",
+      error:
+        "command 'model/chunk' must be signed with an operator key (control.requireSignedCommands is on; see docs/security.md)",
     });
     const topic = 'facegate/cam-01/request/model/chunk';
     const signed = signCommand(chunk(0), key.privateKey, key.keyId, topic, { timestamp: NOW });
@@ -551,5 +567,90 @@ describe('CommandVerifier nonce memory', () => {
     now += 10_001;
     expect(verifier.check(sign(now), topic, settings)).toBeNull();
     expect(verifier.check(first, topic, settings)).toMatch(/^signature expired/);
+  });
+});
+
+describe('ControlRouter secure default (any broker but its own loopback one)', () => {
+  const privileged = REQUESTS.filter(isPrivileged);
+
+  it('opens only the commands that neither change state nor reveal faces, images or secrets', () => {
+    expect(REQUESTS.filter((name) => !isPrivileged(name)).sort()).toEqual([
+      'config/get',
+      'health',
+      'model/status',
+    ]);
+    // Everything else, and every command added later without saying otherwise, is privileged.
+    expect(privileged).toEqual(
+      expect.arrayContaining(['face/enroll', 'face/list', 'snapshot', 'config/set']),
+    );
+  });
+
+  it('refuses every unsigned privileged command with the reason, and runs none of them', async () => {
+    const { call, ports } = await setup({}, {}, { privateBroker: false });
+    ports.faces.set('alice', [JPEG]);
+    for (const command of privileged) {
+      expect(await call(command, {})).toMatchObject({ status: 'error' });
+    }
+    expect(await call('face/list')).toEqual({
+      status: 'error',
+      error:
+        "command 'face/list' must be signed with an operator key (the broker is not this device's own loopback broker; see docs/security.md)",
+    });
+    expect(ports.restarts).toBe(0);
+    expect(ports.modelUpdates).toEqual([]);
+    expect(await call('health')).toMatchObject({ status: 'ok' });
+  });
+
+  it('runs commands signed with a key from the operator key file', async () => {
+    const { call, ports } = await setup(
+      {},
+      {},
+      { privateBroker: false, operatorKeys: () => [key.publicPem] },
+    );
+    ports.faces.set('alice', [JPEG]);
+    const topic = 'facegate/cam-01/request/face/list';
+    const signed = signCommand({ transaction: 1 }, key.privateKey, key.keyId, topic, { timestamp: NOW });
+    expect(await call(topic, signed)).toMatchObject({ status: 'ok', data: { faces: [{ name: 'alice' }] } });
+  });
+
+  it('ignores a retained request without answering it', async () => {
+    const { client, router, logs } = await setup();
+    client.deliver('facegate/cam-01/request/health', {}, { retain: true });
+    await router.idle();
+    expect(client.published).toEqual([]);
+    expect(logs).toContain(
+      'warn: ignored a retained request on facegate/cam-01/request/health: requests must not be retained',
+    );
+  });
+
+  it('remembers accepted nonces across a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'facegate-nonces-'));
+    try {
+      const nonceFile = join(dir, 'control-nonces');
+      const control = { commandPublicKeys: [key.publicPem] };
+      const topic = 'facegate/cam-01/request/face/remove';
+      const request = signCommand({ name: 'alice' }, key.privateKey, key.keyId, topic, { timestamp: NOW });
+      const first = await setup(control, {}, { privateBroker: false, nonceFile });
+      expect(await first.call(topic, request)).toMatchObject({ status: 'ok' });
+      await first.router.stop();
+      const second = await setup(control, {}, { privateBroker: false, nonceFile });
+      expect(await second.call(topic, request)).toEqual({
+        status: 'error',
+        error: 'signature rejected: replayed request: this nonce was already used',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers health while a model/update hangs in its own lane', async () => {
+    const { client, topics, ports } = await setup();
+    ports.models.update = () => new Promise(() => {});
+    client.deliver(topics.request('model/update'), { manifestUrl: 'https://models.example/m.json' });
+    client.deliver(topics.request('health'), { transaction: 'h' });
+    client.deliver(topics.request('face/list'), { transaction: 'f' });
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(client.published.map((p) => p.payload.transaction)).toEqual(['h', 'f']);
   });
 });

@@ -33,6 +33,9 @@ beforeAll(async () => {
       res.on('close', () => clearInterval(timer));
     },
     '/hang': () => {},
+    '/moved': (_req, res) => {
+      res.writeHead(302, { location: '/model.onnx' }).end();
+    },
     '/stall-body': (_req, res) => {
       res.writeHead(200, { 'content-length': model.length });
       res.write(model.subarray(0, 1000));
@@ -181,5 +184,14 @@ describe('model chunks', () => {
     expect(e.code).toBe('timeout');
     expect(e.message).toMatch(/not complete after 200 ms \(1 missing\)/);
     expect(performance.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe('downloadModel and redirects', () => {
+  it('does not follow a redirect, naming it', async () => {
+    const error = await downloadFailure(
+      downloadModel(`${server.url}/moved`, { maxBytes: 1e6, timeoutMs: 5_000 }),
+    );
+    expect(error.message).toBe(`${server.url}/moved: HTTP 302 redirect, which is not followed`);
   });
 });

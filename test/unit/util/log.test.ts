@@ -85,3 +85,13 @@ describe('lineWriter', () => {
     expect(lines).toEqual(['[models] warn: embedder: skipped 1.1.0 (bad checksum)', 'warn: untagged']);
   });
 });
+
+describe('log lines from payloads', () => {
+  it('stay one line: newlines, carriage returns, NUL and other controls are escaped', () => {
+    const { lines, logger } = capture('info');
+    logger.child('control').warn('face/enroll: unknown person "x"\n[control] restart: ok\r\u0000\u001b[2J');
+    expect(lines).toEqual([
+      '[control] warn: face/enroll: unknown person "x"\\n[control] restart: ok\\r\\u0000\\u001b[2J',
+    ]);
+  });
+});

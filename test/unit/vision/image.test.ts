@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import {
@@ -8,6 +9,7 @@ import {
   ImageDecodeError,
   letterbox,
   letterboxToFrame,
+  MAX_DECODE_PIXELS,
   type RgbImage,
 } from '../../../runtime/vision/image.ts';
 import type { Point } from '../../../runtime/vision/types.ts';
@@ -180,4 +182,44 @@ describe('letterbox', () => {
       expect(Math.abs(fy - centre[1])).toBeLessThan(0.1);
     },
   );
+});
+
+/**
+ * A PNG whose header says `size` x `size` grey pixels, with only its first row of data: the header is
+ * all a decoder needs to learn the size, and all facegate may read before refusing it.
+ */
+function pngClaiming(size: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(size, 0);
+  ihdr.writeUInt32BE(size, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(Buffer.alloc(size + 1))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+describe('decodeImage and decompression bombs', () => {
+  it('refuses an image over MAX_DECODE_PIXELS from its header, before decoding it', async () => {
+    const bomb = pngClaiming(16383);
+    expect(bomb.length).toBeLessThan(1024);
+    const before = process.memoryUsage().rss;
+    await expect(decodeImage(bomb)).rejects.toThrow(
+      new ImageDecodeError(
+        `image (buffer of ${bomb.length} bytes) is 16383x16383 pixels, more than the ${MAX_DECODE_PIXELS} facegate decodes`,
+      ),
+    );
+    // Decoding it would have taken 268 MB for the pixels alone.
+    expect(process.memoryUsage().rss - before).toBeLessThan(50 * 1024 * 1024);
+  });
 });
