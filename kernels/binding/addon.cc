@@ -352,7 +352,8 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
                        {InstanceMethod<&NetworkWrap::Run>("run"), InstanceMethod<&NetworkWrap::RunFloat>("runFloat"),
                         InstanceMethod<&NetworkWrap::Tensor>("tensor"),
                         InstanceMethod<&NetworkWrap::Shape>("shape"), InstanceAccessor<&NetworkWrap::NumOps>("numOps"),
-                        InstanceAccessor<&NetworkWrap::LastRunMacs>("lastRunMacs")});
+                        InstanceAccessor<&NetworkWrap::LastRunMacs>("lastRunMacs"),
+                        InstanceAccessor<&NetworkWrap::LastRunOpMicros>("lastRunOpMicros")});
   }
   explicit NetworkWrap(const Napi::CallbackInfo& info) : OpWrap(info) {
     guard(info.Env(), [&] { build(opts(info, "Network")); });
@@ -476,6 +477,12 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
     o.Set("conv", static_cast<double>(m.conv));
     o.Set("convDense", static_cast<double>(m.conv_dense));
     return o;
+  }
+  Napi::Value LastRunOpMicros(const Napi::CallbackInfo& info) {
+    const std::vector<double>& us = net_->last_run_op_micros();
+    Napi::Float64Array a = Napi::Float64Array::New(info.Env(), us.size());
+    std::copy(us.begin(), us.end(), a.Data());
+    return a;
   }
 
   std::unique_ptr<fg::Network> net_;

@@ -206,6 +206,8 @@ export interface NetworkOp {
   shape(id: number): Shape3;
   /** Multiply-accumulates of the last run. */
   readonly lastRunMacs: RunMacs;
+  /** Wall time of each plan op in the last run, microseconds, in plan order (the per-layer profile). */
+  readonly lastRunOpMicros: Float64Array;
 }
 
 export interface KernelsBinding {

@@ -197,6 +197,8 @@ class Network {
     uint64_t executed = 0, conv = 0, conv_dense = 0;
   };
   Macs last_run_macs() const;
+  // Wall time of each op (in add order) in the last run, in microseconds: the per-layer profile.
+  const std::vector<double>& last_run_op_micros() const;
   const uint8_t* u8(int id) const;
   const float* f32(int id) const;
 

@@ -11,9 +11,9 @@
 namespace facegate::detail {
 
 constexpr int kMaxKernel = 16;  // largest kh/kw; bounds the per-tile row-pointer array
-// Gate predictor rows are zero-padded to a multiple of this many int16 (one ymm), so a 3-channel
-// stem row of 9 values is one vector step; the image has that much slack at its end.
-constexpr int kGateRun = 16;
+// Gate predictor rows are zero-padded to a multiple of this many int16 (one zmm, two ymm), so the
+// stem's 7 x 3 = 21-value row is one AVX-512 step; the image has that much slack at its end.
+constexpr int kGateRun = 32;
 
 // Internal linkage: ISA TUs inline these with their own -m flags, and a shared weak copy could
 // hand AVX2 code to a baseline caller.

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -69,6 +70,7 @@ struct Network::Impl {
   std::vector<Op> ops;
   int input = 0;
   Macs last_macs;
+  std::vector<double> op_micros;
 
   // Errors name tensors; the op is the add_* call that threw (the binding adds its plan index).
   std::string where() const { return "network: "; }
@@ -222,17 +224,21 @@ void Network::run(const uint8_t* input, int threads) {
   auto& t = impl_->tensors;
   std::memcpy(t[impl_->input].u8.data(), input, t[impl_->input].u8.size());
   Macs macs;
-  for (Op& op : impl_->ops) {
+  impl_->op_micros.resize(impl_->ops.size());
+  auto clock = std::chrono::steady_clock::now();
+  for (size_t k = 0; k < impl_->ops.size(); ++k) {
+    Op& op = impl_->ops[k];
     const Tensor& a = t[op.a];
     Tensor& o = t[op.out];
     switch (op.kind) {
       case Kind::Conv: {
         ConvActive active;
-        if (op.mask_id >= 0) {
-          const Tensor& m = t[op.mask_id];
-          active_rows(m.u8.data(), m.shape, op.mask_dilate, op.wide, op.rows);
-          // An all-open mask runs the dense path (no row indirection).
-          if (op.rows.size() < m.u8.size()) {
+        // An all-open mask (before or after widening) runs the dense path: no pixel list, no row
+        // indirection, just the dense conv.
+        const Tensor* m = op.mask_id >= 0 ? &t[op.mask_id] : nullptr;
+        if (m && std::memchr(m->u8.data(), 0, m->u8.size())) {
+          active_rows(m->u8.data(), m->shape, op.mask_dilate, op.wide, op.rows);
+          if (op.rows.size() < m->u8.size()) {
             active.rows = op.rows.data();
             active.num_rows = static_cast<int>(op.rows.size());
           }
@@ -269,11 +275,15 @@ void Network::run(const uint8_t* input, int threads) {
         op.fc->run(a.u8.data(), o.f32.data());
         break;
     }
+    const auto now = std::chrono::steady_clock::now();
+    impl_->op_micros[k] = std::chrono::duration<double, std::micro>(now - clock).count();
+    clock = now;
   }
   impl_->last_macs = macs;
 }
 
 Network::Macs Network::last_run_macs() const { return impl_->last_macs; }
+const std::vector<double>& Network::last_run_op_micros() const { return impl_->op_micros; }
 
 const uint8_t* Network::u8(int id) const {
   if (is_float(id)) fail("network: tensor " + std::to_string(id) + " is float");

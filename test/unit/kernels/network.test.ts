@@ -151,6 +151,16 @@ describe.skipIf(!k)('Network', () => {
     expectSame(fast, scalar, 'fast vs scalar network');
   });
 
+  it('times every op of the last run (the per-layer profile)', () => {
+    const net = new k.Network(p);
+    net.run(input, 1);
+    const micros = net.lastRunOpMicros;
+    expect(micros).toBeInstanceOf(Float64Array);
+    expect(micros.length).toBe(p.ops.length);
+    for (const us of micros) expect(us).toBeGreaterThanOrEqual(0);
+    expect(micros.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  });
+
   it('rejects malformed plans with the op index', () => {
     const bad = (mutate: (q: NetworkPlan) => void) => {
       const q: NetworkPlan = { ...p, ops: p.ops.map((o) => ({ ...o })) as PlanOp[] };
