@@ -65,7 +65,7 @@ class SkipCounter implements InferenceEngine {
     const out = await this.inner.run(inputs);
     const n = Object.values(inputs)[0].dims[0];
     this.items += n;
-    // The kernels report the last item of the batch; a batch's items share its crops' statistics.
+    // The kernels report MACs summed over the batch: the ratio is the batch's skipped share.
     if (this.inner instanceof KernelsEngine) {
       const macs = this.inner.lastRunMacs();
       this.skipped += n * (1 - macs.conv / macs.convDense);
