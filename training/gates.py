@@ -251,6 +251,29 @@ class Gate(nn.Module):
         self.conv.bias.fill_(float(scale * (ym - am @ w - torch.quantile(pred.float(), closed))))
 
 
+@torch.no_grad()
+def load_init(init_dir, student, gates):
+    """Starts from an earlier run's output (gates.json + gates.bin): its fine-tuned convs, fc and
+    predictors, which must have the same design (granularity, predictor kernels)."""
+    doc = json.load(open(os.path.join(init_dir, 'gates.json')))
+    values = np.fromfile(os.path.join(init_dir, doc['weightsFile']), '<f4')
+
+    def blob(b):
+        return torch.from_numpy(values[b['offset']:b['offset'] + int(np.prod(b['dims']))].reshape(b['dims']).copy())
+
+    for i, c in enumerate(doc['convs']):
+        if c['name'] != SPECS[i].name:
+            raise ValueError(f"{init_dir}: conv {i} is {c['name']}, expected {SPECS[i].name}")
+        student.w[i].copy_(blob(c['weights']))
+        student.b[i].copy_(blob(c['bias']))
+    student.fc.copy_(blob(doc['fc']))
+    for g, site in zip(gates, doc['sites']):
+        if g.kind != 'spatial' or list(g.conv.weight.shape) != site['predictor']['weights']['dims']:
+            raise ValueError(f"{init_dir}: the predictor of {site['convs'][0]} has another design")
+        g.conv.weight.copy_(blob(site['predictor']['weights']))
+        g.conv.bias.copy_(blob(site['predictor']['bias']))
+
+
 def make_gates(granularity, predictor):
     return nn.ModuleList([Gate(s, granularity, predictor) for s in SPECS if s.name.endswith(('down', 'conv1'))])
 
@@ -550,6 +573,8 @@ def main():
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--resume', action='store_true', help='continue from <work>/checkpoint.pt')
+    ap.add_argument('--init', help='start from an earlier output directory (e.g. training/output) instead of '
+                                   'the dense network with fitted predictors')
     ap.add_argument('--fixture', action='store_true', help=f'also write the test fixture to {FIXTURE_DIR}')
     ap.add_argument('--smoke', action='store_true', help='a few steps on the test fixture crops (< 60 s)')
     args = ap.parse_args()
@@ -610,7 +635,10 @@ def main():
     student = FaceRecNet(weights)
     student.requires_grad_(args.finetune)
     gates = make_gates(args.granularity, args.predictor)
-    if gates[0].kind == 'spatial':
+    if args.init:
+        load_init(args.init, student, gates)
+        log(f'[gates] initialised from {args.init}')
+    elif gates[0].kind == 'spatial':
         trace = []
         teacher(normalise(crops[train_ids[rng.choice(len(train_ids), min(64, len(train_ids)), replace=False)]]),
                 trace=trace)
@@ -693,6 +721,7 @@ def main():
     manifest = {
         'data': data_meta,
         'seed': args.seed,
+        'init': os.path.relpath(os.path.abspath(args.init), ROOT) if args.init else None,
         'steps': args.steps,
         'batch': args.batch,
         'lr': {'gates': args.lr_gates, 'convs': args.lr_convs if args.finetune else None,

@@ -57,7 +57,7 @@ export function modelRatios(rows: ModelBenchRow[]): Record<string, number> {
 export function formatBench(report: BenchReport): string {
   const embedder = report.rows.map(
     (r) =>
-      `${r.engine.padEnd(8)} ${r.precision.padEnd(9)} ${String(r.relu_zero).padEnd(9)} ${String(r.threads).padStart(7)} ${r.p50_ms.toFixed(3).padStart(8)} ${r.p95_ms.toFixed(3).padStart(8)} ${r.skip_ratio.toFixed(2).padStart(10)} ${(r.macs / 1e6).toFixed(1).padStart(7)}`,
+      `${r.engine.padEnd(8)} ${r.precision.padEnd(9)} ${String(r.relu_zero).padEnd(9)} ${String(r.batch).padStart(5)} ${String(r.threads).padStart(7)} ${r.p50_ms.toFixed(3).padStart(8)} ${r.p95_ms.toFixed(3).padStart(8)} ${r.skip_ratio.toFixed(2).padStart(10)} ${(r.macs / 1e6).toFixed(1).padStart(7)} ${r.input_dependent_share === null ? '-'.padStart(9) : r.input_dependent_share.toFixed(2).padStart(9)}`,
   );
   const models = report.models.rows.map(
     (r) =>
@@ -67,7 +67,9 @@ export function formatBench(report: BenchReport): string {
     Object.entries(entries).map(([k, v]) => `${k.padEnd(40)} ${v === null ? '-' : v.toFixed(2)}`);
   return [
     'embedder',
-    'engine   precision relu_zero threads   p50 ms   p95 ms skip_ratio   MMACs',
+    'engine   precision relu_zero batch threads   p50 ms   p95 ms skip_ratio   MMACs input_dep',
+    '(batch 2: a face and its mirror in one run, as the embedder runs them; MMACs per image;',
+    ' input_dep: share of the skipped MACs that some bench face computes, i.e. not closed for every face)',
     ...embedder,
     '',
     'ratios X_vs_Y = p50(Y) / p50(X) (above 1: X is faster; - = no rows yet)',

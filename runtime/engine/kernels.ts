@@ -67,6 +67,30 @@ export class KernelsEngine implements InferenceEngine {
     return this.network.lastRunMacs;
   }
 
+  /** Each plan op's wall time in the last run (its first batch item), labelled `op:tensor`. */
+  lastRunProfile(): { op: string; micros: number }[] {
+    if (!this.network) throw new Error('kernels engine: lastRunProfile() after close()');
+    const micros = this.network.lastRunOpMicros;
+    // A gate's mask tensor has no ONNX name of its own: it is named after the first conv it gates.
+    const gated = (id: number) => this.model.gates.find((g) => g.mask === id)?.conv;
+    return this.model.plan.ops.map((op, k) => ({
+      op: `${op.op}:${(op.op === 'gate' ? gated(op.output) : this.model.tensorNames[op.output]) ?? op.output}`,
+      micros: micros[k] ?? 0,
+    }));
+  }
+
+  /** Each ReLU-zero gate's mask in the last run (its first batch item; 1 = open), before the conv1
+   * widening, with the conv it gates. Empty for a model without gates. */
+  lastGateMasks(): { conv: string; mask: Uint8Array; dilate: number }[] {
+    const network = this.network;
+    if (!network) throw new Error('kernels engine: lastGateMasks() after close()');
+    return this.model.gates.map((g) => ({
+      conv: g.conv,
+      mask: network.tensor(g.mask) as Uint8Array,
+      dilate: g.dilate,
+    }));
+  }
+
   async close(): Promise<void> {
     this.network = null;
   }
