@@ -8,6 +8,21 @@
 
 #include "facegate/kernels.h"
 
+// Marks an inner-loop body for llvm-mca (kernels/scripts/mca.sh compiles with -DFACEGATE_MCA; the
+// markers are assembler comments, so an ordinary build has none).
+#ifdef FACEGATE_MCA
+#if defined(__aarch64__)
+#define FACEGATE_MCA_BEGIN(name) asm volatile("// LLVM-MCA-BEGIN " name)
+#define FACEGATE_MCA_END() asm volatile("// LLVM-MCA-END")
+#else
+#define FACEGATE_MCA_BEGIN(name) asm volatile("# LLVM-MCA-BEGIN " name)
+#define FACEGATE_MCA_END() asm volatile("# LLVM-MCA-END")
+#endif
+#else
+#define FACEGATE_MCA_BEGIN(name)
+#define FACEGATE_MCA_END()
+#endif
+
 namespace facegate::detail {
 
 constexpr int kMaxKernel = 16;  // largest kh/kw; bounds the per-tile row-pointer array

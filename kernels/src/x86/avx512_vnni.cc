@@ -36,6 +36,7 @@ struct VnniKernel {
     for (int ky = 0; ky < kh; ++ky) {
       const uint8_t* const* r = rows + ky * MR;
       for (int k = 0; k < run_len; k += 4) {
+        FACEGATE_MCA_BEGIN("conv-vpdpbusd");
         __m512i wv[N];  // [16 channels][4 k] per block
         for (int b = 0; b < N; ++b) {
           wv[b] = _mm512_loadu_si512(w[b]);
@@ -47,6 +48,7 @@ struct VnniKernel {
           const __m512i xv = _mm512_set1_epi32(x);
           for (int b = 0; b < N; ++b) acc[b][m] = _mm512_dpbusd_epi32(acc[b][m], xv, wv[b]);
         }
+        FACEGATE_MCA_END();
       }
     }
     const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
@@ -82,8 +84,10 @@ void gate_row(const int16_t* const* rows, int kh, const int16_t* w, int run, int
     for (int ky = 0; ky < kh; ++ky, wk += run) {
       const int16_t* x = rows[ky] + static_cast<size_t>(i) * step;
       for (int k = 0; k < run; k += kGateRun) {
+        FACEGATE_MCA_BEGIN("gate-row");
         const __m512i b = load(wk + k);
         for (int m = 0; m < 8; ++m) a[m] = _mm512_dpwssd_epi32(a[m], load(x + m * step + k), b);
+        FACEGATE_MCA_END();
       }
     }
     const __m256i h01 = _mm256_hadd_epi32(half(a[0]), half(a[1])), h23 = _mm256_hadd_epi32(half(a[2]), half(a[3]));
