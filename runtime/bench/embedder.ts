@@ -99,12 +99,20 @@ async function alignedFaces(modelsDir: string, dataDir: string): Promise<Buffer[
   return crops;
 }
 
+/** Median wall time per embedder site (the stem or a residual block, with its gate; the rest under
+ * the op's own name), dense kernels vs ReLU-zero kernels, 1 thread. */
+export interface LayerTime {
+  site: string;
+  dense_us: number;
+  relu0_us: number | null;
+}
+
 export async function benchEmbedder(opts: {
   modelsDir: string;
   dataDir: string;
   rounds: number;
   log: (line: string) => void;
-}): Promise<EmbedderBenchRow[]> {
+}): Promise<{ rows: EmbedderBenchRow[]; layers: LayerTime[] }> {
   const crops = await alignedFaces(opts.modelsDir, opts.dataDir);
   const open = (v: Variant, threads: number) =>
     openModel({
@@ -181,8 +189,56 @@ export async function benchEmbedder(opts: {
         work && variant.relu_zero ? Math.round(work.inputDependentShare * 10000) / 10000 : null,
     });
   }
+  const profiled = (relu0: boolean) =>
+    opened.find((o) => o.threads === 1 && o.variant === (relu0 ? KERNELS_RELU0 : KERNELS_DENSE))?.model
+      .engine;
+  const denseEngine = profiled(false);
+  const relu0Engine = profiled(true);
+  const layers =
+    denseEngine instanceof KernelsEngine
+      ? await layerTimes(
+          denseEngine,
+          relu0Engine instanceof KernelsEngine ? relu0Engine : undefined,
+          feeds,
+          Math.max(1, Math.ceil(opts.rounds / 10)),
+        )
+      : [];
   await Promise.all(opened.map((o) => o.model.engine.close()));
-  return rows;
+  return { rows, layers };
+}
+
+/** Per-site median op times (lastRunProfile) over `rounds` passes over the faces. Medians per op,
+ * then summed per site: robust to the preemptions a shared machine adds to whole-run times. */
+async function layerTimes(
+  dense: KernelsEngine,
+  relu0: KernelsEngine | undefined,
+  feeds: Record<string, TensorIn>[],
+  rounds: number,
+): Promise<LayerTime[]> {
+  const profile = async (engine: KernelsEngine) => {
+    const samples = new Map<string, number[]>();
+    for (let r = 0; r < rounds; r++)
+      for (const feed of feeds) {
+        await engine.run(feed);
+        for (const { op, micros } of engine.lastRunProfile())
+          samples.set(op, [...(samples.get(op) ?? []), micros]);
+      }
+    const bySite = new Map<string, number>();
+    for (const [op, us] of samples) {
+      const site = (op.split(':')[1] ?? op).split('/')[0];
+      const sorted = us.sort((a, b) => a - b);
+      bySite.set(site, (bySite.get(site) ?? 0) + sorted[sorted.length >> 1]);
+    }
+    return bySite;
+  };
+  const d = await profile(dense);
+  const g = relu0 ? await profile(relu0) : undefined;
+  const r1 = (v: number) => Math.round(v * 10) / 10;
+  return [...new Set([...d.keys(), ...(g?.keys() ?? [])])].map((site) => ({
+    site,
+    dense_us: r1(d.get(site) ?? 0),
+    relu0_us: g ? r1(g.get(site) ?? 0) : null,
+  }));
 }
 
 /** Mean multiply-accumulates the kernels executed per face, the mean fraction of conv MACs they

@@ -68,6 +68,10 @@ describe('embedderRatios', () => {
     const text = formatBench({
       rows: DENSE,
       ratios: embedderRatios(DENSE),
+      layers: [
+        { site: 'conv32_down', dense_us: 100, relu0_us: 80 },
+        { site: 'conv32_1', dense_us: 50, relu0_us: 55.5 },
+      ],
       models: {
         rows: [{ model: 'facerec', engine: 'ort', precision: 'int8', threads: 1, p50_ms: 2, p95_ms: 3 }],
         ratios: { facerec_ort_int8_vs_fp32_1t: 2 },
@@ -77,6 +81,8 @@ describe('embedderRatios', () => {
       'kernels  int8      false         1       1    1.000    2.000       0.00   270.8         -',
     );
     expect(text).toMatch(/kernels_relu0_vs_ort_int8_2t\s+-/);
+    expect(text).toMatch(/conv32_down\s+100\.0\s+80\.0/);
+    expect(text).toMatch(/total\s+150\.0\s+135\.5/);
     expect(text.indexOf('kernels_dense_vs_ort_int8_1t')).toBeLessThan(text.indexOf('facerec    ort'));
   });
 });
