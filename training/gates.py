@@ -366,14 +366,16 @@ def split_held_out(index, rng, fraction):
         if e['person'] is None:
             continue
         (celeba if e['person'].startswith('celeba:') else by_person).setdefault(e['person'], []).append(i)
-    celeba_multi = sorted(p for p, ids in celeba.items() if len(ids) > 1)
-    celeba_held = sorted(rng.permutation(celeba_multi)[:int(fraction * len(celeba_multi))])
-    celeba_ids = sorted(i for p in celeba_held for i in celeba[p])
+
     multi = sorted(p for p, ids in by_person.items() if len(ids) > 1)
     singles = sorted(p for p, ids in by_person.items() if len(ids) == 1)
     want = int(fraction * sum(len(v) for v in by_person.values()))
     chosen = multi + list(rng.permutation(singles)[:max(0, want - sum(len(by_person[p]) for p in multi))])
     held = sorted(i for p in chosen for i in by_person[p])
+    # Drawn after the calib split, so that split is the one earlier runs (without CelebA) drew.
+    celeba_multi = sorted(p for p, ids in celeba.items() if len(ids) > 1)
+    celeba_held = sorted(rng.permutation(celeba_multi)[:int(fraction * len(celeba_multi))])
+    celeba_ids = sorted(i for p in celeba_held for i in celeba[p])
     held_files = {entries[i]['file'] for i in held + celeba_ids}
     train = [i for i, e in enumerate(entries) if e['file'] not in held_files]
     return np.array(train), np.array(held), np.array(celeba_ids, dtype=np.int64)
