@@ -251,6 +251,29 @@ class Gate(nn.Module):
         self.conv.bias.fill_(float(scale * (ym - am @ w - torch.quantile(pred.float(), closed))))
 
 
+@torch.no_grad()
+def load_init(init_dir, student, gates):
+    """Starts from an earlier run's output (gates.json + gates.bin): its fine-tuned convs, fc and
+    predictors, which must have the same design (granularity, predictor kernels)."""
+    doc = json.load(open(os.path.join(init_dir, 'gates.json')))
+    values = np.fromfile(os.path.join(init_dir, doc['weightsFile']), '<f4')
+
+    def blob(b):
+        return torch.from_numpy(values[b['offset']:b['offset'] + int(np.prod(b['dims']))].reshape(b['dims']).copy())
+
+    for i, c in enumerate(doc['convs']):
+        if c['name'] != SPECS[i].name:
+            raise ValueError(f"{init_dir}: conv {i} is {c['name']}, expected {SPECS[i].name}")
+        student.w[i].copy_(blob(c['weights']))
+        student.b[i].copy_(blob(c['bias']))
+    student.fc.copy_(blob(doc['fc']))
+    for g, site in zip(gates, doc['sites']):
+        if g.kind != 'spatial' or list(g.conv.weight.shape) != site['predictor']['weights']['dims']:
+            raise ValueError(f"{init_dir}: the predictor of {site['convs'][0]} has another design")
+        g.conv.weight.copy_(blob(site['predictor']['weights']))
+        g.conv.bias.copy_(blob(site['predictor']['bias']))
+
+
 def make_gates(granularity, predictor):
     return nn.ModuleList([Gate(s, granularity, predictor) for s in SPECS if s.name.endswith(('down', 'conv1'))])
 
@@ -258,6 +281,25 @@ def make_gates(granularity, predictor):
 def executed_fraction(masks):
     """MAC-weighted fraction of conv outputs computed (differentiable through the STE masks)."""
     return sum(SPECS[i].macs * m.mean() for i, m in enumerate(masks)) / TOTAL_MACS
+
+
+def site_open_fractions(masks):
+    """Per gate site and per image, the MAC-weighted fraction of its convs computed: [sites, N]. The
+    stem is one conv, each block two (masks come in SPECS order)."""
+    spans = [[0]] + [[i, i + 1] for i in range(1, len(SPECS), 2)]
+    out = []
+    for span in spans:
+        macs = sum(SPECS[i].macs for i in span)
+        out.append(sum(SPECS[i].macs * masks[i].flatten(1).mean(1) for i in span) / macs)
+    return torch.stack(out)
+
+
+def relation_loss(s_emb, t_emb):
+    """Pairwise relations: the squared change of every in-batch pair's cosine, which is what a
+    verification threshold reads."""
+    s, t = F.normalize(s_emb, dim=1), F.normalize(t_emb, dim=1)
+    iu = torch.triu_indices(len(s), len(s), 1)
+    return ((s @ s.T - t @ t.T)[iu[0], iu[1]] ** 2).mean()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -271,9 +313,9 @@ def normalise(rgb_u8):
 
 
 def augment(rgb_u8, gen):
-    """Flip, shift +-4 px, scale 0.95-1.05, rotation +-4 deg, brightness +-20, contrast +-15%, on RGB
-    0..255 (the out-of-frame fill is black, as the runtime's warp): the alignment jitter and lighting a
-    camera adds."""
+    """Flip, shift +-4 px, scale 0.95-1.05, rotation +-4 deg, brightness +-20, contrast +-15%, colour
+    gains +-8%, low light (30%: gamma 1.2-2.2), blur (30%: 3x3 binomial) on RGB 0..255 (the out-of-frame
+    fill is black, as the runtime's warp): the alignment jitter, lighting and optics a camera adds."""
     n = rgb_u8.shape[0]
     x = torch.from_numpy(rgb_u8).permute(0, 3, 1, 2).float()
 
@@ -290,6 +332,15 @@ def augment(rgb_u8, gen):
     contrast, bright = u(0.85, 1.15).view(n, 1, 1, 1), u(-20, 20).view(n, 1, 1, 1)
     m = x.mean((1, 2, 3), keepdim=True)
     x = ((x - m) * contrast + m + bright).clamp(0, 255)
+    x = (x * (1 + 0.08 * (2 * torch.rand(n, 3, 1, 1, generator=gen) - 1))).clamp(0, 255)
+    dark = (torch.rand(n, generator=gen) < 0.3).float().view(n, 1, 1, 1)
+    gamma = 1 + dark * u(0.2, 1.2).view(n, 1, 1, 1)
+    x = 255 * (x / 255) ** gamma
+    k = torch.tensor([1.0, 2.0, 1.0])
+    k = (k[:, None] * k[None, :] / 16).expand(3, 1, 3, 3)
+    blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode='replicate'), k, groups=3)
+    blur = (torch.rand(n, generator=gen) < 0.3).float().view(n, 1, 1, 1)
+    x = blur * blurred + (1 - blur) * x
     return (x - torch.tensor(MEAN_RGB).view(1, 3, 1, 1)) / STD
 
 
@@ -306,20 +357,28 @@ def load_export(data_dir):
 def split_held_out(index, rng, fraction):
     """Held-out = lfw/calib crops of a person-disjoint subset: every person with 2+ images (the only
     genuine pairs calib has) plus random single-image people up to `fraction` of calib. Crops from
-    held-out images (background faces too) never enter training."""
+    held-out images (background faces too) never enter training. Second check: a person-disjoint
+    `fraction` of the CelebA identities with 2+ crops, none of whose crops is trained on.
+    Returns (train, held-out calib, held-out CelebA) crop indices."""
     entries = index['crops']
-    by_person = {}
+    by_person, celeba = {}, {}
     for i, e in enumerate(entries):
-        if e['person'] is not None:
-            by_person.setdefault(e['person'], []).append(i)
+        if e['person'] is None:
+            continue
+        (celeba if e['person'].startswith('celeba:') else by_person).setdefault(e['person'], []).append(i)
+
     multi = sorted(p for p, ids in by_person.items() if len(ids) > 1)
     singles = sorted(p for p, ids in by_person.items() if len(ids) == 1)
     want = int(fraction * sum(len(v) for v in by_person.values()))
     chosen = multi + list(rng.permutation(singles)[:max(0, want - sum(len(by_person[p]) for p in multi))])
     held = sorted(i for p in chosen for i in by_person[p])
-    held_files = {entries[i]['file'] for i in held}
+    # Drawn after the calib split, so that split is the one earlier runs (without CelebA) drew.
+    celeba_multi = sorted(p for p, ids in celeba.items() if len(ids) > 1)
+    celeba_held = sorted(rng.permutation(celeba_multi)[:int(fraction * len(celeba_multi))])
+    celeba_ids = sorted(i for p in celeba_held for i in celeba[p])
+    held_files = {entries[i]['file'] for i in held + celeba_ids}
     train = [i for i, e in enumerate(entries) if e['file'] not in held_files]
-    return np.array(train), np.array(held)
+    return np.array(train), np.array(held), np.array(celeba_ids, dtype=np.int64)
 
 
 # PNG (8-bit RGB, 'Sub' filter) so the fixture crops stay small and lossless without PIL.
@@ -500,6 +559,11 @@ def main():
                     help='spatial predictor of stride-1 blocks (strided convs use their own kernel)')
     ap.add_argument('--target', type=float, default=0.3, help='MAC fraction to skip')
     ap.add_argument('--sparsity-weight', type=float, default=10.0)
+    ap.add_argument('--site-min-open', type=float, default=0.0,
+                    help='per-site budget: each site (stem, block) keeps at least this MAC fraction open on '
+                         'every face, so the target cannot be met by dropping whole blocks')
+    ap.add_argument('--relation-weight', type=float, default=0.0,
+                    help='weight of the pairwise-relation loss (in-batch cosine matrix vs the teacher)')
     ap.add_argument('--steps', type=int, default=4500)
     ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--lr-gates', type=float, default=1e-3)
@@ -511,6 +575,8 @@ def main():
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--resume', action='store_true', help='continue from <work>/checkpoint.pt')
+    ap.add_argument('--init', help='start from an earlier output directory (e.g. training/output) instead of '
+                                   'the dense network with fitted predictors')
     ap.add_argument('--fixture', action='store_true', help=f'also write the test fixture to {FIXTURE_DIR}')
     ap.add_argument('--smoke', action='store_true', help='a few steps on the test fixture crops (< 60 s)')
     args = ap.parse_args()
@@ -521,6 +587,8 @@ def main():
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     tag = (f'{args.granularity}-{args.predictor}-t{args.target:g}'
+           + (f'-min{args.site_min_open:g}' if args.site_min_open else '')
+           + (f'-rel{args.relation_weight:g}' if args.relation_weight else '')
            + ('' if args.finetune else '-gatesonly'))
 
     weights = load_tfjs_weights(WEIGHTS_MANIFEST)
@@ -532,6 +600,7 @@ def main():
         expected, crops, onnx_teacher = load_fixture(FIXTURE_DIR)
         persons = [None] * len(crops)
         train_ids = held_ids = np.arange(len(crops))
+        celeba_ids = np.zeros(0, np.int64)
         data_meta = {'source': 'test fixture', 'crops': len(crops)}
         args.steps, args.batch, args.eval_every = 3, 2, 3
         out_dir = args.out or tempfile.mkdtemp(prefix='gates-smoke-')
@@ -539,13 +608,14 @@ def main():
     else:
         index, crops, onnx_teacher = load_export(args.data)
         persons = [e['person'] for e in index['crops']]
-        train_ids, held_ids = split_held_out(index, rng, args.held_out)
+        train_ids, held_ids, celeba_ids = split_held_out(index, rng, args.held_out)
         out_dir = args.out or os.path.join(ROOT, 'training/output')
         work = args.work or os.path.join(args.data, 'runs', tag)
         data_meta = {
             'folders': index['folders'], 'lfwDevUsed': False, 'images': index['images'],
             'crops': index['count'], 'labelledCalibCrops': sum(p is not None for p in persons),
-            'trainCrops': len(train_ids), 'heldOutCrops': len(held_ids),
+            'trainCrops': len(train_ids), 'heldOutCrops': len(held_ids), 'heldOutCelebaCrops': len(celeba_ids),
+            'extraPerSet': index.get('extraPerSet', 0),
             'heldOut': f'person-disjoint {args.held_out:g} of the labelled lfw/calib crops: every person with 2+ '
                        'images plus random single-image people; crops of held-out images excluded from training',
             'teacher': index['teacher'],
@@ -567,7 +637,10 @@ def main():
     student = FaceRecNet(weights)
     student.requires_grad_(args.finetune)
     gates = make_gates(args.granularity, args.predictor)
-    if gates[0].kind == 'spatial':
+    if args.init:
+        load_init(args.init, student, gates)
+        log(f'[gates] initialised from {args.init}')
+    elif gates[0].kind == 'spatial':
         trace = []
         teacher(normalise(crops[train_ids[rng.choice(len(train_ids), min(64, len(train_ids)), replace=False)]]),
                 trace=trace)
@@ -605,6 +678,10 @@ def main():
         distill = (1 - cosine(s_emb - centre, t_emb - centre)).mean()
         executed = executed_fraction(masks)
         loss = distill + args.sparsity_weight * F.relu(executed - (1 - target)) ** 2
+        if args.site_min_open > 0:
+            loss = loss + args.sparsity_weight * (F.relu(args.site_min_open - site_open_fractions(masks)) ** 2).mean()
+        if args.relation_weight > 0:
+            loss = loss + args.relation_weight * relation_loss(s_emb, t_emb)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -623,6 +700,11 @@ def main():
                 f"{r['skippedMacs']} (net of predictors {r['netSkippedMacs']})")
 
     result = evaluate(student, gates, teacher, crops[held_ids], [persons[i] for i in held_ids], centre)
+    if len(celeba_ids):
+        celeba = evaluate(student, gates, teacher, crops[celeba_ids], [persons[i] for i in celeba_ids], centre)
+        result['celeba'] = {k: celeba[k] for k in ('cosine', 'centredCosine', 'skippedMacs', 'verification', 'crops')}
+        log(f"[gates] held-out CelebA ({celeba['crops']} crops): cosine mean {celeba['cosine']['mean']}, "
+            f"skipped {celeba['skippedMacs']}, verification {celeba['verification']}")
     log(f"[gates] held-out: cosine to the teacher mean {result['cosine']['mean']} p5 {result['cosine']['p5']} "
         f"min {result['cosine']['min']} (centred {result['centredCosine']['mean']}), skipped MACs "
         f"{result['skippedMacs']}, predictors {result['predictorMacs']}, net {result['netSkippedMacs']}")
@@ -641,6 +723,7 @@ def main():
     manifest = {
         'data': data_meta,
         'seed': args.seed,
+        'init': os.path.relpath(os.path.abspath(args.init), ROOT) if args.init else None,
         'steps': args.steps,
         'batch': args.batch,
         'lr': {'gates': args.lr_gates, 'convs': args.lr_convs if args.finetune else None,
@@ -650,10 +733,17 @@ def main():
         'finetune': args.finetune,
         'skipTarget': args.target,
         'sparsityWeight': args.sparsity_weight,
+        'siteMinOpen': args.site_min_open,
+        'relationWeight': args.relation_weight,
         'loss': '(1 - cosine to the dense fp32 teacher, both centred on the mean teacher embedding) '
                 '+ w * relu(executed MAC fraction - (1 - target))^2, '
-                'target ramped over the first 40% of steps',
-        'augmentation': 'flip, shift +-4 px, scale 0.95-1.05, rotation +-4 deg, brightness +-20, contrast +-15%',
+                'target ramped over the first 40% of steps'
+                + (' + w * mean over sites and faces of relu(siteMinOpen - site open MAC fraction)^2'
+                   if args.site_min_open else '')
+                + (' + relationWeight * mean squared change of in-batch pair cosines' if args.relation_weight else ''),
+        'command': 'training/gates.py ' + ' '.join(sys.argv[1:]),
+        'augmentation': 'flip, shift +-4 px, scale 0.95-1.05, rotation +-4 deg, brightness +-20, contrast +-15%, '
+                        'colour gains +-8%, low light 30% (gamma 1.2-2.2), blur 30% (3x3 binomial)',
         'portCheck': {'crops': len(check), 'minCosine': round(float(port_cos.min()), 7)},
         'heldOut': result,
         'trainingSeconds': round(train_time),

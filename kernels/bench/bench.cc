@@ -104,6 +104,67 @@ double peak_vnni512() {
 
 }  // namespace
 
+// What a skipped MAC saves (ReLU-zero gating, docs/relu-zero.md), at the best ISA and 1 thread: each
+// gated conv shape computed over a pixel list from a random 4x4-tile mask with about `open` of its
+// tiles open, against the dense call. "saved/MAC" = (t_dense - t_masked) / (skipped share * t_dense):
+// 1.00 means a skipped MAC saves what a dense MAC costs, below 1 the pixel list (gathered row
+// pointers, partial tiles, the zero-point fill, the full input preparation) eats into the saving. The
+// gate predictor that decides the mask is timed against the conv it gates.
+static void skipped_work(std::mt19937& rng, double min_time) {
+  std::uniform_int_distribution<int> u8(0, 255), s8(-127, 127);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::printf("\nskipped work (%s, 1 thread, 4x4-tile masks)\n%-24s %6s %8s %10s %10s\n", isa_name(best_isa()),
+              "conv", "open", "pixels", "t/t_dense", "saved/MAC");
+  const ConvShape gated[] = {kShapes[0], kShapes[1], kShapes[3], kShapes[5]};
+  for (const ConvShape& s : gated) {
+    ConvDesc d;
+    d.cin = s.cin, d.cout = s.cout, d.kh = d.kw = s.k, d.stride_h = d.stride_w = s.stride;
+    d.pad_top = d.pad_left = d.pad_bottom = d.pad_right = s.pad;
+    d.zp_in = 3, d.zp_out = 5, d.relu = true;
+    std::vector<int8_t> w(static_cast<size_t>(s.cout) * s.k * s.k * s.cin);
+    for (auto& x : w) x = static_cast<int8_t>(s8(rng));
+    std::vector<int32_t> bias(s.cout, 100);
+    std::vector<float> mult(s.cout, 1.f / 4096);
+    const Shape in_shape{s.h, s.w, s.cin};
+    std::vector<uint8_t> in(in_shape.size());
+    for (auto& x : in) x = static_cast<uint8_t>(u8(rng));
+    const Conv conv(d, w.data(), bias.data(), mult.data());
+    const Shape o = conv.out_shape(in_shape);
+    std::vector<uint8_t> out(o.size());
+    const auto run = [&](const ConvActive& a) {
+      return time_call([&] { conv.run(in.data(), in_shape, out.data(), a, 1); }, min_time);
+    };
+    const double dense = run({});
+    for (double open : {1.0, 0.75, 0.5, 0.25}) {
+      std::vector<int32_t> rows;
+      const int tiles_w = (o.w + 3) / 4;
+      std::vector<char> tile_open(static_cast<size_t>((o.h + 3) / 4) * tiles_w);
+      for (auto& t : tile_open) t = unit(rng) < open;
+      for (int y = 0; y < o.h; ++y)
+        for (int x = 0; x < o.w; ++x)
+          if (tile_open[(y / 4) * tiles_w + x / 4]) rows.push_back(y * o.w + x);
+      ConvActive a;
+      a.rows = rows.data(), a.num_rows = static_cast<int>(rows.size());
+      const double t = run(a), skipped = 1.0 - static_cast<double>(rows.size()) / (o.h * o.w);
+      std::printf("%-24s %6.2f %8zu %10.3f %10s\n", s.name, open, rows.size(), t / dense,
+                  skipped > 0 ? std::to_string((dense - t) / (skipped * dense)).substr(0, 5).c_str() : "-");
+    }
+    // The predictor deciding this conv's mask: one output channel, the conv's own window (3x3 for a
+    // block's conv1 input), tile 4.
+    GateDesc g;
+    g.cin = s.cin, g.kh = g.kw = s.k, g.stride_h = g.stride_w = s.stride;
+    g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = s.pad;
+    g.zp_in = 3, g.bias = 0, g.mult = 1.f / 4096, g.scale_logit = 0.1f, g.zp_logit = 128, g.tile = 4;
+    g.out_h = o.h, g.out_w = o.w;
+    std::vector<int8_t> gw(static_cast<size_t>(s.k) * s.k * s.cin);
+    for (auto& x : gw) x = static_cast<int8_t>(s8(rng));
+    const Gate gate(g, gw.data());
+    std::vector<uint8_t> mask(static_cast<size_t>(o.h) * o.w);
+    const double tg = time_call([&] { gate.run(in.data(), in_shape, mask.data(), 1); }, min_time);
+    std::printf("%-24s gate predictor: %.1f us = %.3f of the dense conv\n", s.name, tg * 1e6, tg / dense);
+  }
+}
+
 int main(int argc, char** argv) {
   const double min_time = argc > 1 ? std::atof(argv[1]) : 0.2;
   std::mt19937 rng(1);
@@ -164,5 +225,6 @@ int main(int argc, char** argv) {
   std::printf("all convs, ms: scalar %.2f", t_scalar * 1e3);
   for (size_t i = 0; i < fast.size(); ++i) std::printf(", %s %.2f", isa_name(fast[i]), t_fast[i] * 1e3);
   std::printf(", %s 2t %.2f\n", isa_name(best), t_best2 * 1e3);
+  skipped_work(rng, min_time);
   return 0;
 }

@@ -352,7 +352,8 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
                        {InstanceMethod<&NetworkWrap::Run>("run"), InstanceMethod<&NetworkWrap::RunFloat>("runFloat"),
                         InstanceMethod<&NetworkWrap::Tensor>("tensor"),
                         InstanceMethod<&NetworkWrap::Shape>("shape"), InstanceAccessor<&NetworkWrap::NumOps>("numOps"),
-                        InstanceAccessor<&NetworkWrap::LastRunMacs>("lastRunMacs")});
+                        InstanceAccessor<&NetworkWrap::LastRunMacs>("lastRunMacs"),
+                        InstanceAccessor<&NetworkWrap::LastRunOpMicros>("lastRunOpMicros")});
   }
   explicit NetworkWrap(const Napi::CallbackInfo& info) : OpWrap(info) {
     guard(info.Env(), [&] { build(opts(info, "Network")); });
@@ -412,11 +413,11 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
     }
   }
 
-  Napi::Value copy(const Napi::Env& env, int id) {
+  Napi::Value copy(const Napi::Env& env, int id, int items = 1) {
     const size_t n = net_->shape(id).size();
     if (net_->is_float(id)) {
-      Napi::Float32Array a = Napi::Float32Array::New(env, n);
-      std::copy(net_->f32(id), net_->f32(id) + n, a.Data());
+      Napi::Float32Array a = Napi::Float32Array::New(env, n * items);
+      for (int i = 0; i < items; ++i) std::copy(net_->f32(id, i), net_->f32(id, i) + n, a.Data() + i * n);
       return a;
     }
     Napi::Uint8Array a = Napi::Uint8Array::New(env, n);
@@ -437,22 +438,29 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
       return copy(info.Env(), output_);
     });
   }
-  // runFloat(input, scale, zeroPoint, threads?): input is a float NCHW image, quantized here as the
-  // model's input QuantizeLinear does.
+  // runFloat(input, scale, zeroPoint, threads?): input is one or more float NCHW images (a batch,
+  // back to back), quantized here as the model's input QuantizeLinear does; the outputs come back
+  // back to back. With threads > 1 the items run side by side (Network::run_batch).
   Napi::Value RunFloat(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
       if (info.Length() < 3) fail("Network.runFloat: expected (input, scale, zeroPoint)");
       const auto in = typed<float>(info[0], napi_float32_array, "Float32Array", "Network.runFloat input");
       const fg::Shape s = net_->shape(net_->input_id());
-      if (in.ElementLength() != s.size())
+      if (in.ElementLength() == 0 || in.ElementLength() % s.size() != 0)
         fail("Network.runFloat: input has " + std::to_string(in.ElementLength()) + " values, expected " +
-             std::to_string(s.size()));
-      image_.resize(s.size());
-      fg::quantize_nchw(in.Data(), s, to_float(info[1], "Network.runFloat scale"),
-                        to_int(info[2], "Network.runFloat zeroPoint"), image_.data());
+             std::to_string(s.size()) + " per image");
+      const size_t items = in.ElementLength() / s.size();
+      const float scale = to_float(info[1], "Network.runFloat scale");
+      const int zp = to_int(info[2], "Network.runFloat zeroPoint");
+      image_.resize(in.ElementLength());
+      std::vector<const uint8_t*> inputs(items);
+      for (size_t i = 0; i < items; ++i) {
+        fg::quantize_nchw(in.Data() + i * s.size(), s, scale, zp, image_.data() + i * s.size());
+        inputs[i] = image_.data() + i * s.size();
+      }
       const int t = threads_arg(info, 3, "Network.runFloat");
-      net_->run(image_.data(), t > 0 ? t : threads_);
-      return copy(info.Env(), output_);
+      net_->run_batch(inputs.data(), static_cast<int>(items), t > 0 ? t : threads_);
+      return copy(info.Env(), output_, static_cast<int>(items));
     });
   }
   // tensor(id): copy of any tensor from the last run (for layer-by-layer debugging)
@@ -476,6 +484,12 @@ class NetworkWrap : public OpWrap<NetworkWrap> {
     o.Set("conv", static_cast<double>(m.conv));
     o.Set("convDense", static_cast<double>(m.conv_dense));
     return o;
+  }
+  Napi::Value LastRunOpMicros(const Napi::CallbackInfo& info) {
+    const std::vector<double>& us = net_->last_run_op_micros();
+    Napi::Float64Array a = Napi::Float64Array::New(info.Env(), us.size());
+    std::copy(us.begin(), us.end(), a.Data());
+    return a;
   }
 
   std::unique_ptr<fg::Network> net_;

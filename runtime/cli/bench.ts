@@ -6,6 +6,7 @@ import {
   type EmbedderBenchRow,
   type EmbedderRatios,
   embedderRatios,
+  type LayerTime,
 } from '../bench/embedder.ts';
 import { benchModels, type ModelBenchRow } from '../bench/models.ts';
 import { modelsDir } from '../paths.ts';
@@ -14,6 +15,8 @@ export interface BenchReport {
   /** The embedder on every engine (the native-kernels issue's format). */
   rows: EmbedderBenchRow[];
   ratios: EmbedderRatios;
+  /** Per-site time of the embedder on the kernels, dense vs ReLU-zero, 1 thread. */
+  layers: LayerTime[];
   /** ORT fp32 vs int8 for every face model. */
   models: { rows: ModelBenchRow[]; ratios: Record<string, number> };
 }
@@ -32,11 +35,12 @@ export async function benchCommand(args: string[]): Promise<number> {
     throw new Error(`--rounds must be a positive integer, not "${values.rounds}"`);
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const dirs = { modelsDir: resolve(values.models), rounds, log };
-  const rows = await benchEmbedder(dirs);
+  const { rows, layers } = await benchEmbedder(dirs);
   const modelRows = await benchModels(dirs);
   const report: BenchReport = {
     rows,
     ratios: embedderRatios(rows),
+    layers,
     models: { rows: modelRows, ratios: modelRatios(modelRows) },
   };
   console.log(values.json ? JSON.stringify(report) : formatBench(report));
@@ -54,10 +58,12 @@ export function modelRatios(rows: ModelBenchRow[]): Record<string, number> {
   return ratios;
 }
 
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
 export function formatBench(report: BenchReport): string {
   const embedder = report.rows.map(
     (r) =>
-      `${r.engine.padEnd(8)} ${r.precision.padEnd(9)} ${String(r.relu_zero).padEnd(9)} ${String(r.threads).padStart(7)} ${r.p50_ms.toFixed(3).padStart(8)} ${r.p95_ms.toFixed(3).padStart(8)} ${r.skip_ratio.toFixed(2).padStart(10)} ${(r.macs / 1e6).toFixed(1).padStart(7)}`,
+      `${r.engine.padEnd(8)} ${r.precision.padEnd(9)} ${String(r.relu_zero).padEnd(9)} ${String(r.batch).padStart(5)} ${String(r.threads).padStart(7)} ${r.p50_ms.toFixed(3).padStart(8)} ${r.p95_ms.toFixed(3).padStart(8)} ${r.skip_ratio.toFixed(2).padStart(10)} ${(r.macs / 1e6).toFixed(1).padStart(7)} ${r.input_dependent_share === null ? '-'.padStart(9) : r.input_dependent_share.toFixed(2).padStart(9)}`,
   );
   const models = report.models.rows.map(
     (r) =>
@@ -67,11 +73,25 @@ export function formatBench(report: BenchReport): string {
     Object.entries(entries).map(([k, v]) => `${k.padEnd(40)} ${v === null ? '-' : v.toFixed(2)}`);
   return [
     'embedder',
-    'engine   precision relu_zero threads   p50 ms   p95 ms skip_ratio   MMACs',
+    'engine   precision relu_zero batch threads   p50 ms   p95 ms skip_ratio   MMACs input_dep',
+    '(batch 2: a face and its mirror in one run, as the embedder runs them; MMACs per image;',
+    ' input_dep: share of the skipped MACs that some bench face computes, i.e. not closed for every face)',
     ...embedder,
     '',
     'ratios X_vs_Y = p50(Y) / p50(X) (above 1: X is faster; - = no rows yet)',
     ...ratios(report.ratios),
+    '',
+    'per site, kernels, 1 thread: sum of per-op medians (us; a site is the stem or a block with its gate)',
+    'site                      dense   relu0',
+    ...report.layers.map(
+      (l) =>
+        `${l.site.padEnd(22)} ${l.dense_us.toFixed(1).padStart(8)} ${l.relu0_us === null ? '-'.padStart(7) : l.relu0_us.toFixed(1).padStart(7)}`,
+    ),
+    `${'total'.padEnd(22)} ${sum(report.layers.map((l) => l.dense_us))
+      .toFixed(1)
+      .padStart(8)} ${sum(report.layers.map((l) => l.relu0_us ?? 0))
+      .toFixed(1)
+      .padStart(7)}`,
     '',
     'all models, ONNX Runtime',
     'model      engine  precision  threads   p50 ms   p95 ms',

@@ -194,7 +194,9 @@ export interface NetworkOp {
   readonly numOps: number;
   /** Output tensor: Float32Array when produced by fc, else Uint8Array. */
   run(input: Uint8Array, threads?: number): Uint8Array | Float32Array;
-  /** run() on a float NCHW image, quantized natively as QuantizeLinear(scale, zeroPoint) would. */
+  /** run() on float NCHW images (one, or a batch back to back), quantized natively as
+   * QuantizeLinear(scale, zeroPoint) would; outputs back to back. With threads > 1 a batch's items
+   * run side by side, one thread each. */
   runFloat(
     input: Float32Array,
     scale: number,
@@ -204,8 +206,10 @@ export interface NetworkOp {
   /** Copy of any tensor from the last run, for layer-by-layer comparisons. */
   tensor(id: number): Uint8Array | Float32Array;
   shape(id: number): Shape3;
-  /** Multiply-accumulates of the last run. */
+  /** Multiply-accumulates of the last run, summed over its batch. */
   readonly lastRunMacs: RunMacs;
+  /** Wall time of each plan op in the last run, microseconds, in plan order (the per-layer profile). */
+  readonly lastRunOpMicros: Float64Array;
 }
 
 export interface KernelsBinding {

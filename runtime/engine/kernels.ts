@@ -58,19 +58,40 @@ export class KernelsEngine implements InferenceEngine {
         `kernels engine: input has ${t.data.length} values, dims [${t.dims.join(', ')}] need ${n * itemSize}`,
       );
     const size = this.model.output.size;
-    const out = new Float32Array(n * size);
     const { scale, zeroPoint } = this.model.input;
-    for (let b = 0; b < n; b++) {
-      const item = t.data.subarray(b * itemSize, (b + 1) * itemSize);
-      out.set(this.network.runFloat(item, scale, zeroPoint, this.threads), b * size);
-    }
+    // One native call for the batch: with 2+ threads its items (a face and its mirror) run side by side.
+    const out = this.network.runFloat(t.data, scale, zeroPoint, this.threads) as Float32Array;
     return { [this.model.output.name]: { data: out, dims: [n, size] } };
   }
 
-  /** Multiply-accumulates of the last batch item run (what ReLU-zero prediction skipped). */
+  /** Multiply-accumulates of the last batch, summed over its items (what ReLU-zero prediction skipped). */
   lastRunMacs(): RunMacs {
     if (!this.network) throw new Error('kernels engine: lastRunMacs() after close()');
     return this.network.lastRunMacs;
+  }
+
+  /** Each plan op's wall time in the last run (its first batch item), labelled `op:tensor`. */
+  lastRunProfile(): { op: string; micros: number }[] {
+    if (!this.network) throw new Error('kernels engine: lastRunProfile() after close()');
+    const micros = this.network.lastRunOpMicros;
+    // A gate's mask tensor has no ONNX name of its own: it is named after the first conv it gates.
+    const gated = (id: number) => this.model.gates.find((g) => g.mask === id)?.conv;
+    return this.model.plan.ops.map((op, k) => ({
+      op: `${op.op}:${(op.op === 'gate' ? gated(op.output) : this.model.tensorNames[op.output]) ?? op.output}`,
+      micros: micros[k] ?? 0,
+    }));
+  }
+
+  /** Each ReLU-zero gate's mask in the last run (its first batch item; 1 = open), before the conv1
+   * widening, with the conv it gates. Empty for a model without gates. */
+  lastGateMasks(): { conv: string; mask: Uint8Array; dilate: number }[] {
+    const network = this.network;
+    if (!network) throw new Error('kernels engine: lastGateMasks() after close()');
+    return this.model.gates.map((g) => ({
+      conv: g.conv,
+      mask: network.tensor(g.mask) as Uint8Array,
+      dilate: g.dilate,
+    }));
   }
 
   async close(): Promise<void> {

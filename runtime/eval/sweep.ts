@@ -28,6 +28,9 @@ export interface SweepOptions {
   modelsDir: string;
   /** Gate thresholds to try on the gated embedder (the trained one is 0). */
   thresholds: number[];
+  /** More gated embedders to sweep side by side (one curve each): a name and the models folder holding
+   * its facerec-gated.int8 model. The one in `modelsDir` is always swept, named 'gated'. */
+  candidates?: { name: string; modelsDir: string }[];
   pngPath?: string;
   log?: (line: string) => void;
 }
@@ -36,6 +39,8 @@ export interface SweepPoint {
   name: string;
   engine: 'ort' | 'kernels';
   relu_zero: boolean;
+  /** Which gated embedder (null: no gates). */
+  candidate: string | null;
   /** The gates' threshold (null: no gates). */
   threshold: number | null;
   /** Median time of one embedder network run (one aligned face), 1 thread, interleaved with the others. */
@@ -45,6 +50,8 @@ export interface SweepPoint {
   accuracy: number;
   accuracy_std: number;
   tpr_at_far: { '0.01': number; '0.001': number };
+  /** Over every genuine and impostor combination of the dev images (tighter at low FAR). */
+  tpr_at_far_all_pairs: { '0.01': number; '0.001': number };
 }
 
 /** Counts the conv MACs the kernels skipped in every run of the engine it wraps. */
@@ -65,7 +72,7 @@ class SkipCounter implements InferenceEngine {
     const out = await this.inner.run(inputs);
     const n = Object.values(inputs)[0].dims[0];
     this.items += n;
-    // The kernels report the last item of the batch; a batch's items share its crops' statistics.
+    // The kernels report MACs summed over the batch: the ratio is the batch's skipped share.
     if (this.inner instanceof KernelsEngine) {
       const macs = this.inner.lastRunMacs();
       this.skipped += n * (1 - macs.conv / macs.convDense);
@@ -117,29 +124,41 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
   await detectorModel.engine.close();
 
   const dense = loadModel(manifestPathFor(opts.modelsDir, MODEL_NAMES.embedder, 'int8'));
-  const gated = loadModel(manifestPathFor(opts.modelsDir, MODEL_NAMES.gatedEmbedder, 'int8'));
+  const candidates = [{ name: 'gated', modelsDir: opts.modelsDir }, ...(opts.candidates ?? [])];
   const configs: {
-    point: Omit<SweepPoint, 'ms_per_run' | 'skip_ratio' | 'accuracy' | 'accuracy_std' | 'tpr_at_far'>;
+    point: Omit<
+      SweepPoint,
+      'ms_per_run' | 'skip_ratio' | 'accuracy' | 'accuracy_std' | 'tpr_at_far' | 'tpr_at_far_all_pairs'
+    >;
     open: () => Promise<InferenceEngine>;
     manifest: typeof dense.manifest;
   }[] = [
     {
-      point: { name: 'ORT int8', engine: 'ort', relu_zero: false, threshold: null },
+      point: { name: 'ORT int8', engine: 'ort', relu_zero: false, candidate: null, threshold: null },
       open: async () =>
         (await openModel({ dir: opts.modelsDir, name: MODEL_NAMES.embedder, precision: 'int8', threads: 1 }))
           .engine,
       manifest: dense.manifest,
     },
     {
-      point: { name: 'kernels dense', engine: 'kernels', relu_zero: false, threshold: null },
+      point: { name: 'kernels dense', engine: 'kernels', relu_zero: false, candidate: null, threshold: null },
       open: async () => new KernelsEngine(binding, dense.onnx, 1),
       manifest: dense.manifest,
     },
-    ...opts.thresholds.map((t) => ({
-      point: { name: `kernels ReLU-zero t=${t}`, engine: 'kernels' as const, relu_zero: true, threshold: t },
-      open: async () => new KernelsEngine(binding, withThreshold(gated.onnx, t), 1),
-      manifest: gated.manifest,
-    })),
+    ...candidates.flatMap((c) => {
+      const gated = loadModel(manifestPathFor(c.modelsDir, MODEL_NAMES.gatedEmbedder, 'int8'));
+      return opts.thresholds.map((t) => ({
+        point: {
+          name: `${c.name} t=${t}`,
+          engine: 'kernels' as const,
+          relu_zero: true,
+          candidate: c.name,
+          threshold: t,
+        },
+        open: async () => new KernelsEngine(binding, withThreshold(gated.onnx, t), 1),
+        manifest: gated.manifest,
+      }));
+    }),
   ];
 
   const scored: (Omit<SweepPoint, 'ms_per_run'> & { engine_: InferenceEngine })[] = [];
@@ -162,6 +181,10 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
       accuracy: scores.accuracy,
       accuracy_std: scores.accuracy_std,
       tpr_at_far: scores.tpr_at_far,
+      tpr_at_far_all_pairs: {
+        '0.01': scores.tpr_at_far_all_pairs['0.01'],
+        '0.001': scores.tpr_at_far_all_pairs['0.001'],
+      },
       engine_: engine,
     });
   }
@@ -194,34 +217,42 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
 }
 
 async function renderSweep(points: SweepPoint[], pngPath: string): Promise<void> {
-  // The line follows the threshold, so it reads as the trade-off a deployment can choose along.
-  const gatedPoints = points
-    .filter((p) => p.relu_zero)
-    .sort((a, b) => (a.threshold as number) - (b.threshold as number));
+  // One line per gated embedder, following the threshold, so each reads as the trade-off a deployment
+  // can choose along.
+  const names = [...new Set(points.flatMap((p) => (p.candidate === null ? [] : [p.candidate])))];
+  const curve = (name: string) =>
+    points
+      .filter((p) => p.candidate === name)
+      .sort((a, b) => (a.threshold as number) - (b.threshold as number));
   const pct = (v: number) => 100 * v;
   await renderLineChart(
     {
       title: 'LFW dev: ReLU-zero gate threshold sweep (int8 embedder, 1 thread)',
       xLabel: 'ms per embedder run (lower is faster)',
       yLabel: 'percent',
-      series: [
+      series: names.flatMap((name) => [
         {
-          name: 'accuracy, gated (kernels)',
-          points: gatedPoints.map((p) => [p.ms_per_run, pct(p.accuracy)]),
+          name: `accuracy, ${name}`,
+          points: curve(name).map((p): [number, number] => [p.ms_per_run, pct(p.accuracy)]),
         },
         {
-          name: 'TPR@FAR 1e-2, gated (kernels)',
-          points: gatedPoints.map((p) => [p.ms_per_run, pct(p.tpr_at_far['0.01'])]),
+          name: `TPR@FAR 1e-2 (all pairs), ${name}`,
+          points: curve(name).map((p): [number, number] => [
+            p.ms_per_run,
+            pct(p.tpr_at_far_all_pairs['0.01']),
+          ]),
           dashed: true,
         },
-      ],
+      ]),
       markers: points.flatMap((p) => [
         {
           x: p.ms_per_run,
           y: pct(p.accuracy),
           label: p.relu_zero ? `t=${p.threshold}` : p.name,
         },
-        ...(p.relu_zero ? [] : [{ x: p.ms_per_run, y: pct(p.tpr_at_far['0.01']), label: `${p.name} TPR` }]),
+        ...(p.relu_zero
+          ? []
+          : [{ x: p.ms_per_run, y: pct(p.tpr_at_far_all_pairs['0.01']), label: `${p.name} TPR` }]),
       ]),
       legend: 'bottom-right',
     },

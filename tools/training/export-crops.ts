@@ -1,14 +1,16 @@
 // Training data for the ReLU-zero gates (training/gates.py): aligned 150x150 face crops made by the
 // runtime's own fp32 detector and alignment, plus the fp32 embedder's raw outputs as the teacher.
-// Sources are lfw/calib and the unlabelled faces/ sets; lfw/dev is never read (data README protocol).
+// Sources are lfw/calib, the small faces/ sets and faces/extra (CelebA with its identities, UTKFace
+// unlabelled); lfw/dev is never read (data README protocol).
 //
-//   npx tsx tools/training/export-crops.ts [outDir]     (default /tmp/facegate-train, outside the repo)
+//   npx tsx tools/training/export-crops.ts [outDir] [--extra N]   (default /tmp/facegate-train, outside the repo)
+//   --extra N: the first N images (file order) of each faces/extra set (default 4000; 0: none).
 //   FACEGATE_DATA (the face data set, required), FACEGATE_MODELS_DIR as for the rest of the project.
 //
 // Writes  crops.u8     N x 150 x 150 x 3 packed RGB
 //         teacher.f32  N x 128 float32 LE, facerec.fp32 embedding (no mirror, not normalised)
 //         index.json   one entry per crop, in file order
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { MODEL_NAMES, openModel } from '../../runtime/models/registry.ts';
@@ -26,7 +28,7 @@ export interface CropEntry {
   file: string;
   /** Index of the face in the detector's output (-1: none found, the centre-crop fallback). */
   face: number;
-  /** LFW identity of the image's primary face; null for every other crop. */
+  /** Identity of the image's primary face (LFW name, or `celeba:<id>`); null for every other crop. */
   person: string | null;
   /** false: no face found, the runtime's centre-crop fallback. */
   detected: boolean;
@@ -44,9 +46,25 @@ function listImages(dir: string): string[] {
     });
 }
 
+/** CelebA's identity file: image name -> `celeba:<id>`. */
+function celebaIdentities(path: string): Map<string, string> {
+  const ids = new Map<string, string>();
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const [name, id] = line.trim().split(/\s+/);
+    if (name && id) ids.set(name, `celeba:${id}`);
+  }
+  return ids;
+}
+
 async function main(): Promise<void> {
   ort.env.logLevel = 'error';
-  const outDir = resolve(process.argv[2] ?? '/tmp/facegate-train');
+  const args = process.argv.slice(2);
+  const extraAt = args.indexOf('--extra');
+  const extraArg = extraAt >= 0 ? args.splice(extraAt, 2)[1] : '4000';
+  const extraCount = Number(extraArg);
+  if (!Number.isInteger(extraCount) || extraCount < 0)
+    throw new Error(`--extra takes a whole number of images, got ${extraArg}`);
+  const outDir = resolve(args[0] ?? '/tmp/facegate-train');
   const dataDir = dataSetDir('tools/training/export-crops.ts');
   const models = modelsDir();
   if (outDir.startsWith(`${PACKAGE_ROOT}/`))
@@ -61,10 +79,16 @@ async function main(): Promise<void> {
   const size = input.shape[3];
 
   const calib = listImages(join(dataDir, 'lfw', 'calib'));
-  const faces = listImages(join(dataDir, 'faces'));
+  const faces = listImages(join(dataDir, 'faces')).filter((p) => !relative(dataDir, p).startsWith('faces/extra/'));
+  const celebaDir = join(dataDir, 'faces', 'extra', 'celeba');
+  const celebaIds = celebaIdentities(join(celebaDir, 'identity_CelebA_000001-010000.txt'));
+  const extra = [
+    ...listImages(join(celebaDir, 'celebA')).slice(0, extraCount),
+    ...listImages(join(dataDir, 'faces', 'extra', 'utkface')).slice(0, extraCount),
+  ];
   const entries: CropEntry[] = [];
   const crops: Buffer[] = [];
-  const progress = new Progress('export crops', calib.length + faces.length);
+  const progress = new Progress('export crops', calib.length + faces.length + extra.length);
   const skipped: string[] = [];
 
   // lfw/calib: the primary face as alignedFaceCrop crops it for calibration and evaluation (the centre
@@ -103,6 +127,19 @@ async function main(): Promise<void> {
     }
     progress.tick();
   }
+  // faces/extra: one aligned face per photo (the primary one), CelebA's labelled with its identity.
+  for (const path of extra) {
+    const file = relative(dataDir, path);
+    const image = await decodeImage(path);
+    const primary = primaryFace(await detector.detect(image), image.width, image.height);
+    if (!primary) skipped.push(file);
+    else {
+      const name = file.split('/').pop() ?? '';
+      entries.push({ file, face: 0, person: celebaIds.get(name) ?? null, detected: true });
+      crops.push((await alignFace(image, primary.keypoints, FACEREC_TEMPLATE)).rgb);
+    }
+    progress.tick();
+  }
   progress.done();
 
   const plane = size * size;
@@ -126,18 +163,25 @@ async function main(): Promise<void> {
   const index = {
     size,
     count: crops.length,
-    folders: ['lfw/calib', 'faces'],
+    folders: ['lfw/calib', 'faces (without extra/)', 'faces/extra/celeba', 'faces/extra/utkface'],
+    extraPerSet: extraCount,
     lfwDevUsed: false,
     detector: 'blazeface fp32',
     teacher: `${embedder.manifest.name} fp32 (${embedder.manifest.sha256.slice(0, 12)})`,
-    images: { 'lfw/calib': calib.length, faces: faces.length, facesWithoutDetection: skipped.length },
+    images: {
+      'lfw/calib': calib.length,
+      faces: faces.length,
+      'faces/extra': extra.length,
+      withoutDetection: skipped.length,
+    },
+    withoutDetection: skipped,
     crops: entries,
   };
   writeFileSync(join(outDir, 'index.json'), JSON.stringify(index));
-  const byPerson = entries.filter((e) => e.person !== null).length;
+  const byPerson = entries.filter((e) => e.person !== null && !e.person.startsWith('celeba:')).length;
   console.log(
     `${crops.length} crops (${byPerson} labelled lfw/calib, ${entries.filter((e) => !e.detected).length} centre-cropped) ` +
-      `from ${calib.length} calib + ${faces.length} faces/ images (${skipped.length} without a face) -> ${outDir}`,
+      `from ${calib.length} calib + ${faces.length} faces/ + ${extra.length} faces/extra images (${skipped.length} without a face) -> ${outDir}`,
   );
 }
 

@@ -191,14 +191,23 @@ class Network {
   size_t num_ops() const;
   // Runs every op; tensor buffers stay valid until the next run.
   void run(const uint8_t* input, int threads = 0);
-  // Multiply-accumulates of the last run: all executed (convs at their computed pixels, gate
-  // predictors, fc), the convs' share of that, and what the convs would cost computed densely.
+  // Runs n inputs. With threads > 1 the items run side by side, each on one thread (a face and its
+  // mirror: two single-threaded passes beat one pass split per layer).
+  void run_batch(const uint8_t* const* inputs, int n, int threads = 0);
+  // Multiply-accumulates of the last run (summed over its batch): all executed (convs at their
+  // computed pixels, gate predictors, fc), the convs' share of that, and what the convs would cost
+  // computed densely.
   struct Macs {
     uint64_t executed = 0, conv = 0, conv_dense = 0;
   };
   Macs last_run_macs() const;
-  const uint8_t* u8(int id) const;
-  const float* f32(int id) const;
+  // Wall time of each op (in add order) in the last run (its first item), in microseconds: the
+  // per-layer profile.
+  const std::vector<double>& last_run_op_micros() const;
+  // A tensor of the last run; `item` picks the batch item (items past the last batch's size hold
+  // an earlier batch's values).
+  const uint8_t* u8(int id, int item = 0) const;
+  const float* f32(int id, int item = 0) const;
 
   struct Impl;
 

@@ -23,6 +23,7 @@ struct NeonKernel {
       for (int ky = 0; ky < kh; ++ky) {
         const int8_t* const* r = rows + ky * MR;
         for (int k = 0; k < run_len; k += 16, w += 64) {
+          FACEGATE_MCA_BEGIN("conv-smull");
           int8x16_t wc[4], x[MR];
           for (int c = 0; c < 4; ++c) wc[c] = vld1q_s8(w + 16 * c);
           for (int m = 0; m < MR; ++m) x[m] = vld1q_s8(r[m] + k);
@@ -31,6 +32,7 @@ struct NeonKernel {
               const int16x8_t p = vmlal_high_s8(vmull_s8(vget_low_s8(x[m]), vget_low_s8(wc[c])), x[m], wc[c]);
               acc[m][c] = vpadalq_s16(acc[m][c], p);
             }
+          FACEGATE_MCA_END();
         }
       }
       for (int m = 0; m < MR; ++m)

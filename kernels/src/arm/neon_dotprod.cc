@@ -27,6 +27,7 @@ struct DotKernel {
     for (int ky = 0; ky < kh; ++ky) {
       const int8_t* const* r = rows + ky * MR;
       for (int k = 0; k < run_len; k += 4, w += 64) {
+        FACEGATE_MCA_BEGIN("conv-sdot");
         // Weights are [16 channels][4 k]: lane i of wq dots channel 4q+i with the pixel's 4 inputs.
         const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16), w2 = vld1q_s8(w + 32), w3 = vld1q_s8(w + 48);
         for (int m = 0; m < MR; ++m) {
@@ -36,6 +37,7 @@ struct DotKernel {
           acc[m][2] = vdotq_s32(acc[m][2], w2, x);
           acc[m][3] = vdotq_s32(acc[m][3], w3, x);
         }
+        FACEGATE_MCA_END();
       }
     }
     for (int m = 0; m < MR; ++m) store16(acc[m], *blk, j, m);

@@ -8,12 +8,27 @@
 
 #include "facegate/kernels.h"
 
+// Marks an inner-loop body for llvm-mca (kernels/scripts/mca.sh compiles with -DFACEGATE_MCA; the
+// markers are assembler comments, so an ordinary build has none).
+#ifdef FACEGATE_MCA
+#if defined(__aarch64__)
+#define FACEGATE_MCA_BEGIN(name) asm volatile("// LLVM-MCA-BEGIN " name)
+#define FACEGATE_MCA_END() asm volatile("// LLVM-MCA-END")
+#else
+#define FACEGATE_MCA_BEGIN(name) asm volatile("# LLVM-MCA-BEGIN " name)
+#define FACEGATE_MCA_END() asm volatile("# LLVM-MCA-END")
+#endif
+#else
+#define FACEGATE_MCA_BEGIN(name)
+#define FACEGATE_MCA_END()
+#endif
+
 namespace facegate::detail {
 
 constexpr int kMaxKernel = 16;  // largest kh/kw; bounds the per-tile row-pointer array
-// Gate predictor rows are zero-padded to a multiple of this many int16 (one ymm), so a 3-channel
-// stem row of 9 values is one vector step; the image has that much slack at its end.
-constexpr int kGateRun = 16;
+// Gate predictor rows are zero-padded to a multiple of this many int16 (one zmm, two ymm), so the
+// stem's 7 x 3 = 21-value row is one AVX-512 step; the image has that much slack at its end.
+constexpr int kGateRun = 32;
 
 // Internal linkage: ISA TUs inline these with their own -m flags, and a shared weak copy could
 // hand AVX2 code to a baseline caller.

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -28,8 +29,12 @@ struct Op {
   int mask_id = -1;               // conv: the gate mask tensor, or -1 (dense)
   int mask_dilate = 1;
   uint64_t macs_per_pixel = 0;    // conv: per output pixel; gate: per run
-  std::vector<int32_t> rows = {};  // conv: this run's active output pixels (scratch)
-  std::vector<uint8_t> wide = {};  // conv: the mask widened along rows (scratch)
+};
+
+// A masked conv's per-run scratch.
+struct MaskScratch {
+  std::vector<int32_t> rows;  // the active output pixels
+  std::vector<uint8_t> wide;  // the mask widened along rows
 };
 
 // Output pixels where the mask, widened by a k x k max (k odd, centred), is non-zero: separably, rows
@@ -64,11 +69,24 @@ struct Tensor {
 
 }  // namespace
 
-struct Network::Impl {
+// One batch item's forward pass: its own tensors and scratch, so items can run on different threads.
+struct Pass {
   std::vector<Tensor> tensors;
+  std::vector<MaskScratch> scratch;  // per op
+  Network::Macs macs;
+  std::vector<double> op_micros;  // per op
+};
+
+struct Network::Impl {
+  std::vector<Tensor> tensors;  // shapes, as the plan defines them; each pass has its own buffers
   std::vector<Op> ops;
   int input = 0;
-  Macs last_macs;
+  std::vector<std::unique_ptr<Pass>> passes;  // per batch item, made on first use
+  Macs last_macs;  // summed over the last batch
+
+  void run_pass(Pass& p, const uint8_t* input, int threads) const;
+  // A tensor of a batch item of the last run (the plan's zero-filled buffer before any run).
+  const Tensor& last(int id, int item) const;
 
   // Errors name tensors; the op is the add_* call that threw (the binding adds its plan index).
   std::string where() const { return "network: "; }
@@ -216,25 +234,59 @@ bool Network::is_float(int id) const {
   return impl_->tensors[id].is_float;
 }
 
-void Network::run(const uint8_t* input, int threads) {
+void Network::run(const uint8_t* input, int threads) { run_batch(&input, 1, threads); }
+
+void Network::run_batch(const uint8_t* const* inputs, int n, int threads) {
   threads = detail::resolve_threads(threads);
-  if (!input) fail("network: null input");
-  auto& t = impl_->tensors;
-  std::memcpy(t[impl_->input].u8.data(), input, t[impl_->input].u8.size());
+  detail::check_range("network batch", n, 1, 1 << 16);
+  for (int i = 0; i < n; ++i)
+    if (!inputs[i]) fail("network: null input");
+  Impl& im = *impl_;
+  while (static_cast<int>(im.passes.size()) < n) {
+    auto p = std::make_unique<Pass>();
+    p->tensors = im.tensors;
+    p->scratch.resize(im.ops.size());
+    im.passes.push_back(std::move(p));
+  }
+  if (n == 1 || threads <= 1) {
+    for (int i = 0; i < n; ++i) im.run_pass(*im.passes[i], inputs[i], threads);
+  } else {
+    // Items on separate threads, each single-threaded: a face and its mirror run side by side, where
+    // splitting each (small) layer over the threads pays a wake-up and a join per layer.
+    detail::parallel_for(n, threads, [&](int b, int e) {
+      for (int i = b; i < e; ++i) im.run_pass(*im.passes[i], inputs[i], 1);
+    });
+  }
+  im.last_macs = Macs{};
+  for (int i = 0; i < n; ++i) {
+    im.last_macs.executed += im.passes[i]->macs.executed;
+    im.last_macs.conv += im.passes[i]->macs.conv;
+    im.last_macs.conv_dense += im.passes[i]->macs.conv_dense;
+  }
+}
+
+void Network::Impl::run_pass(Pass& pass, const uint8_t* input, int threads) const {
+  auto& t = pass.tensors;
+  std::memcpy(t[this->input].u8.data(), input, t[this->input].u8.size());
   Macs macs;
-  for (Op& op : impl_->ops) {
+  pass.op_micros.resize(ops.size());
+  auto clock = std::chrono::steady_clock::now();
+  for (size_t k = 0; k < ops.size(); ++k) {
+    const Op& op = ops[k];
+    MaskScratch& sc = pass.scratch[k];
     const Tensor& a = t[op.a];
     Tensor& o = t[op.out];
     switch (op.kind) {
       case Kind::Conv: {
         ConvActive active;
-        if (op.mask_id >= 0) {
-          const Tensor& m = t[op.mask_id];
-          active_rows(m.u8.data(), m.shape, op.mask_dilate, op.wide, op.rows);
-          // An all-open mask runs the dense path (no row indirection).
-          if (op.rows.size() < m.u8.size()) {
-            active.rows = op.rows.data();
-            active.num_rows = static_cast<int>(op.rows.size());
+        // An all-open mask (before or after widening) runs the dense path: no pixel list, no row
+        // indirection, just the dense conv.
+        const Tensor* m = op.mask_id >= 0 ? &t[op.mask_id] : nullptr;
+        if (m && std::memchr(m->u8.data(), 0, m->u8.size())) {
+          active_rows(m->u8.data(), m->shape, op.mask_dilate, sc.wide, sc.rows);
+          if (sc.rows.size() < m->u8.size()) {
+            active.rows = sc.rows.data();
+            active.num_rows = static_cast<int>(sc.rows.size());
           }
         }
         const size_t pixels = static_cast<size_t>(o.shape.h) * o.shape.w;
@@ -269,20 +321,33 @@ void Network::run(const uint8_t* input, int threads) {
         op.fc->run(a.u8.data(), o.f32.data());
         break;
     }
+    const auto now = std::chrono::steady_clock::now();
+    pass.op_micros[k] = std::chrono::duration<double, std::micro>(now - clock).count();
+    clock = now;
   }
-  impl_->last_macs = macs;
+  pass.macs = macs;
 }
 
 Network::Macs Network::last_run_macs() const { return impl_->last_macs; }
-
-const uint8_t* Network::u8(int id) const {
-  if (is_float(id)) fail("network: tensor " + std::to_string(id) + " is float");
-  return impl_->tensors[id].u8.data();
+const std::vector<double>& Network::last_run_op_micros() const {
+  static const std::vector<double> none;
+  return impl_->passes.empty() ? none : impl_->passes[0]->op_micros;
 }
 
-const float* Network::f32(int id) const {
+const Tensor& Network::Impl::last(int id, int item) const {
+  if (item < 0 || item >= std::max(1, static_cast<int>(passes.size())))
+    fail("network: batch item " + std::to_string(item) + " was not run");
+  return passes.empty() ? tensors[id] : passes[item]->tensors[id];
+}
+
+const uint8_t* Network::u8(int id, int item) const {
+  if (is_float(id)) fail("network: tensor " + std::to_string(id) + " is float");
+  return impl_->last(id, item).u8.data();
+}
+
+const float* Network::f32(int id, int item) const {
   if (!is_float(id)) fail("network: tensor " + std::to_string(id) + " is uint8");
-  return impl_->tensors[id].f32.data();
+  return impl_->last(id, item).f32.data();
 }
 
 }  // namespace facegate

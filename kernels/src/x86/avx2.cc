@@ -158,7 +158,7 @@ void avx2_gate_row(const int16_t* const* rows, int kh, const int16_t* w, int run
     const int16_t* wk = w;
     for (int ky = 0; ky < kh; ++ky, wk += run) {
       const int16_t* x = rows[ky] + static_cast<size_t>(i) * step;
-      for (int k = 0; k < run; k += kGateRun) {
+      for (int k = 0; k < run; k += 16) {  // one ymm: half a kGateRun
         const __m256i b = load(wk + k);
         a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(load(x + k), b));
         a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(load(x + step + k), b));
@@ -173,7 +173,7 @@ void avx2_gate_row(const int16_t* const* rows, int kh, const int16_t* w, int run
     const int16_t* wk = w;
     for (int ky = 0; ky < kh; ++ky, wk += run) {
       const int16_t* x = rows[ky] + static_cast<size_t>(i) * step;
-      for (int k = 0; k < run; k += kGateRun) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(load(x + k), load(wk + k)));
+      for (int k = 0; k < run; k += 16) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(load(x + k), load(wk + k)));
     }
     out[i] = hsum(acc);
   }

@@ -36,6 +36,7 @@ struct VnniKernel {
     for (int ky = 0; ky < kh; ++ky) {
       const uint8_t* const* r = rows + ky * MR;
       for (int k = 0; k < run_len; k += 4) {
+        FACEGATE_MCA_BEGIN("conv-vpdpbusd");
         __m512i wv[N];  // [16 channels][4 k] per block
         for (int b = 0; b < N; ++b) {
           wv[b] = _mm512_loadu_si512(w[b]);
@@ -47,6 +48,7 @@ struct VnniKernel {
           const __m512i xv = _mm512_set1_epi32(x);
           for (int b = 0; b < N; ++b) acc[b][m] = _mm512_dpbusd_epi32(acc[b][m], xv, wv[b]);
         }
+        FACEGATE_MCA_END();
       }
     }
     const __m512 lo = _mm512_set1_ps(j.lo), hi = _mm512_set1_ps(j.hi);
@@ -65,11 +67,52 @@ struct VnniKernel {
   }
 };
 
+// A gate predictor's row (IsaKernels::gate_row): vpdpwssd does the int16 multiply and the int32
+// add in one uop over 32 values, and eight pixels share each weight load. Their eight sums are
+// reduced together (halves, then a horizontal-add tree), not one horizontal sum per pixel: for the
+// stem's 7 kernel rows the per-pixel reductions cost more than the products.
+void gate_row(const int16_t* const* rows, int kh, const int16_t* w, int run, int step, int n, int32_t* out) {
+  const auto load = [](const int16_t* p) { return _mm512_loadu_si512(p); };
+  const auto half = [](__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+  };
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m512i a[8];
+    for (int m = 0; m < 8; ++m) a[m] = _mm512_setzero_si512();
+    const int16_t* wk = w;
+    for (int ky = 0; ky < kh; ++ky, wk += run) {
+      const int16_t* x = rows[ky] + static_cast<size_t>(i) * step;
+      for (int k = 0; k < run; k += kGateRun) {
+        FACEGATE_MCA_BEGIN("gate-row");
+        const __m512i b = load(wk + k);
+        for (int m = 0; m < 8; ++m) a[m] = _mm512_dpwssd_epi32(a[m], load(x + m * step + k), b);
+        FACEGATE_MCA_END();
+      }
+    }
+    const __m256i h01 = _mm256_hadd_epi32(half(a[0]), half(a[1])), h23 = _mm256_hadd_epi32(half(a[2]), half(a[3]));
+    const __m256i h45 = _mm256_hadd_epi32(half(a[4]), half(a[5])), h67 = _mm256_hadd_epi32(half(a[6]), half(a[7]));
+    const __m256i h0123 = _mm256_hadd_epi32(h01, h23), h4567 = _mm256_hadd_epi32(h45, h67);
+    const __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                                         _mm256_permute2x128_si256(h0123, h4567, 0x31));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), sum);
+  }
+  for (; i < n; ++i) {
+    __m512i acc = _mm512_setzero_si512();
+    const int16_t* wk = w;
+    for (int ky = 0; ky < kh; ++ky, wk += run) {
+      const int16_t* x = rows[ky] + static_cast<size_t>(i) * step;
+      for (int k = 0; k < run; k += kGateRun) acc = _mm512_dpwssd_epi32(acc, load(x + k), load(wk + k));
+    }
+    out[i] = _mm512_reduce_add_epi32(acc);
+  }
+}
+
 }  // namespace
 
 extern const IsaKernels kAvx512VnniKernels = {
     Isa::Avx512Vnni, VnniKernel::MR, VnniKernel::NB, 4, 16, 1, 0, prepare_u8, conv_tasks<VnniKernel>, avx2_add,
-    avx2_gate_row,
+    gate_row,
 };
 
 }  // namespace facegate::detail

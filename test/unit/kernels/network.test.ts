@@ -151,6 +151,39 @@ describe.skipIf(!k)('Network', () => {
     expectSame(fast, scalar, 'fast vs scalar network');
   });
 
+  it('runs a float batch side by side, each item as it runs alone, and sums its MACs', () => {
+    const net = new k.Network(p);
+    const size = 40 * 40 * 3;
+    const a = Float32Array.from({ length: size }, (_, i) => Math.sin(i));
+    const b = Float32Array.from({ length: size }, (_, i) => Math.cos(i * 0.7));
+    const alone = (x: Float32Array) => {
+      const out = net.runFloat(x, 0.01, 128, 1);
+      return { out, executed: net.lastRunMacs.executed };
+    };
+    const ra = alone(a);
+    const rb = alone(b);
+    const both = new Float32Array(2 * size);
+    both.set(a);
+    both.set(b, size);
+    for (const threads of [1, 2]) {
+      const out = net.runFloat(both, 0.01, 128, threads);
+      expectSame(out.subarray(0, ra.out.length), ra.out, `item 0, ${threads} threads`);
+      expectSame(out.subarray(ra.out.length), rb.out, `item 1, ${threads} threads`);
+      expect(net.lastRunMacs.executed).toBe(ra.executed + rb.executed);
+    }
+    expect(() => net.runFloat(new Float32Array(size + 1), 0.01, 128)).toThrow(/expected 4800 per image/);
+  });
+
+  it('times every op of the last run (the per-layer profile)', () => {
+    const net = new k.Network(p);
+    net.run(input, 1);
+    const micros = net.lastRunOpMicros;
+    expect(micros).toBeInstanceOf(Float64Array);
+    expect(micros.length).toBe(p.ops.length);
+    for (const us of micros) expect(us).toBeGreaterThanOrEqual(0);
+    expect(micros.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  });
+
   it('rejects malformed plans with the op index', () => {
     const bad = (mutate: (q: NetworkPlan) => void) => {
       const q: NetworkPlan = { ...p, ops: p.ops.map((o) => ({ ...o })) as PlanOp[] };
