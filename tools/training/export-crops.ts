@@ -10,7 +10,7 @@
 // Writes  crops.u8     N x 150 x 150 x 3 packed RGB
 //         teacher.f32  N x 128 float32 LE, facerec.fp32 embedding (no mirror, not normalised)
 //         index.json   one entry per crop, in file order
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { MODEL_NAMES, openModel } from '../../runtime/models/registry.ts';
@@ -79,7 +79,9 @@ async function main(): Promise<void> {
   const size = input.shape[3];
 
   const calib = listImages(join(dataDir, 'lfw', 'calib'));
-  const faces = listImages(join(dataDir, 'faces')).filter((p) => !relative(dataDir, p).startsWith('faces/extra/'));
+  const faces = listImages(join(dataDir, 'faces')).filter(
+    (p) => !relative(dataDir, p).startsWith('faces/extra/'),
+  );
   const celebaDir = join(dataDir, 'faces', 'extra', 'celeba');
   const celebaIds = celebaIdentities(join(celebaDir, 'identity_CelebA_000001-010000.txt'));
   const extra = [
