@@ -22,12 +22,13 @@ import { buildTopics } from '../../runtime/mqtt/topics.ts';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.ts';
 import { FACES_DIR, MODELS_DIR } from '../helpers/paths.ts';
 import { DEVICE, LIN, type RunningApp, startApp } from '../integration/app/harness.ts';
-import { Subscriber, waitUntil } from '../integration/mqtt/support.ts';
+import { Subscriber } from '../integration/mqtt/support.ts';
 import { type FuzzCase, fuzzCases, hostileImages } from './fuzz/generate.ts';
 import { seededRandom } from './powercut/crashfs.ts';
 
 const SEED = Number(process.env.FACEGATE_FUZZ_SEED ?? 20261206);
 const CASES = Number(process.env.FACEGATE_FUZZ_CASES ?? 10_000);
+const FILE_CASES = 1000;
 /** A refusal that leaked an internal error instead of naming the problem. */
 const RAW_ERROR =
   /TypeError|ReferenceError|Cannot read prop|is not a function|undefined is not|Maximum call stack|\[object Object\]/;
@@ -79,12 +80,22 @@ async function send(
   command: string,
   payload: Buffer,
 ): Promise<{ topic: string; body: Record<string, unknown> }> {
-  const before = operator.messages.length;
+  const response = new Promise<{ topic: string; payload: Buffer }>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      operator.client.removeListener('message', onMessage);
+      reject(new Error(`no response to ${command} within 15 s`));
+    }, 15_000);
+    const onMessage = (topic: string, payload: Buffer) => {
+      clearTimeout(timer);
+      operator.client.removeListener('message', onMessage);
+      resolve({ topic, payload });
+    };
+    operator.client.on('message', onMessage);
+  });
   await operator.client.publishAsync(topics.request(command), payload, { qos: 1 });
-  await waitUntil(`the response to ${command}`, () => operator.messages.length > before, 15_000);
-  const message = operator.messages[before];
+  const message = await response;
   operator.messages.length = 0;
-  return { topic: message.topic, body: JSON.parse(message.payload) };
+  return { topic: message.topic, body: JSON.parse(message.payload.toString()) };
 }
 
 async function signed(command: string, body: object): Promise<Record<string, unknown>> {
@@ -171,7 +182,7 @@ function mutateText(text: string, random: () => number): string {
     case 2:
       return text.slice(0, at) + text.slice(at + Math.floor(random() * 40));
     case 3:
-      return text.slice(0, at) + '\n  - [}{\n' + text.slice(at);
+      return `${text.slice(0, at)}\n  - [}{\n${text.slice(at)}`;
     default:
       return text.slice(0, at) + text.slice(at, at + 30).repeat(3) + text.slice(at + 30);
   }
@@ -187,7 +198,7 @@ describe('fuzzing configuration files and model manifests', () => {
     const file = join(files, 'config.yaml');
     const leaks: string[] = [];
     let refused = 0;
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < FILE_CASES; i++) {
       writeFileSync(file, mutateText(base, random));
       try {
         loadConfig({ file, env: {} });
@@ -197,7 +208,9 @@ describe('fuzzing configuration files and model manifests', () => {
           leaks.push(`case ${i}: ${(e as Error).name}: ${(e as Error).message.slice(0, 200)}`);
       }
     }
-    console.log(`[fuzz] 2000 mutated config files: ${refused} refused, ${leaks.length} unclear errors`);
+    console.log(
+      `[fuzz] ${FILE_CASES} mutated config files: ${refused} refused, ${leaks.length} unclear errors`,
+    );
     expect(leaks.slice(0, 10)).toEqual([]);
   });
 
@@ -209,7 +222,7 @@ describe('fuzzing configuration files and model manifests', () => {
     const manifest = join(files, 'blazeface.int8.json');
     writeFileSync(join(files, model.manifest.file), model.onnx);
     const leaks: string[] = [];
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < FILE_CASES; i++) {
       writeFileSync(manifest, mutateText(text, random));
       try {
         const loaded = loadModel(manifest);
@@ -219,7 +232,7 @@ describe('fuzzing configuration files and model manifests', () => {
           leaks.push(`case ${i}: ${(e as Error).name}: ${(e as Error).message.slice(0, 200)}`);
       }
     }
-    console.log(`[fuzz] 2000 mutated manifests: ${leaks.length} unclear errors`);
+    console.log(`[fuzz] ${FILE_CASES} mutated manifests: ${leaks.length} unclear errors`);
     expect(leaks.slice(0, 10)).toEqual([]);
   });
 });

@@ -4,7 +4,6 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/reliability/**/*.test.ts'],
-    exclude: ['test/reliability/**/soak.test.ts'],
     testTimeout: 600_000,
     hookTimeout: 300_000,
     fileParallelism: false,
