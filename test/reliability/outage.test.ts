@@ -24,8 +24,10 @@ import { Subscriber, waitUntil } from '../integration/mqtt/support.ts';
 
 const OUTAGE_MS = Number(process.env.FACEGATE_OUTAGE_SECONDS ?? 30) * 1000;
 const topics = buildTopics({ baseTopic: 'facegate', deviceId: DEVICE });
+/** The door clip at its own pace, 5 frames a second, an event per face per frame (a new track each frame). */
 const LIVE_CAMERA = {
-  cameras: [{ ...hamiltonCamera(true), source: { ...hamiltonCamera(true).source, realtime: true } }],
+  cameras: [{ ...hamiltonCamera(true), fps: 5, source: { ...hamiltonCamera(true).source, realtime: true } }],
+  recognition: { k: 1, n: 1, unknownAfterFrames: 1, cooldownSeconds: 0, trackIou: 1 },
 };
 
 let broker: Mosquitto | undefined;
