@@ -228,7 +228,8 @@ describe('fuzzing configuration files and model manifests', () => {
       writeFileSync(manifest, mutateText(text, random));
       try {
         const loaded = loadModel(manifest);
-        if (!Buffer.from(loaded.onnx).equals(Buffer.from(model.onnx))) leaks.push(`case ${i}: loaded different bytes`);
+        if (!Buffer.from(loaded.onnx).equals(Buffer.from(model.onnx)))
+          leaks.push(`case ${i}: loaded different bytes`);
       } catch (e) {
         if (!(e instanceof ManifestError) || RAW_ERROR.test((e as Error).message))
           leaks.push(`case ${i}: ${(e as Error).name}: ${(e as Error).message.slice(0, 200)}`);
