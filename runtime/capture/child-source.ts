@@ -102,8 +102,11 @@ export class ChildProcessSource extends CaptureSource {
             (jpeg) => this.onJpeg(child, jpeg),
             (reason) => this.report(`corrupt MJPEG data skipped: ${reason}`),
           );
+    // Until the first frame, stderr explains a failure to start, which the failure report carries.
+    let streaming = false;
     child.stdout?.on('data', (chunk: Buffer) => {
       if (child !== this.child) return;
+      streaming = true;
       splitter.write(chunk);
       if (this.spec.lossless && this.slot.occupied) void this.holdUntilTaken(child);
     });
@@ -111,7 +114,7 @@ export class ChildProcessSource extends CaptureSource {
       createInterface({ input: child.stderr }).on('line', (line) => {
         stderrTail.push(line);
         if (stderrTail.length > STDERR_LINES) stderrTail.shift();
-        if (child === this.child && this.spec.stderrReportsProblems) this.reportStderr(line);
+        if (child === this.child && streaming && this.spec.stderrReportsProblems) this.reportStderr(line);
       });
     }
     child.on('error', (error) => this.onFailure(child, `cannot run ${command}: ${error.message}`));
