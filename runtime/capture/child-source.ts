@@ -17,10 +17,14 @@ export interface ChildSpec {
   finite: boolean;
   /** Hand over every frame, pausing stdout while one waits (rgb24 only; see SourceConfig.realtime). */
   lossless: boolean;
+  /** Whatever the running program writes to stderr is a problem to report (ffmpeg at -loglevel error). */
+  stderrReportsProblems?: boolean;
 }
 
 const KILL_TIMEOUT_MS = 2000;
 const STDERR_LINES = 10;
+/** A running decoder's complaints (a corrupt frame it concealed) are reported at most this often. */
+const STDERR_REPORT_INTERVAL_MS = 5_000;
 
 /** SIGTERM, then SIGKILL if the child is still there after KILL_TIMEOUT_MS. */
 async function terminate(child: ChildProcess): Promise<void> {
@@ -41,6 +45,8 @@ export class ChildProcessSource extends CaptureSource {
   /** Last stderr lines of the current child, for its failure report. */
   private stderrTail: string[] = [];
   private decoding = false;
+  private lastStderrReport = 0;
+  private unreportedStderr = 0;
   private pendingJpeg: { stamp: FrameStamp; jpeg: Buffer } | undefined;
 
   constructor(
@@ -64,6 +70,22 @@ export class ChildProcessSource extends CaptureSource {
     await Promise.all([child && terminate(child), this.exiting]);
   }
 
+  /**
+   * ffmpeg says on stderr when it decodes a damaged frame (and then conceals it or skips it); a camera
+   * sending such frames is reported, rate-limited, rather than only in the next failure's report.
+   */
+  private reportStderr(line: string): void {
+    const now = Date.now();
+    if (now - this.lastStderrReport < STDERR_REPORT_INTERVAL_MS) {
+      this.unreportedStderr++;
+      return;
+    }
+    const more = this.unreportedStderr > 0 ? ` (and ${this.unreportedStderr} more messages)` : '';
+    this.report(`stream error: ${line}${more}`);
+    this.lastStderrReport = now;
+    this.unreportedStderr = 0;
+  }
+
   private spawnChild(): void {
     const command = this.spec.command();
     const child = spawn(command, this.spec.args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -80,8 +102,11 @@ export class ChildProcessSource extends CaptureSource {
             (jpeg) => this.onJpeg(child, jpeg),
             (reason) => this.report(`corrupt MJPEG data skipped: ${reason}`),
           );
+    // Until the first frame, stderr explains a failure to start, which the failure report carries.
+    let streaming = false;
     child.stdout?.on('data', (chunk: Buffer) => {
       if (child !== this.child) return;
+      streaming = true;
       splitter.write(chunk);
       if (this.spec.lossless && this.slot.occupied) void this.holdUntilTaken(child);
     });
@@ -89,6 +114,7 @@ export class ChildProcessSource extends CaptureSource {
       createInterface({ input: child.stderr }).on('line', (line) => {
         stderrTail.push(line);
         if (stderrTail.length > STDERR_LINES) stderrTail.shift();
+        if (child === this.child && streaming && this.spec.stderrReportsProblems) this.reportStderr(line);
       });
     }
     child.on('error', (error) => this.onFailure(child, `cannot run ${command}: ${error.message}`));

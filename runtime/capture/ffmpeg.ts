@@ -63,5 +63,6 @@ export function createFfmpegSource(config: CameraConfig): ChildProcessSource {
     output: 'rgb24',
     finite: isVideo && !source.loop,
     lossless: isVideo && source.realtime === false,
+    stderrReportsProblems: true,
   });
 }

@@ -83,7 +83,7 @@ export interface FacegateMqttStats {
   replayed: number;
   /** Events written to the offline queue. */
   queued: number;
-  /** Events refused by a full drop-newest queue. */
+  /** Events refused by a full drop-newest queue, or that could not be stored (disk full). */
   dropped: number;
   queue: QueueStats;
 }
@@ -363,11 +363,18 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
 
   private store(event: FaceEvent): Promise<PublishOutcome> {
     // append() writes synchronously: the queue position is fixed before this returns.
-    const stored = this.queue.append(event).then((kept): PublishOutcome => {
-      if (kept) this.counters.queued++;
-      else this.counters.dropped++;
-      return kept ? 'queued' : 'dropped';
-    });
+    const stored = this.queue.append(event).then(
+      (kept): PublishOutcome => {
+        if (kept) this.counters.queued++;
+        else this.counters.dropped++;
+        return kept ? 'queued' : 'dropped';
+      },
+      (error: Error) => {
+        // The disk is full (or failing): the event is lost, which the state topic must show.
+        this.counters.dropped++;
+        throw error;
+      },
+    );
     this.pendingStores.add(stored);
     stored.finally(() => this.pendingStores.delete(stored)).catch(() => {});
     this.kickReplay();
