@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { ConfigError, loadConfig } from '../../runtime/config/index.ts';
-import { commandSpec, isRequestName } from '../../runtime/control/api.ts';
+import { isPrivileged, isRequestName } from '../../runtime/control/api.ts';
 import { commandKeyId, signCommand } from '../../runtime/control/signing.ts';
 import { loadModel, ManifestError, manifestPathFor } from '../../runtime/models/manifest.ts';
 import { buildTopics } from '../../runtime/mqtt/topics.ts';
@@ -162,7 +162,7 @@ describe('fuzzing the control plane', () => {
 function judge(c: FuzzCase, topic: string, body: Record<string, unknown>): string | null {
   if (!topic.endsWith(`/response/${c.command}`)) return `answered on ${topic}`;
   if (body.status === 'ok') {
-    const readOnly = isRequestName(c.command) && !commandSpec(c.command).changesState;
+    const readOnly = isRequestName(c.command) && !isPrivileged(c.command);
     return readOnly
       ? 'read-only ok'
       : `a state-changing request was accepted: ${JSON.stringify(body).slice(0, 200)}`;
