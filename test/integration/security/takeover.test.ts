@@ -224,8 +224,8 @@ describe("the operator's signed commands", () => {
     });
     // Signed by the trusted model key, and still refused: -1 is outside the family's calibrated range.
     const signed = signManifest(acceptEveryone('1.0.1'), modelKey.privateKeyPem);
-    files.put(`/evil/${signed.file}`, embedderRelease('1.0.1').onnx);
-    const manifestUrl = files.put('/evil/manifest.json', JSON.stringify(signed));
+    files.put(`/${signed.file}`, embedderRelease('1.0.1').onnx);
+    const manifestUrl = files.put('/evil-manifest.json', JSON.stringify(signed));
     const refused = await operator.ask('model/update', { manifestUrl }, { timeoutMs: 60_000 });
     expect(refused).toMatchObject({
       status: 'error',
