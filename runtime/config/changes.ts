@@ -22,6 +22,7 @@ export const LIVE_KEYS = [
   'detection',
   'quality',
   'recognition',
+  'unknowns',
   'presentationAttack.antispoofMinScore',
   'presentationAttack.livenessMinScore',
   'models.update',

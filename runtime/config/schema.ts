@@ -95,7 +95,12 @@ export interface Config {
     unknownAfterFrames: number;
     trackIou: number;
     trackMaxAgeMs: number;
+    /** Open-set rules (runtime/auth/match.ts). */
+    margin: number;
+    weakEnrolment: { belowEmbeddings: number; thresholdRaise: number };
+    qualityRaise: number;
   };
+  unknowns: { enabled: boolean; maxUnknowns: number; facesPerUnknown: number; retentionDays: number };
   presentationAttack: { enabled: boolean; antispoofMinScore: number; livenessMinScore: number };
   gallery: { path: string; seedDir?: string };
   mqtt: MqttConfig;
@@ -123,6 +128,7 @@ const topLevel = {
   detection: true,
   quality: true,
   recognition: true,
+  unknowns: true,
   presentationAttack: true,
   gallery: true,
   mqtt: true,

@@ -94,7 +94,11 @@ const full: DeepRequired<Config> = {
     unknownAfterFrames: 5,
     trackIou: 0.3,
     trackMaxAgeMs: 1000,
+    margin: 0.03,
+    weakEnrolment: { belowEmbeddings: 3, thresholdRaise: 0.02 },
+    qualityRaise: 0.05,
   },
+  unknowns: { enabled: false, maxUnknowns: 10, facesPerUnknown: 2, retentionDays: 7 },
   presentationAttack: { enabled: true, antispoofMinScore: 0.5, livenessMinScore: 0.5 },
   gallery: { path: 'g.db', seedDir: 'people' },
   mqtt: {
