@@ -19,6 +19,8 @@ export const LIVE_KEYS = [
   // Thresholds and policies read per frame or per command.
   'cameras[*].fps',
   'cameras[*].restart',
+  'cameras[*].overrides',
+  'cameras[*].roi',
   'detection',
   'quality',
   'recognition',

@@ -18,6 +18,18 @@ export interface CameraConfig {
   /** Upper bound on frames processed per second. */
   fps: number;
   restart: { initialDelayMs: number; maxDelayMs: number; stallTimeoutMs: number; healthyAfterMs: number };
+  /** Merged over the global settings for this camera (cameraSettings in runtime/config/camera.ts). */
+  overrides?: CameraOverrides;
+  /** Faces whose box centre lies outside are ignored; fractions of the frame. */
+  roi?: { x: number; y: number; width: number; height: number };
+}
+
+export interface CameraOverrides {
+  detection?: Partial<Pick<Config['detection'], 'minFaceSize'>>;
+  quality?: Partial<Config['quality']>;
+  recognition?: Partial<
+    Pick<Config['recognition'], 'targetFar' | 'k' | 'n' | 'unknownAfterFrames' | 'margin' | 'qualityRaise'>
+  >;
 }
 
 export interface ModelUpdateConfig {
@@ -49,6 +61,9 @@ export const COMMANDS = [
   'face/enroll',
   'face/remove',
   'face/list',
+  'face/reject',
+  'face/unknowns',
+  'face/dismiss',
   'model/update',
   'model/rollback',
   'model/status',

@@ -4,6 +4,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { validate as isCronExpression } from 'node-cron';
 import schema from '../../configs/schema.json' with { type: 'json' };
+import { cameraSettings } from './camera.ts';
 import type { Config } from './schema.ts';
 import { formatPath, getAt, getOwn, type PathSegment } from './util.ts';
 
@@ -77,6 +78,25 @@ function crossFieldProblems(config: Config): Problem[] {
       problems.push({
         path: ['cameras', i, 'width'],
         reason: "must be a multiple of 4 for kind 'jetson-csi'",
+      });
+    }
+    const { k, n } = cameraSettings(config, camera).recognition;
+    if (camera.overrides?.recognition && k > n) {
+      problems.push({
+        path: [
+          'cameras',
+          i,
+          'overrides',
+          'recognition',
+          camera.overrides.recognition.k === undefined ? 'n' : 'k',
+        ],
+        reason: `k (${k}) must be <= n (${n}) once merged over recognition`,
+      });
+    }
+    if (camera.roi && (camera.roi.x + camera.roi.width > 1 || camera.roi.y + camera.roi.height > 1)) {
+      problems.push({
+        path: ['cameras', i, 'roi'],
+        reason: 'must lie within the frame (x + width <= 1, y + height <= 1)',
       });
     }
     if (camera.restart.maxDelayMs < camera.restart.initialDelayMs) {

@@ -56,7 +56,13 @@ const camera = {
   height: 480,
   fps: 10,
   restart: { initialDelayMs: 100, maxDelayMs: 1000, stallTimeoutMs: 5000, healthyAfterMs: 2000 },
-};
+  overrides: {
+    detection: { minFaceSize: 80 },
+    quality: { minSharpness: 40, maxYawDeg: 20, maxRollDeg: 15 },
+    recognition: { targetFar: 0.001, k: 4, n: 6, unknownAfterFrames: 8, margin: 0.05, qualityRaise: 0.04 },
+  },
+  roi: { x: 0.25, y: 0, width: 0.5, height: 1 },
+} as const;
 const full: DeepRequired<Config> = {
   device: { id: 'door-1', name: 'Door' },
   cameras: [
