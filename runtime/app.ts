@@ -8,7 +8,7 @@ import { Gallery } from './auth/gallery.ts';
 import { UnknownVisitors } from './auth/unknowns.ts';
 import { createFrameSource } from './capture/index.ts';
 import { type ChangeClassification, type Config, cameraSettings, redactSecrets } from './config/index.ts';
-import { createHandlers } from './control/handlers/index.ts';
+import { createHandlers, type DevicePort, type GalleryPort } from './control/handlers/index.ts';
 import { configPort, devicePort, galleryPort, ModelControl } from './control/ports.ts';
 import { ControlRouter } from './control/router.ts';
 import { type EventQueue, openEventQueue } from './events/queue.ts';
@@ -29,6 +29,7 @@ import { enrollPhotos, seedGallery } from './pipeline/enroll.ts';
 import { RecentFaces } from './pipeline/recent-faces.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { createLogger, type Logger, lineWriter } from './util/log.ts';
+import { startWebServer, type WebPort, type WebServer } from './web/server.ts';
 
 export interface AppOptions {
   /** Where the face data for building missing models lives. */
@@ -65,6 +66,10 @@ export class App {
   private listening: Promise<void> = Promise.resolve();
   /** Unknown visitors (in the gallery's file) and the faces behind the latest events (in memory). */
   readonly faces: FaceMemory;
+  /** The gallery commands, shared by MQTT and the web page. */
+  private readonly galleryPort: GalleryPort;
+  private readonly device: DevicePort;
+  private web: WebServer | null = null;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -94,6 +99,11 @@ export class App {
       gallery,
       onStateChange: () => this.publishModelStates(),
     });
+    this.galleryPort = galleryPort(gallery, analyzer, this.faces, (removed) => {
+      for (const name of removed) mqtt.publishRetained(this.topics_.person(name), '');
+      this.announcePeople();
+      this.publishUnknownCount();
+    });
     const device = devicePort({
       pipelines: () => this.pipelines,
       analyzer,
@@ -104,6 +114,7 @@ export class App {
       },
       restart: () => this.restart(),
     });
+    this.device = device;
     this.router = new ControlRouter({
       client: mqtt.connection,
       topics: topics_,
@@ -114,11 +125,7 @@ export class App {
           file: opts.configFile,
           apply: (config, changes) => this.applyConfig(config, changes),
         }),
-        gallery: galleryPort(gallery, analyzer, this.faces, (removed) => {
-          for (const name of removed) mqtt.publishRetained(this.topics_.person(name), '');
-          this.announcePeople();
-          this.publishUnknownCount();
-        }),
+        gallery: this.galleryPort,
         models: this.models,
         device,
       }),
@@ -203,6 +210,10 @@ export class App {
     app.listening.catch((e: Error) =>
       logger.child('control').error(`not listening for requests: ${e.message}`),
     );
+    if (config.web.enabled) {
+      app.web = await startWebServer(config.web, app.webPort());
+      logger.child('web').info(`local page on ${app.web.url}`);
+    }
     app.scheduler.reconfigure(config.schedules);
     app.stateTimer = setInterval(() => app.publishState('running'), STATE_INTERVAL_MS);
     app.pruneTimer = setInterval(() => app.pruneUnknowns(), PRUNE_INTERVAL_MS);
@@ -353,6 +364,32 @@ export class App {
     );
   }
 
+  /** The local web page's view of the device. */
+  private webPort(): WebPort {
+    return {
+      cameras: () => this.pipelines.map((p) => ({ id: p.camera, fps: p.stats().fps, view: p.view() })),
+      frame: async (camera) => (await this.pipelines.find((p) => p.camera === camera)?.snapshot()) ?? null,
+      events: () => this.faces.recent.list(),
+      gallery: this.galleryPort,
+      photo: (name) => this.gallery.photo(name),
+      rename: (from, to) => {
+        const renamed = this.gallery.rename(from, to);
+        if (renamed) {
+          this.mqtt.publishRetained(this.topics_.person(from), '');
+          this.announcePeople();
+        }
+        return renamed;
+      },
+      unknownCrop: (id) => this.faces.unknowns.crops(id)[0] ?? null,
+      health: async () => this.device.health(),
+    };
+  }
+
+  /** Reports when the local web page is listening: `web.url`. */
+  get webUrl(): string | null {
+    return this.web?.url ?? null;
+  }
+
   private pruneUnknowns(): void {
     try {
       const removed = this.faces.unknowns.prune(this.config_.unknowns, Date.now());
@@ -423,6 +460,7 @@ export class App {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.scheduler.stop();
     await this.router.stop();
+    await this.web?.close();
     this.discovery.stop();
     await Promise.all(this.pipelines.map((p) => p.stop()));
     for (const p of this.pipelines)

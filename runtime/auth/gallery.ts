@@ -551,6 +551,36 @@ export class Gallery {
     }
   }
 
+  /** Gives a person another name (embeddings, crops and negatives stay theirs); false when there was none. */
+  rename(from: string, to: string): boolean {
+    const source = normalizePersonName(from);
+    const target = normalizePersonName(to);
+    const renamed = this.db
+      .transaction(() => {
+        if (source !== target && this.sql.personId.get(target) !== undefined)
+          throw new GalleryError(`cannot rename ${source} to ${target}: ${target} is already enrolled`);
+        return this.db.prepare('UPDATE people SET name = ? WHERE name = ?').run(target, source).changes > 0;
+      })
+      .immediate();
+    this.cache = null;
+    return renamed;
+  }
+
+  /**
+   * One stored face crop of the person (packed RGB, CROP_SIZE square), or null: for the device's local web
+   * page, which shows who is enrolled. Nothing sends it anywhere else.
+   */
+  photo(name: string): Buffer | null {
+    const row = this.db
+      .prepare(
+        `SELECT e.crop FROM embeddings e JOIN people p ON p.id = e.person_id
+         WHERE p.name = ? AND e.crop IS NOT NULL ORDER BY e.id LIMIT 1`,
+      )
+      .pluck()
+      .get(name) as Buffer | undefined;
+    return row ?? null;
+  }
+
   /** The open connection, for the stores that keep their tables in this file (runtime/auth/unknowns.ts). */
   get database(): Database {
     return this.db;

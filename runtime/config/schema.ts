@@ -131,6 +131,7 @@ export interface Config {
   schedules: { heartbeat?: string; modelUpdateCheck?: string; galleryBackup?: string; backupDir: string };
   offlineQueue: { path: string; maxEvents: number; whenFull: 'drop-oldest' | 'drop-newest' };
   homeAssistant: { enabled: boolean; discoveryPrefix: string };
+  web: { enabled: boolean; host: string; port: number; password?: string; token?: string };
   logging: { level: 'silent' | 'error' | 'warn' | 'info' | 'debug' };
   dataDir: string;
 }
@@ -151,6 +152,7 @@ const topLevel = {
   schedules: true,
   offlineQueue: true,
   homeAssistant: true,
+  web: true,
   logging: true,
   dataDir: true,
 } satisfies Record<keyof Config, true>;

@@ -27,6 +27,9 @@ export interface Problem {
 }
 
 /** Names whose values are secrets: redacted when published, never echoed in error messages. */
+/** Addresses that only this machine can reach. */
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
 export const SECRET_KEY = /^(password|passphrase|secret|token|key|privateKey)$/i;
 
 // useDefaults off: every default lives in configs/default.yaml, where it is visible and commented.
@@ -110,6 +113,13 @@ function crossFieldProblems(config: Config): Problem[] {
     problems.push({
       path: ['recognition', 'k'],
       reason: `must be <= recognition.n (${config.recognition.n})`,
+    });
+  }
+  const { web } = config;
+  if (web.enabled && !LOOPBACK.has(web.host) && web.password === undefined && web.token === undefined) {
+    problems.push({
+      path: ['web', 'password'],
+      reason: `web.password or web.token is required when web.host (${web.host}) is not a loopback address`,
     });
   }
   if (config.control.requireSignedCommands && config.control.commandPublicKeys.length === 0) {

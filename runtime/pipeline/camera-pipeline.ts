@@ -36,6 +36,16 @@ interface TrackFaces {
   best: RecentFace['best'] | null;
   /** Its faces were added to the announcement whose cooldown it fell in. */
   attached: boolean;
+  /** The unknown visitor it was filed under. */
+  unknownId?: string;
+}
+
+/** The faces of the latest processed frame, for the local web page's live view. */
+export interface FrameView {
+  width: number;
+  height: number;
+  /** `label`: who the track was recognised as, the unknown visitor it was filed under, or null (deciding). */
+  faces: { box: Box; label: string | null }[];
 }
 
 /** Whether the centre of `box` lies in the region of interest (fractions of the frame). */
@@ -82,6 +92,7 @@ export class CameraPipeline {
   /** For snapshots; frames are fresh buffers, so holding one copies nothing. */
   private latest: RgbImage | null = null;
   private readonly trackFaces = new Map<number, TrackFaces>();
+  private view_: FrameView | null = null;
 
   constructor(
     readonly camera: string,
@@ -142,6 +153,11 @@ export class CameraPipeline {
       framesDropped: this.source.stats().framesDropped,
       stageMs: { ...this.stats_.stageMs },
     };
+  }
+
+  /** The faces of the latest processed frame, or null before the first one. */
+  view(): FrameView | null {
+    return this.view_;
   }
 
   /** JPEG of the latest frame handed over by the source, or null before the first one. */
@@ -253,6 +269,7 @@ export class CameraPipeline {
       const best = track.best as RecentFace['best'];
       const unknownId =
         decision.type === 'unknown' ? this.fileUnknown(best, model, rules.threshold, capturedAt) : undefined;
+      if (unknownId) track.unknownId = unknownId;
       const event = await this.buildEvent(decision, analyzer, capturedAt, best.crop, unknownId);
       const { snapshot: _snapshot, ...published } = event;
       this.memory.recent.add({
@@ -267,6 +284,14 @@ export class CameraPipeline {
       this.stats_.events++;
       this.onEvent(event, { capturedAt });
     }
+    this.view_ = {
+      width: image.width,
+      height: image.height,
+      faces: tracked.map(({ trackId, detection: face }) => ({
+        box: face.box,
+        label: this.decisions.recognizedAs(trackId) ?? this.trackFaces.get(trackId)?.unknownId ?? null,
+      })),
+    };
     const done = performance.now();
     this.record(detected - started, done - detected, done - started);
     this.onFrame(Date.now() - capturedAt, faces.length, seq);

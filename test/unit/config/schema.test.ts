@@ -135,6 +135,13 @@ const full: DeepRequired<Config> = {
   },
   offlineQueue: { path: 'q.db', maxEvents: 10, whenFull: 'drop-newest' },
   homeAssistant: { enabled: true, discoveryPrefix: 'homeassistant' },
+  web: {
+    enabled: true,
+    host: '0.0.0.0',
+    port: 8080,
+    password: 'correct horse',
+    token: 'a-token-of-16-chars',
+  },
   logging: { level: 'debug' },
   dataDir: 'var',
 };
