@@ -390,7 +390,12 @@ export async function renderOpenSet(
 ): Promise<void> {
   const xs = curves.flatMap((c) => c.points.map((p) => p.threshold));
   const xRange = [Math.min(...xs), Math.max(...xs)] as const;
-  const panel = (yLabel: string, y: (p: OpenSetPoint) => number, yRange: readonly [number, number]) =>
+  const panel = (
+    yLabel: string,
+    y: (p: OpenSetPoint) => number,
+    yRange: readonly [number, number],
+    legend: 'top-right' | 'bottom-left',
+  ) =>
     sharp(
       Buffer.from(
         lineChartSvg({
@@ -413,7 +418,7 @@ export async function renderOpenSet(
               ] as const,
             },
           ],
-          legend: 'top-right',
+          legend,
           width: 900,
           height: 420,
         }),
@@ -422,11 +427,13 @@ export async function renderOpenSet(
       .png()
       .toBuffer();
   const maxFa = Math.max(1, ...curves.flatMap((c) => c.points.map((p) => p.faPer1000)));
-  const top = await panel('false accepts per 1,000 stranger tracks', (p) => p.faPer1000, [
-    0,
-    Math.min(maxFa, 20),
-  ]);
-  const bottom = await panel('recognition rate', (p) => p.recognitionRate, [0.8, 1]);
+  const top = await panel(
+    'false accepts per 1,000 stranger tracks',
+    (p) => p.faPer1000,
+    [0, Math.min(maxFa, 20)],
+    'top-right',
+  );
+  const bottom = await panel('recognition rate', (p) => p.recognitionRate, [0.8, 1], 'bottom-left');
   await mkdir(dirname(pngPath), { recursive: true });
   await sharp({ create: { width: 900, height: 840, channels: 3, background: '#ffffff' } })
     .composite([
