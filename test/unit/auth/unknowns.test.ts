@@ -101,4 +101,18 @@ describe('UnknownVisitors', () => {
     for (const bad of ['unknown-0', 'unknown-', 'Unknown-1', 'unknown-1x', 17, null])
       expect(() => parseUnknownId(bad)).toThrow(GalleryError);
   });
+
+  it('renames a person with their faces and negatives, and shows one of their crops', () => {
+    gallery.enroll('alice', [{ embedding: basis(0), crop: crop(9), source: 'a' }], V1);
+    unknowns.addNegatives('alice', [basis(7)], V1, 'x');
+    expect(gallery.photo('alice')?.[0]).toBe(9);
+    expect(gallery.rename('alice', 'Alice B')).toBe(true);
+    expect(gallery.identify(basis(0), V1, 0.9).identity).toBe('Alice B');
+    expect(unknowns.negativeScore('Alice B', basis(7), V1)).toBeCloseTo(1);
+    expect(gallery.photo('alice')).toBeNull();
+    expect(gallery.rename('nobody', 'x')).toBe(false);
+    gallery.enroll('bob', [{ embedding: basis(10), source: 'b' }], V1);
+    expect(() => gallery.rename('bob', 'Alice B')).toThrow('Alice B is already enrolled');
+    expect(gallery.photo('bob')).toBeNull(); // enrolled without a crop
+  });
 });
