@@ -120,13 +120,13 @@ async function openSetCommand(args: string[]): Promise<number> {
       frames: { type: 'string', default: '5' },
       k: { type: 'string', default: '3' },
       n: { type: 'string', default: '5' },
-      'gallery-size': { type: 'string', default: '50' },
+      'gallery-size': { type: 'string', default: '10' },
       probes: { type: 'string', default: '10' },
       margin: { type: 'string', default: '0.02' },
       'weak-below': { type: 'string', default: '2' },
-      'weak-raise': { type: 'string', default: '0.01' },
-      'quality-raise': { type: 'string', default: '0.02' },
-      thresholds: { type: 'string', default: '0.90:0.97:0.0025' },
+      'weak-raise': { type: 'string', default: '0' },
+      'quality-raise': { type: 'string', default: '0' },
+      thresholds: { type: 'string', default: '0.92:0.97:0.005' },
       seed: { type: 'string', default: '14' },
       cache: { type: 'string' },
       models: { type: 'string', default: process.env.FACEGATE_MODELS_DIR ?? 'models' },
@@ -186,7 +186,10 @@ async function openSetCommand(args: string[]): Promise<number> {
   const plain = { margin: 0, weakBelowEmbeddings: 0, weakRaise: 0, qualityRaise: 0 };
   const curves = [
     { name: `k-of-n only (${settings.k} of ${settings.n})`, rules: plain },
-    { name: 'k-of-n + open-set rules', rules: settings.rules },
+    {
+      name: `+ margin ${settings.rules.margin}, weak +${settings.rules.weakRaise}, quality +${settings.rules.qualityRaise}`,
+      rules: settings.rules,
+    },
   ].map((c) => ({
     name: c.name,
     points: thresholds.map((threshold) => scoreTracks(splits, settings, { threshold, ...c.rules })),

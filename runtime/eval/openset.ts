@@ -433,7 +433,7 @@ export async function renderOpenSet(
     [0, Math.min(maxFa, 20)],
     'top-right',
   );
-  const bottom = await panel('recognition rate', (p) => p.recognitionRate, [0.8, 1], 'bottom-left');
+  const bottom = await panel('recognition rate', (p) => p.recognitionRate, [0.5, 1], 'bottom-left');
   await mkdir(dirname(pngPath), { recursive: true });
   await sharp({ create: { width: 900, height: 840, channels: 3, background: '#ffffff' } })
     .composite([
