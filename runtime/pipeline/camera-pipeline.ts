@@ -34,7 +34,7 @@ export interface FaceMemory {
 interface TrackFaces {
   frames: { embedding: Float32Array; identity: string | null }[];
   best: RecentFace['best'] | null;
-  /** Its faces were added to the announcement whose cooldown it fell in. */
+  /** Recognised, and its faces so far are part of the announcement it belongs to. */
   attached: boolean;
   /** The unknown visitor it was filed under. */
   unknownId?: string;
@@ -258,11 +258,17 @@ export class CameraPipeline {
         capturedAt,
       );
       if (!decision) {
+        // A recognised track (announced, or within the cooldown of an announcement) keeps adding the
+        // frames that match that person to the announcement, so a face/reject of it covers the whole visit.
         const within = this.decisions.recognizedAs(trackId);
-        // Recognised within the cooldown: no event, but the announcement it falls under stands for it.
-        if (within !== null && !track.attached) {
+        if (within !== null) {
+          const frames = track.attached
+            ? match.identity === within
+              ? [embedding]
+              : []
+            : votesFor(track, within);
           track.attached = true;
-          this.memory.recent.attach(this.camera, within, votesFor(track, within));
+          if (frames.length > 0) this.memory.recent.attach(this.camera, within, frames);
         }
         continue;
       }
@@ -271,6 +277,8 @@ export class CameraPipeline {
         decision.type === 'unknown' ? this.fileUnknown(best, model, rules.threshold, capturedAt) : undefined;
       if (unknownId) track.unknownId = unknownId;
       const event = await this.buildEvent(decision, analyzer, capturedAt, best.crop, unknownId);
+      // Its votes are in the event's faces below; later frames are added as they come.
+      if (decision.type === 'recognized') track.attached = true;
       const { snapshot: _snapshot, ...published } = event;
       this.memory.recent.add({
         event: published,

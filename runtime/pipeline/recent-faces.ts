@@ -3,8 +3,11 @@
 // forgets them, as an event's face is only kept on the device while someone may still correct it.
 import type { FaceEvent, ModelRef } from '../events/schema.ts';
 
-/** Faces kept per event: its own track's, and those of the tracks its cooldown covered. */
-const MAX_EMBEDDINGS_PER_EVENT = 100;
+/**
+ * Faces kept per event: its own track's, and those of the tracks its cooldown covered (512 bytes each; a
+ * 30 s visit at 10 fps).
+ */
+const MAX_EMBEDDINGS_PER_EVENT = 300;
 
 export interface RecentFace {
   /** The event as published (no snapshot). */
@@ -39,8 +42,8 @@ export class RecentFaces {
   }
 
   /**
-   * Adds the faces of a track recognised as `identity` within the cooldown of an earlier announcement to
-   * the newest event of `camera` that announced `identity`: a face/reject of it covers them too.
+   * Adds faces of a track recognised as `identity` (after its announcement, or within the cooldown of an
+   * earlier one) to the newest event of `camera` that announced `identity`: a face/reject covers them too.
    */
   attach(camera: string, identity: string, embeddings: readonly Float32Array[]): void {
     const announced = this.list().find(
