@@ -1,13 +1,14 @@
 // The local web page in a real browser (Debian's headless Chromium driven by playwright-core), served by
 // the running device on the loopback address: a camera playing an ffmpeg video of someone who is not
-// enrolled, the models in ONNX Runtime, events over a real mosquitto. Screenshots go to docs/figures/.
+// enrolled, the models in ONNX Runtime, events over a real mosquitto. The screenshots in docs/figures/ are
+// made with FACEGATE_SCREENSHOTS=docs/figures.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
-import { FACES_DIR, REPO_ROOT } from '../../helpers/paths.ts';
+import { FACES_DIR } from '../../helpers/paths.ts';
 import { videoOfPhoto } from '../../helpers/video.ts';
 import { hamiltonCamera, type RunningApp, startApp } from '../app/harness.ts';
 
@@ -15,7 +16,8 @@ const STRANGER = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 't
 /** Debian's chromium package; CHROMIUM points elsewhere. */
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery';
-const FIGURES = join(REPO_ROOT, 'docs', 'figures');
+/** Screenshots go to the test's temporary directory, or where FACEGATE_SCREENSHOTS says (docs/figures). */
+const shot = (name: string) => join(process.env.FACEGATE_SCREENSHOTS ?? dir, name);
 
 let dir: string;
 let broker: Mosquitto;
@@ -59,7 +61,7 @@ describe('the local web page (headless Chromium)', () => {
     await page.click('#login-form button');
     await expect.poll(() => page.textContent('#login-error')).toBe('wrong password');
     expect(await page.isHidden('#main')).toBe(true);
-    await page.screenshot({ path: join(FIGURES, 'web-login.png') });
+    await page.screenshot({ path: shot('web-login.png') });
   });
 
   it('shows the live camera with a box around the face', async () => {
@@ -84,7 +86,7 @@ describe('the local web page (headless Chromium)', () => {
     expect(face[0] + face[1]).toBeLessThanOrEqual(frame[0] + frame[1] + 1);
     expect(face[1]).toBeGreaterThan(10);
     expect(face[1]).toBeLessThan(frame[1] / 2);
-    await page.screenshot({ path: join(FIGURES, 'web-live.png') });
+    await page.screenshot({ path: shot('web-live.png') });
   });
 
   it('enrols a person from an unknown visitor by clicking, and the event list follows', async () => {
@@ -103,6 +105,6 @@ describe('the local web page (headless Chromium)', () => {
       .first()
       .waitFor({ timeout: 90_000 });
     await page.locator('.camera .face-box.known').first().waitFor({ timeout: 30_000 });
-    await page.screenshot({ path: join(FIGURES, 'web-people.png'), fullPage: true });
+    await page.screenshot({ path: shot('web-people.png'), fullPage: true });
   });
 });
