@@ -5,9 +5,16 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { Gallery } from './auth/gallery.ts';
+import { UnknownVisitors } from './auth/unknowns.ts';
 import { createFrameSource } from './capture/index.ts';
-import { type ChangeClassification, type Config, isLoopback, redactSecrets } from './config/index.ts';
-import { createHandlers } from './control/handlers/index.ts';
+import {
+  type ChangeClassification,
+  type Config,
+  cameraSettings,
+  isLoopback,
+  redactSecrets,
+} from './config/index.ts';
+import { createHandlers, type DevicePort, type GalleryPort } from './control/handlers/index.ts';
 import { OperatorKeyFile } from './control/operator-keys.ts';
 import { configPort, devicePort, galleryPort, ModelControl } from './control/ports.ts';
 import { ControlRouter } from './control/router.ts';
@@ -18,10 +25,17 @@ import { type FacegateMqttClient, startMqttClient } from './mqtt/client.ts';
 import { HomeAssistantDiscovery } from './mqtt/discovery.ts';
 import { buildTopics, type Topics } from './mqtt/topics.ts';
 import { type AnalyzerConfig, FaceAnalyzer, LiveAnalyzer, modelSlots } from './pipeline/analyzer.ts';
-import { CameraPipeline, type EventMeta, type PipelineConfig } from './pipeline/camera-pipeline.ts';
+import {
+  CameraPipeline,
+  type EventMeta,
+  type FaceMemory,
+  type PipelineConfig,
+} from './pipeline/camera-pipeline.ts';
 import { enrollPhotos, seedGallery } from './pipeline/enroll.ts';
+import { RecentFaces } from './pipeline/recent-faces.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { createLogger, type Logger, lineWriter } from './util/log.ts';
+import { startWebServer, type WebPort, type WebServer } from './web/server.ts';
 
 export interface AppOptions {
   /** The file `config` was loaded from: config/set rewrites it. Without one, config/set is refused. */
@@ -39,6 +53,8 @@ export interface AppOptions {
 const STATE_INTERVAL_MS = 10_000;
 /** Room for a request's topic and MQTT header beside control.maxPayloadBytes in one packet. */
 const PACKET_OVERHEAD_BYTES = 64 * 1024;
+/** Unknown visitors past unknowns.retentionDays are forgotten this often (and whenever one is added). */
+const PRUNE_INTERVAL_MS = 3_600_000;
 const VERSION = '0.1.0';
 /** Gallery backups kept in schedules.backupDir; older ones are deleted after each backup. */
 const BACKUPS_KEPT = 7;
@@ -47,12 +63,19 @@ const BACKUP_FILE = /^gallery-.+\.db$/;
 export class App {
   private pipelines: CameraPipeline[] = [];
   private stateTimer: NodeJS.Timeout | null = null;
+  private pruneTimer: NodeJS.Timeout | null = null;
   private readonly started = Date.now();
   readonly models: ModelControl;
   private readonly router: ControlRouter;
   private readonly scheduler: Scheduler;
   private readonly discovery: HomeAssistantDiscovery;
   private listening: Promise<void> = Promise.resolve();
+  /** Unknown visitors (in the gallery's file) and the faces behind the latest events (in memory). */
+  readonly faces: FaceMemory;
+  /** The gallery commands, shared by MQTT and the web page. */
+  private readonly galleryPort: GalleryPort;
+  private readonly device: DevicePort;
+  private web: WebServer | null = null;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -70,6 +93,7 @@ export class App {
   ) {
     const log = (component: string) => logger.child(component).log;
     const operatorKeys = new OperatorKeyFile(config_.control.operatorKeysFile, logger.child('control').info);
+    this.faces = { unknowns: new UnknownVisitors(gallery), recent: new RecentFaces() };
     const analyzerConfig = this.analyzerConfig();
     this.models = new ModelControl({
       config: () => this.config_,
@@ -82,6 +106,11 @@ export class App {
       gallery,
       onStateChange: () => this.publishModelStates(),
     });
+    this.galleryPort = galleryPort(gallery, analyzer, this.faces, (removed) => {
+      for (const name of removed) mqtt.publishRetained(this.topics_.person(name), '');
+      this.announcePeople();
+      this.publishUnknownCount();
+    });
     const device = devicePort({
       pipelines: () => this.pipelines,
       analyzer,
@@ -92,6 +121,7 @@ export class App {
       },
       restart: () => this.restart(),
     });
+    this.device = device;
     this.router = new ControlRouter({
       client: mqtt.connection,
       topics: topics_,
@@ -106,7 +136,7 @@ export class App {
           file: opts.configFile,
           apply: (config, changes) => this.applyConfig(config, changes),
         }),
-        gallery: galleryPort(gallery, analyzer),
+        gallery: this.galleryPort,
         models: this.models,
         device,
       }),
@@ -193,8 +223,14 @@ export class App {
     app.listening.catch((e: Error) =>
       logger.child('control').error(`not listening for requests: ${e.message}`),
     );
+    if (config.web.enabled) {
+      app.web = await startWebServer(config.web, app.webPort());
+      logger.child('web').info(`local page on ${app.web.url}`);
+    }
     app.scheduler.reconfigure(config.schedules);
     app.stateTimer = setInterval(() => app.publishState('running'), STATE_INTERVAL_MS);
+    app.pruneTimer = setInterval(() => app.pruneUnknowns(), PRUNE_INTERVAL_MS);
+    app.pruneUnknowns();
     app.publishState('running');
     return app;
   }
@@ -217,9 +253,16 @@ export class App {
     return analyzerConfigOf(this.config_, this.modelsDir);
   }
 
-  private pipelineConfig(): PipelineConfig {
-    const { detection, quality, recognition, presentationAttack, mqtt } = this.config_;
-    return { detection, quality, recognition, presentationAttack, snapshots: mqtt.snapshots };
+  /** The camera's settings: its overrides merged over the global ones. */
+  private pipelineConfig(camera: Config['cameras'][number]): PipelineConfig {
+    const { presentationAttack, unknowns, mqtt } = this.config_;
+    return {
+      ...cameraSettings(this.config_, camera),
+      presentationAttack,
+      unknowns,
+      snapshots: mqtt.snapshots,
+      ...(camera.roi ? { roi: camera.roi } : {}),
+    };
   }
 
   private async startCamera(camera: Config['cameras'][number]): Promise<void> {
@@ -234,7 +277,8 @@ export class App {
       source,
       this.analyzer,
       this.gallery,
-      this.pipelineConfig(),
+      this.faces,
+      this.pipelineConfig(camera),
       (event, meta) => this.publish(event, meta),
       (e) => log.error(`frame failed: ${e.message}`),
       (latencyMs, faces, seq) => this.opts.onFrame?.(camera.id, latencyMs, faces, seq),
@@ -242,6 +286,7 @@ export class App {
     await pipeline.start();
     const index = this.config_.cameras.findIndex((c) => c.id === camera.id);
     this.pipelines[index] = pipeline;
+    this.mqtt.publishRetained(this.topics_.cameraAvailability(camera.id), 'online');
   }
 
   /** config/set, once the new configuration is on disk: the live settings take effect here. */
@@ -251,10 +296,11 @@ export class App {
       changes.live.some((path) => path === key || path.startsWith(`${key}.`) || path.startsWith(`${key}[`));
     if (changed('detection') || changed('presentationAttack'))
       await this.analyzer.swap((current) => current.withConfig(this.analyzerConfig()));
-    for (const pipeline of this.pipelines) pipeline.setConfig(this.pipelineConfig());
+    for (const [i, pipeline] of this.pipelines.entries())
+      pipeline.setConfig(this.pipelineConfig(next.cameras[i]));
     // A source reads fps and restart policy when it starts; restarting just that camera applies them.
     for (const [i, camera] of next.cameras.entries()) {
-      if (!changed(`cameras[${i}]`)) continue;
+      if (!changed(`cameras[${i}].fps`) && !changed(`cameras[${i}].restart`)) continue;
       await this.pipelines[i].stop();
       await this.startCamera(camera);
     }
@@ -282,14 +328,37 @@ export class App {
   private publishRetainedState(): void {
     this.mqtt.publishRetained(this.topics_.config, redactSecrets(this.config_));
     this.publishModelStates();
-    this.discovery.update(this.config_, this.topics_);
+    this.announcePeople();
+  }
+
+  /** Home Assistant discovery for the current configuration and enrolled people. */
+  private announcePeople(): void {
+    this.discovery.update(
+      this.config_,
+      this.topics_,
+      this.gallery.list().map((p) => p.name),
+    );
   }
 
   private publishModelStates(): void {
     this.mqtt.publishRetained(this.topics_.model, this.models.states);
   }
 
+  private publishUnknownCount(): void {
+    this.mqtt.publishRetained(this.topics_.unknowns, { count: this.faces.unknowns.list().length });
+  }
+
   private publish(event: FaceEvent, meta: EventMeta): void {
+    // For Home Assistant: the camera's device trigger, who is where, how many strangers are kept.
+    const { connection } = this.mqtt;
+    if (this.mqtt.connected)
+      connection.publish(this.topics_.cameraTrigger(event.camera), event.type, { qos: 1 }, () => {});
+    if (event.type === 'recognized' && event.identity !== null)
+      this.mqtt.publishRetained(this.topics_.person(event.identity), {
+        camera: event.camera,
+        lastSeen: event.time,
+      });
+    if (event.unknownId !== undefined) this.publishUnknownCount();
     this.mqtt.publishEvent(event).then(
       (outcome) => this.opts.onEvent?.(event, { outcome, latencyMs: Date.now() - meta.capturedAt }),
       (e: Error) => this.logger.child('mqtt').error(`event ${event.id} not published: ${e.message}`),
@@ -306,6 +375,41 @@ export class App {
         photos.map((data, i) => ({ source: typeof data === 'string' ? data : `photo ${i + 1}`, data })),
       ),
     );
+  }
+
+  /** The local web page's view of the device. */
+  private webPort(): WebPort {
+    return {
+      cameras: () => this.pipelines.map((p) => ({ id: p.camera, fps: p.stats().fps, view: p.view() })),
+      frame: async (camera) => (await this.pipelines.find((p) => p.camera === camera)?.snapshot()) ?? null,
+      events: () => this.faces.recent.list(),
+      gallery: this.galleryPort,
+      photo: (name) => this.gallery.photo(name),
+      rename: (from, to) => {
+        const renamed = this.gallery.rename(from, to);
+        if (renamed) {
+          this.mqtt.publishRetained(this.topics_.person(from), '');
+          this.announcePeople();
+        }
+        return renamed;
+      },
+      unknownCrop: (id) => this.faces.unknowns.crops(id)[0] ?? null,
+      health: async () => this.device.health(),
+    };
+  }
+
+  /** Reports when the local web page is listening: `web.url`. */
+  get webUrl(): string | null {
+    return this.web?.url ?? null;
+  }
+
+  private pruneUnknowns(): void {
+    try {
+      const removed = this.faces.unknowns.prune(this.config_.unknowns, Date.now());
+      if (removed > 0) this.logger.child('unknowns').info(`forgot ${removed} unknown visitor(s)`);
+    } catch (e) {
+      this.logger.child('unknowns').error(`pruning unknown visitors failed: ${(e as Error).message}`);
+    }
   }
 
   cameraStats() {
@@ -366,10 +470,14 @@ export class App {
 
   private async shutdown(): Promise<void> {
     if (this.stateTimer) clearInterval(this.stateTimer);
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.scheduler.stop();
     await this.router.stop();
+    await this.web?.close();
     this.discovery.stop();
     await Promise.all(this.pipelines.map((p) => p.stop()));
+    for (const p of this.pipelines)
+      this.mqtt.publishRetained(this.topics_.cameraAvailability(p.camera), 'offline');
     this.publishState('stopping');
     await this.mqtt.stop();
     await this.queue.close();

@@ -63,6 +63,8 @@ interface TrackState {
   results: number;
   /** Recognised (announced or within cooldown) or spoof: nothing more for this track. */
   settled: boolean;
+  /** Who the track was recognised as, announced or not. */
+  recognizedAs: string | null;
   unknownSent: boolean;
 }
 
@@ -120,7 +122,7 @@ export class DecisionEngine {
     const { k, n, unknownAfterFrames, cooldownSeconds } = this.options;
     let track = this.tracks.get(result.trackId);
     if (track === undefined) {
-      track = { window: [], results: 0, settled: false, unknownSent: false };
+      track = { window: [], results: 0, settled: false, recognizedAs: null, unknownSent: false };
       this.tracks.set(result.trackId, track);
     }
     if (track.settled) return null;
@@ -153,6 +155,7 @@ export class DecisionEngine {
     const vote = plurality(track.window.filter((e) => !e.attack));
     if (vote !== null && vote.count >= k) {
       track.settled = true;
+      track.recognizedAs = vote.identity;
       const since = timeMs - (this.announced.get(vote.identity) ?? Number.NEGATIVE_INFINITY);
       // A negative interval is a clock stepped back, not a recent announcement.
       if (since >= 0 && since < cooldownSeconds * 1000) return null;
@@ -166,6 +169,14 @@ export class DecisionEngine {
       return decide('unknown', null, 1 - (vote?.count ?? 0) / track.window.length);
     }
     return null;
+  }
+
+  /**
+   * Who a live track was recognised as, whether that was announced or fell within the cooldown of an
+   * earlier announcement (then the track is part of what that announcement stands for); null otherwise.
+   */
+  recognizedAs(trackId: number): string | null {
+    return this.tracks.get(trackId)?.recognizedAs ?? null;
   }
 
   /** Forgets a track the tracker has ended. */

@@ -67,16 +67,30 @@ export interface Identification {
   runnerUp?: { identity: string; score: number };
 }
 
+export interface PersonMatch {
+  identity: string;
+  /** Best cosine over this person's embeddings. */
+  score: number;
+  /** How many embeddings this person has for the model: few means a weak enrolment. */
+  embeddings: number;
+}
+
+/** The best and second-best enrolled person for a face; both absent when nobody is enrolled. */
+export interface Ranking {
+  best?: PersonMatch;
+  runnerUp?: PersonMatch;
+}
+
 // better-sqlite3 ships no type declarations and @types/better-sqlite3 is not a dependency, so the part
 // used here is typed locally.
-interface Statement {
-  run(...params: unknown[]): { changes: number };
+export interface Statement {
+  run(...params: unknown[]): { changes: number; lastInsertRowid: number | bigint };
   get(...params: unknown[]): unknown;
   all(...params: unknown[]): unknown[];
   pluck(): Statement;
 }
 
-interface Database {
+export interface Database {
   readonly open: boolean;
   prepare(sql: string): Statement;
   exec(sql: string): void;
@@ -110,6 +124,37 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX embeddings_by_model ON embeddings(model_name, model_version);
    CREATE INDEX embeddings_by_person ON embeddings(person_id);`,
+  // Unknown visitors (runtime/auth/unknowns.ts): clusters of faces nobody recognised, a few of their best
+  // crops, and faces an operator rejected as a person (negative examples the decision uses).
+  `CREATE TABLE unknowns (
+     id INTEGER PRIMARY KEY,
+     centroid BLOB NOT NULL CHECK (length(centroid) = ${EMBEDDING_DIM * 4}),
+     model_name TEXT NOT NULL,
+     model_version TEXT NOT NULL,
+     first_seen INTEGER NOT NULL,
+     last_seen INTEGER NOT NULL,
+     visits INTEGER NOT NULL,
+     last_camera TEXT NOT NULL
+   );
+   CREATE TABLE unknown_faces (
+     id INTEGER PRIMARY KEY,
+     unknown_id INTEGER NOT NULL REFERENCES unknowns(id) ON DELETE CASCADE,
+     vector BLOB NOT NULL CHECK (length(vector) = ${EMBEDDING_DIM * 4}),
+     crop BLOB NOT NULL CHECK (length(crop) = ${CROP_BYTES}),
+     quality REAL NOT NULL,
+     seen_at INTEGER NOT NULL
+   );
+   CREATE INDEX unknown_faces_by_unknown ON unknown_faces(unknown_id);
+   CREATE TABLE negatives (
+     id INTEGER PRIMARY KEY,
+     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+     vector BLOB NOT NULL CHECK (length(vector) = ${EMBEDDING_DIM * 4}),
+     model_name TEXT NOT NULL,
+     model_version TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     source TEXT NOT NULL
+   );
+   CREATE INDEX negatives_by_person ON negatives(person_id);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -142,7 +187,7 @@ function modelLabel(model: ModelRef): string {
   return `${model.name}@${model.version}`;
 }
 
-function checkEmbedding(v: unknown, what: string): asserts v is Float32Array {
+export function checkEmbedding(v: unknown, what: string): asserts v is Float32Array {
   if (!(v instanceof Float32Array) || v.length !== EMBEDDING_DIM)
     throw new GalleryError(`${what}: expected a Float32Array of ${EMBEDDING_DIM} values`);
   let sum = 0;
@@ -153,13 +198,13 @@ function checkEmbedding(v: unknown, what: string): asserts v is Float32Array {
 }
 
 // Explicit little-endian, so a gallery file (or backup) means the same on any host.
-function encodeVector(v: Float32Array): Buffer {
+export function encodeVector(v: Float32Array): Buffer {
   const buf = Buffer.allocUnsafe(EMBEDDING_DIM * 4);
   for (let i = 0; i < EMBEDDING_DIM; i++) buf.writeFloatLE(v[i], i * 4);
   return buf;
 }
 
-function decodeVector(buf: Buffer, into: Float32Array, offset: number): void {
+export function decodeVector(buf: Buffer, into: Float32Array, offset: number): void {
   for (let i = 0; i < EMBEDDING_DIM; i++) into[offset + i] = buf.readFloatLE(i * 4);
 }
 
@@ -377,10 +422,25 @@ export class Gallery {
    * `threshold` (the rule the manifest thresholds were measured with).
    */
   identify(embedding: Float32Array, model: ModelRef, threshold: number): Identification {
-    if (!(embedding instanceof Float32Array) || embedding.length !== EMBEDDING_DIM)
-      throw new GalleryError(`identify: expected a Float32Array of ${EMBEDDING_DIM} values`);
     if (!Number.isFinite(threshold))
       throw new GalleryError(`identify: threshold ${threshold} is not a number`);
+    const { best, runnerUp } = this.rank(embedding, model);
+    if (!best) return { identity: null, score: 0 };
+    const result: Identification = {
+      identity: best.score > threshold ? best.identity : null,
+      score: best.score,
+    };
+    if (runnerUp) result.runnerUp = { identity: runnerUp.identity, score: runnerUp.score };
+    return result;
+  }
+
+  /**
+   * The two people enrolled with `model` who score highest (best cosine over each one's embeddings),
+   * with how many embeddings each has: what the open-set rules of runtime/auth/match.ts decide on.
+   */
+  rank(embedding: Float32Array, model: ModelRef): Ranking {
+    if (!(embedding instanceof Float32Array) || embedding.length !== EMBEDDING_DIM)
+      throw new GalleryError(`identify: expected a Float32Array of ${EMBEDDING_DIM} values`);
     const { names, starts, matrix } = this.matrixFor(model);
     let best = -1;
     let bestScore = Number.NEGATIVE_INFINITY;
@@ -404,11 +464,15 @@ export class Gallery {
         secondScore = personScore;
       }
     }
-    if (best < 0) return { identity: null, score: 0 };
-    const score = clampCosine(bestScore);
-    const result: Identification = { identity: score > threshold ? names[best] : null, score };
-    if (second >= 0) result.runnerUp = { identity: names[second], score: clampCosine(secondScore) };
-    return result;
+    const match = (p: number, score: number): PersonMatch => ({
+      identity: names[p],
+      score: clampCosine(score),
+      embeddings: starts[p + 1] - starts[p],
+    });
+    const ranking: Ranking = {};
+    if (best >= 0) ranking.best = match(best, bestScore);
+    if (second >= 0) ranking.runnerUp = match(second, secondScore);
+    return ranking;
   }
 
   /**
@@ -485,6 +549,41 @@ export class Gallery {
       rmSync(tmp, { force: true });
       throw new GalleryError(`backup of gallery ${this.path} to ${toPath} failed: ${(e as Error).message}`);
     }
+  }
+
+  /** Gives a person another name (embeddings, crops and negatives stay theirs); false when there was none. */
+  rename(from: string, to: string): boolean {
+    const source = normalizePersonName(from);
+    const target = normalizePersonName(to);
+    const renamed = this.db
+      .transaction(() => {
+        if (source !== target && this.sql.personId.get(target) !== undefined)
+          throw new GalleryError(`cannot rename ${source} to ${target}: ${target} is already enrolled`);
+        return this.db.prepare('UPDATE people SET name = ? WHERE name = ?').run(target, source).changes > 0;
+      })
+      .immediate();
+    this.cache = null;
+    return renamed;
+  }
+
+  /**
+   * One stored face crop of the person (packed RGB, CROP_SIZE square), or null: for the device's local web
+   * page, which shows who is enrolled. Nothing sends it anywhere else.
+   */
+  photo(name: string): Buffer | null {
+    const row = this.db
+      .prepare(
+        `SELECT e.crop FROM embeddings e JOIN people p ON p.id = e.person_id
+         WHERE p.name = ? AND e.crop IS NOT NULL ORDER BY e.id LIMIT 1`,
+      )
+      .pluck()
+      .get(name) as Buffer | undefined;
+    return row ?? null;
+  }
+
+  /** The open connection, for the stores that keep their tables in this file (runtime/auth/unknowns.ts). */
+  get database(): Database {
+    return this.db;
   }
 
   close(): void {

@@ -2,16 +2,26 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { evalLfw, type LfwReport } from '../eval/lfw.ts';
+import {
+  buildTracks,
+  type DecisionSettings,
+  embedOpenSet,
+  type OpenSetPoint,
+  renderOpenSet,
+  scoreTracks,
+} from '../eval/openset.ts';
 import { sweepLfw } from '../eval/sweep.ts';
 import { dataSetDir, modelsDir } from '../paths.ts';
 
 const USAGE =
   'usage: facegate eval lfw [--images DIR --pairs FILE] [--precision fp32|int8] [--detector-precision fp32|int8] [--engine ort|kernels] [--model facerec|facerec-gated] [--threads N] [--models DIR] [--json] [--roc FILE.png]\n' +
-  '       facegate eval sweep [--images DIR --pairs FILE] [--thresholds T,T,...] [--models DIR] [--candidate NAME=MODELS_DIR ...] [--json] [--png FILE.png]';
+  '       facegate eval sweep [--images DIR --pairs FILE] [--thresholds T,T,...] [--models DIR] [--candidate NAME=MODELS_DIR ...] [--json] [--png FILE.png]\n' +
+  '       facegate eval openset --images DIR [--precision fp32|int8] [--frames F] [--k K] [--n N] [--gallery-size G] [--probes P] [--margin M] [--weak-below E] [--weak-raise W] [--quality-raise Q] [--thresholds FROM:TO:STEP] [--cache FILE] [--models DIR] [--json] [--png FILE.png]';
 
 export async function evalCommand(args: string[]): Promise<number> {
   const [target, ...rest] = args;
   if (target === 'sweep') return sweepCommand(rest);
+  if (target === 'openset') return openSetCommand(rest);
   if (target !== 'lfw') {
     console.error(USAGE);
     return 2;
@@ -109,6 +119,134 @@ function lfwFolders(values: { images?: string; pairs?: string }, command: string
   if (values.images && values.pairs) return { images: values.images, pairs: values.pairs };
   const lfw = join(dataSetDir(`${command} without --images and --pairs`), 'lfw');
   return { images: values.images ?? join(lfw, 'dev'), pairs: values.pairs ?? join(lfw, 'pairs-dev.txt') };
+}
+
+/** The open-set goal of issue 14: at most 1 false accept per 10,000 stranger tracks at >= 97% recognition. */
+const GOAL = { faPer1000: 0.1, recognitionRate: 0.97 };
+
+async function openSetCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      images: { type: 'string' },
+      precision: { type: 'string', default: 'int8' },
+      frames: { type: 'string', default: '5' },
+      k: { type: 'string', default: '3' },
+      n: { type: 'string', default: '5' },
+      'gallery-size': { type: 'string', default: '10' },
+      probes: { type: 'string', default: '10' },
+      margin: { type: 'string', default: '0.02' },
+      'weak-below': { type: 'string', default: '2' },
+      'weak-raise': { type: 'string', default: '0' },
+      'quality-raise': { type: 'string', default: '0' },
+      thresholds: { type: 'string', default: '0.92:0.97:0.005' },
+      seed: { type: 'string', default: '14' },
+      cache: { type: 'string' },
+      models: { type: 'string', default: modelsDir() },
+      json: { type: 'boolean', default: false },
+      png: { type: 'string' },
+    },
+  });
+  if (!values.images) {
+    console.error(USAGE);
+    return 2;
+  }
+  const int = (flag: string, value: string, min: number) => {
+    const v = Number(value);
+    if (!Number.isInteger(v) || v < min)
+      throw new Error(`--${flag} must be an integer >= ${min}, not "${value}"`);
+    return v;
+  };
+  const num = (flag: string, value: string) => {
+    const v = Number(value);
+    if (!Number.isFinite(v) || v < 0) throw new Error(`--${flag} must be a number >= 0, not "${value}"`);
+    return v;
+  };
+  const [from, to, step] = values.thresholds.split(':').map(Number);
+  if (![from, to, step].every(Number.isFinite) || !(step > 0) || !(to >= from))
+    throw new Error(
+      `--thresholds must be FROM:TO:STEP with FROM <= TO and STEP > 0, not "${values.thresholds}"`,
+    );
+  const thresholds: number[] = [];
+  for (let t = from; t <= to + step / 2; t += step) thresholds.push(Math.round(t * 1e6) / 1e6);
+  const frames = int('frames', values.frames, 1);
+  const settings: DecisionSettings = {
+    k: int('k', values.k, 1),
+    n: int('n', values.n, 1),
+    gates: { minSize: 40, minSharpness: 20, maxYaw: 35, maxRoll: 25 },
+    rules: {
+      margin: num('margin', values.margin),
+      weakBelowEmbeddings: int('weak-below', values['weak-below'], 0),
+      weakRaise: num('weak-raise', values['weak-raise']),
+      qualityRaise: num('quality-raise', values['quality-raise']),
+    },
+    gallerySize: int('gallery-size', values['gallery-size'], 1),
+    probesPerPerson: int('probes', values.probes, 1),
+    seed: int('seed', values.seed, 0),
+  };
+  if (settings.k > settings.n) throw new Error(`--k (${settings.k}) must not exceed --n (${settings.n})`);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const precision = parsePrecision('--precision', values.precision);
+  const data = await embedOpenSet({
+    images: values.images,
+    modelsDir: values.models,
+    precision,
+    frames,
+    cachePath: values.cache,
+    log,
+  });
+  const splits = buildTracks(data, settings);
+  const plain = { margin: 0, weakBelowEmbeddings: 0, weakRaise: 0, qualityRaise: 0 };
+  const curves = [
+    { name: `k-of-n only (${settings.k} of ${settings.n})`, rules: plain },
+    {
+      name: `+ margin ${settings.rules.margin}, weak +${settings.rules.weakRaise}, quality +${settings.rules.qualityRaise}`,
+      rules: settings.rules,
+    },
+  ].map((c) => ({
+    name: c.name,
+    points: thresholds.map((threshold) => scoreTracks(splits, settings, { threshold, ...c.rules })),
+  }));
+  if (values.png)
+    await renderOpenSet(curves, values.png, `Open set, LFW (${data.model.name} ${precision})`, GOAL);
+  const best = curves.map((c) => ({
+    name: c.name,
+    point: c.points.find((p) => p.faPer1000 <= GOAL.faPer1000) ?? null,
+  }));
+  if (values.json) {
+    console.log(
+      JSON.stringify({
+        model: data.model,
+        precision,
+        frames,
+        settings,
+        noFace: data.noFace,
+        galleries: splits.length,
+        curves,
+        atGoal: best,
+      }),
+    );
+    return 0;
+  }
+  const row = (p: OpenSetPoint) =>
+    `${p.threshold.toFixed(4)}  ${String(p.falseAccepts).padStart(5)} / ${p.strangerTracks}  ${p.faPer1000.toFixed(3).padStart(7)}   ${pct(p.recognitionRate).padStart(7)} (${p.recognized}/${p.genuineTracks})  ${p.misidentified}`;
+  const lines = [
+    `model ${data.model.name}@${data.model.version} ${precision}; ${data.images.length} images (${data.noFace} without a face), ${splits.length} galleries of ${settings.gallerySize}, tracks of ${frames} frames, ${settings.k} of ${settings.n}`,
+    `rules: margin ${settings.rules.margin}, weak enrolment (< ${settings.rules.weakBelowEmbeddings} embeddings) +${settings.rules.weakRaise}, quality raise ${settings.rules.qualityRaise}`,
+  ];
+  for (const c of curves) {
+    lines.push('', c.name, 'threshold  false accepts   per 1000   recognition            misidentified');
+    lines.push(...c.points.map(row));
+  }
+  lines.push('');
+  for (const { name, point } of best)
+    lines.push(
+      point
+        ? `${name}: <= ${GOAL.faPer1000} per 1000 from threshold ${point.threshold}, recognition ${pct(point.recognitionRate)}`
+        : `${name}: never <= ${GOAL.faPer1000} false accepts per 1000 in the swept range`,
+    );
+  console.log(lines.join('\n'));
+  return 0;
 }
 
 function parsePrecision(flag: string, value: string): 'fp32' | 'int8' {

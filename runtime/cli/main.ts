@@ -13,7 +13,7 @@ ort.env.logLevel = 'error';
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
   eval: {
     run: evalCommand,
-    help: 'eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--engine ort|kernels] [--model NAME] [--json] [--roc FILE.png] | eval sweep --images DIR --pairs FILE [--png FILE.png]',
+    help: 'eval lfw --images DIR --pairs FILE [--precision fp32|int8] [--engine ort|kernels] [--model NAME] [--json] [--roc FILE.png] | eval sweep --images DIR --pairs FILE [--png FILE.png] | eval openset --images DIR [--cache FILE] [--json] [--png FILE.png]',
   },
   bench: { run: benchCommand, help: 'bench [--json] [--rounds N]' },
   'bench-pipeline': {

@@ -19,9 +19,12 @@ export const LIVE_KEYS = [
   // Thresholds and policies read per frame or per command.
   'cameras[*].fps',
   'cameras[*].restart',
+  'cameras[*].overrides',
+  'cameras[*].roi',
   'detection',
   'quality',
   'recognition',
+  'unknowns',
   'presentationAttack.antispoofMinScore',
   'presentationAttack.livenessMinScore',
   'models.update',

@@ -18,6 +18,18 @@ export interface CameraConfig {
   /** Upper bound on frames processed per second. */
   fps: number;
   restart: { initialDelayMs: number; maxDelayMs: number; stallTimeoutMs: number; healthyAfterMs: number };
+  /** Merged over the global settings for this camera (cameraSettings in runtime/config/camera.ts). */
+  overrides?: CameraOverrides;
+  /** Faces whose box centre lies outside are ignored; fractions of the frame. */
+  roi?: { x: number; y: number; width: number; height: number };
+}
+
+export interface CameraOverrides {
+  detection?: Partial<Pick<Config['detection'], 'minFaceSize'>>;
+  quality?: Partial<Config['quality']>;
+  recognition?: Partial<
+    Pick<Config['recognition'], 'targetFar' | 'k' | 'n' | 'unknownAfterFrames' | 'margin' | 'qualityRaise'>
+  >;
 }
 
 export interface ModelUpdateConfig {
@@ -51,6 +63,9 @@ export const COMMANDS = [
   'face/enroll',
   'face/remove',
   'face/list',
+  'face/reject',
+  'face/unknowns',
+  'face/dismiss',
   'model/update',
   'model/rollback',
   'model/status',
@@ -97,7 +112,12 @@ export interface Config {
     unknownAfterFrames: number;
     trackIou: number;
     trackMaxAgeMs: number;
+    /** Open-set rules (runtime/auth/match.ts). */
+    margin: number;
+    weakEnrolment: { belowEmbeddings: number; thresholdRaise: number };
+    qualityRaise: number;
   };
+  unknowns: { enabled: boolean; maxUnknowns: number; facesPerUnknown: number; retentionDays: number };
   presentationAttack: { enabled: boolean; antispoofMinScore: number; livenessMinScore: number };
   gallery: { path: string; seedDir?: string };
   mqtt: MqttConfig;
@@ -115,6 +135,7 @@ export interface Config {
   schedules: { heartbeat?: string; modelUpdateCheck?: string; galleryBackup?: string; backupDir: string };
   offlineQueue: { path: string; maxEvents: number; whenFull: 'drop-oldest' | 'drop-newest' };
   homeAssistant: { enabled: boolean; discoveryPrefix: string };
+  web: { enabled: boolean; host: string; port: number; password?: string; token?: string };
   logging: { level: 'silent' | 'error' | 'warn' | 'info' | 'debug' };
   dataDir: string;
 }
@@ -127,6 +148,7 @@ const topLevel = {
   detection: true,
   quality: true,
   recognition: true,
+  unknowns: true,
   presentationAttack: true,
   gallery: true,
   mqtt: true,
@@ -134,6 +156,7 @@ const topLevel = {
   schedules: true,
   offlineQueue: true,
   homeAssistant: true,
+  web: true,
   logging: true,
   dataDir: true,
 } satisfies Record<keyof Config, true>;

@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { validate as isCronExpression } from 'node-cron';
 import schema from '../../configs/schema.json' with { type: 'json' };
 import { ed25519KeyProblem } from '../util/ed25519.ts';
+import { cameraSettings } from './camera.ts';
 import type { Config } from './schema.ts';
 import { formatPath, getAt, getOwn, type PathSegment } from './util.ts';
 
@@ -80,6 +81,25 @@ function crossFieldProblems(config: Config): Problem[] {
         reason: "must be a multiple of 4 for kind 'jetson-csi'",
       });
     }
+    const { k, n } = cameraSettings(config, camera).recognition;
+    if (camera.overrides?.recognition && k > n) {
+      problems.push({
+        path: [
+          'cameras',
+          i,
+          'overrides',
+          'recognition',
+          camera.overrides.recognition.k === undefined ? 'n' : 'k',
+        ],
+        reason: `k (${k}) must be <= n (${n}) once merged over recognition`,
+      });
+    }
+    if (camera.roi && (camera.roi.x + camera.roi.width > 1 || camera.roi.y + camera.roi.height > 1)) {
+      problems.push({
+        path: ['cameras', i, 'roi'],
+        reason: 'must lie within the frame (x + width <= 1, y + height <= 1)',
+      });
+    }
     if (camera.restart.maxDelayMs < camera.restart.initialDelayMs) {
       problems.push({
         path: ['cameras', i, 'restart', 'maxDelayMs'],
@@ -91,6 +111,13 @@ function crossFieldProblems(config: Config): Problem[] {
     problems.push({
       path: ['recognition', 'k'],
       reason: `must be <= recognition.n (${config.recognition.n})`,
+    });
+  }
+  const { web } = config;
+  if (web.enabled && !isLoopback(web.host) && web.password === undefined && web.token === undefined) {
+    problems.push({
+      path: ['web', 'password'],
+      reason: `web.password or web.token is required when web.host (${web.host}) is not a loopback address`,
     });
   }
   const { control } = config;

@@ -4,6 +4,7 @@
 // router validates request bodies against, and docs/mqtt.md documents this file.
 
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
+import type { UnknownSummary } from '../auth/unknowns.ts';
 import { COMMANDS, type CommandName, type Config } from '../config/index.ts';
 import { formatPath, type PathSegment } from '../config/util.ts';
 import type { ModelRef } from '../events/schema.ts';
@@ -12,7 +13,7 @@ import type { ModelChunk } from '../models/update/download.ts';
 import type { ChunkReceipt } from '../models/update/transfer.ts';
 import { topicIdProblem } from '../mqtt/topics.ts';
 
-export { type ChunkReceipt, COMMANDS, type CommandName, type ModelChunk };
+export { type ChunkReceipt, COMMANDS, type CommandName, type ModelChunk, type UnknownSummary };
 
 /**
  * A request that is no command of its own: each model/chunk message carries one chunk of the model a
@@ -71,10 +72,22 @@ export interface CommandParams {
   'config/get': NoParams;
   /** A JSON Merge Patch over the current configuration: objects merge, arrays replace, null removes. */
   'config/set': { config: Record<string, unknown> };
-  /** Base64 JPEG or PNG images, one face each. */
-  'face/enroll': { name: string; images: string[] };
+  /**
+   * Enrols `name` (or adds faces to them) from base64 JPEG or PNG images, one face each; or from an
+   * unknown visitor's kept faces (`fromUnknown`, the visitor is then forgotten); or from the face behind
+   * a recent event (`fromEvent`, its id).
+   */
+  'face/enroll':
+    | { name: string; images: string[] }
+    | { name: string; fromUnknown: string }
+    | { name: string; fromEvent: string };
   'face/remove': { name: string };
   'face/list': NoParams;
+  /** The face behind a recent `recognized` event is not that person: kept as a negative example of them. */
+  'face/reject': { event: string };
+  'face/unknowns': NoParams;
+  /** Forgets an unknown visitor and their crops. */
+  'face/dismiss': { unknown: string };
   /**
    * Check for and install a new model: from `manifestUrl` (or models.update.manifestUrl), or the signed
    * `manifest` itself with the model following in model/chunk messages, as `transfer` announces.
@@ -150,6 +163,11 @@ export interface CommandResults {
   /** `removed` is false when nobody of that name was enrolled. */
   'face/remove': { name: string; removed: boolean };
   'face/list': { faces: FaceSummary[] };
+  /** `negatives`: how many of the track's frames were stored against `identity`. */
+  'face/reject': { event: string; identity: string; negatives: number };
+  'face/unknowns': { unknowns: UnknownSummary[] };
+  /** `removed` is false when there was no such visitor. */
+  'face/dismiss': { unknown: string; removed: boolean };
   'model/update': ModelUpdateResult;
   /** The chunk was taken; the model/update response says how the whole update went. */
   'model/chunk': ChunkReceipt;
@@ -223,6 +241,11 @@ function requestSchema(
 // wrong with them.
 const identifier = { type: 'string' };
 const transferId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' };
+const unknownId = { type: 'string', pattern: '^unknown-[1-9][0-9]{0,15}$' };
+const eventId = {
+  type: 'string',
+  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+};
 
 export type CommandAccess = 'open' | 'privileged';
 
@@ -266,8 +289,17 @@ export const COMMAND_SPECS = {
           maxItems: MAX_ENROLL_IMAGES,
           items: { type: 'string', maxLength: Math.ceil(MAX_ENROLL_IMAGE_BYTES / 3) * 4 },
         },
+        fromUnknown: unknownId,
+        fromEvent: eventId,
       },
-      ['name', 'images'],
+      ['name'],
+      // Exactly one source of faces.
+      {
+        oneOf: ['images', 'fromUnknown', 'fromEvent'].map((field) => ({
+          required: [field],
+          properties: { [field]: true },
+        })),
+      },
     ),
     identifiers: ['name'],
   },
@@ -277,6 +309,15 @@ export const COMMAND_SPECS = {
   },
   // Names of enrolled people are personal data.
   'face/list': { schema: requestSchema(), identifiers: [] },
+  'face/reject': {
+    schema: requestSchema({ event: eventId }, ['event']),
+    identifiers: [],
+  },
+  'face/unknowns': { schema: requestSchema(), identifiers: [] },
+  'face/dismiss': {
+    schema: requestSchema({ unknown: unknownId }, ['unknown']),
+    identifiers: [],
+  },
   'model/update': {
     schema: requestSchema(
       {
@@ -364,7 +405,9 @@ export type RequestCheck<C extends RequestName> =
 export function validateRequest<C extends RequestName>(command: C, body: unknown): RequestCheck<C> {
   const validate = validators[command];
   if (!validate(body)) {
-    return { ok: false, error: `invalid request: ${(validate.errors ?? []).map(describe).join('; ')}` };
+    // A oneOf's own error says what is wrong; its branches' errors would only list every alternative.
+    const errors = (validate.errors ?? []).filter((e) => !/\/oneOf\/\d+\//.test(e.schemaPath));
+    return { ok: false, error: `invalid request: ${errors.map((e) => describe(e, command)).join('; ')}` };
   }
   const request = body as CommandRequest<C> & Record<string, unknown>;
   for (const field of COMMAND_SPECS[command].identifiers) {
@@ -376,7 +419,7 @@ export function validateRequest<C extends RequestName>(command: C, body: unknown
   return { ok: true, request };
 }
 
-function describe(error: ErrorObject): string {
+function describe(error: ErrorObject, command: RequestName): string {
   const path: PathSegment[] = error.instancePath
     .split('/')
     .slice(1)
@@ -387,6 +430,12 @@ function describe(error: ErrorObject): string {
       return `${formatPath([...path, String(error.params.missingProperty)])}: required`;
     case 'additionalProperties':
       return `${formatPath([...path, String(error.params.additionalProperty)])}: unknown field`;
+    case 'oneOf': {
+      const alternatives = (COMMAND_SPECS[command].schema.oneOf as { required: string[] }[]).map(
+        (b) => b.required[0],
+      );
+      return `request: needs exactly one of ${alternatives.join(', ')}`;
+    }
     case 'dependencies':
       return `${formatPath([...path, String(error.params.missingProperty)])}: required with ${error.params.property}`;
     default:

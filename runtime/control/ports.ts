@@ -1,6 +1,6 @@
 // The control plane's ports (declared in ./handlers) over the running application: what each remote
 // command does to this device.
-import type { Gallery } from '../auth/gallery.ts';
+import { type Gallery, normalizePersonName } from '../auth/gallery.ts';
 import type { ChangeClassification, Config } from '../config/index.ts';
 import type { ModelRef } from '../events/schema.ts';
 import { type ModelManifest, validateManifest } from '../models/manifest.ts';
@@ -9,7 +9,7 @@ import type { ModelSlots } from '../models/update/slots.ts';
 import { type ChunkReceipt, ChunkTransfer } from '../models/update/transfer.ts';
 import { ModelUpdater, type UpdateResult, type UpdateState } from '../models/update/updater.ts';
 import { type LiveAnalyzer, openModelEngine, type UpdatableRole } from '../pipeline/analyzer.ts';
-import type { CameraPipeline } from '../pipeline/camera-pipeline.ts';
+import type { CameraPipeline, FaceMemory } from '../pipeline/camera-pipeline.ts';
 import { enrollPhotos } from '../pipeline/enroll.ts';
 import { createHeartbeat } from '../scheduler/heartbeat.ts';
 import {
@@ -45,19 +45,67 @@ export function configPort(opts: ConfigPortOptions): ConfigPort {
   };
 }
 
-export function galleryPort(gallery: Gallery, analyzer: LiveAnalyzer): GalleryPort {
+/**
+ * The gallery commands over the running device. `onPeopleChanged` hears every change of who is enrolled
+ * or of the unknown visitors (with the names removed), e.g. to re-announce Home Assistant entities.
+ */
+export function galleryPort(
+  gallery: Gallery,
+  analyzer: LiveAnalyzer,
+  memory: FaceMemory,
+  onPeopleChanged: (removed: string[]) => void = () => {},
+): GalleryPort {
+  const { unknowns, recent } = memory;
+  const changed = <T>(result: T, removed: string[] = []): T => {
+    onPeopleChanged(removed);
+    return result;
+  };
   return {
     list: () => gallery.list().map((person) => ({ ...person, createdAt: person.createdAt.toISOString() })),
-    remove: (name) => gallery.remove(name),
-    enroll: (name, images) =>
-      analyzer.use((current) =>
-        enrollPhotos(
-          current,
-          gallery,
-          name,
-          images.map((data, i) => ({ source: `face/enroll image ${i + 1}`, data })),
+    remove: (name) => {
+      const removed = gallery.remove(name);
+      return removed ? changed(removed, [normalizePersonName(name)]) : removed;
+    },
+    enroll: async (name, images) =>
+      changed(
+        await analyzer.use((current) =>
+          enrollPhotos(
+            current,
+            gallery,
+            name,
+            images.map((data, i) => ({ source: `face/enroll image ${i + 1}`, data })),
+          ),
         ),
       ),
+    // Under the analyzer, like a photo enrolment: the faces are labelled with the model running now.
+    enrollFromUnknown: async (name, unknownId) =>
+      changed(await analyzer.use(async (current) => unknowns.enrollAs(unknownId, name, current.modelRef))),
+    enrollFromEvent: async (name, eventId) =>
+      changed(
+        await analyzer.use(async (current) => {
+          const face = recent.get(eventId);
+          const model = current.modelRef;
+          if (face.model.name !== model.name || face.model.version !== model.version)
+            throw new Error(`event ${eventId} was seen with another model; enrol from a photo instead`);
+          const { best } = face;
+          return {
+            added: gallery.enroll(
+              name,
+              [{ embedding: best.embedding, crop: best.crop, source: `event ${eventId}` }],
+              model,
+            ).added,
+          };
+        }),
+      ),
+    reject: (eventId) => {
+      const { event, embeddings, model } = recent.get(eventId);
+      if (event.type !== 'recognized' || event.identity === null)
+        throw new Error(`event ${eventId} is ${event.type}, not a recognition: there is nobody to reject`);
+      const negatives = unknowns.addNegatives(event.identity, embeddings, model, `face/reject ${eventId}`);
+      return { identity: event.identity, negatives };
+    },
+    unknowns: () => unknowns.list(),
+    dismiss: (unknownId) => changed(unknowns.dismiss(unknownId)),
   };
 }
 

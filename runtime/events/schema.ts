@@ -35,6 +35,8 @@ export interface FaceEvent {
   /** Tracker id, stable while the same face stays in view of the camera. */
   trackId: number;
   model: ModelRef;
+  /** On `unknown` events: the unknown visitor this face was filed under (unknowns.enabled), stable across visits. */
+  unknownId?: string;
   /** Base64 JPEG of the face, when snapshots are enabled. */
   snapshot?: string;
   /** Present only on events sent late from the offline queue. */
@@ -79,6 +81,7 @@ export const faceEventJsonSchema = {
         version: { type: 'string', minLength: 1, maxLength: 128 },
       },
     },
+    unknownId: { type: 'string', pattern: '^unknown-[1-9][0-9]{0,15}$' },
     // A JPEG starts with FF D8 FF, which base64-encodes to "/9j/".
     snapshot: {
       type: 'string',
@@ -98,6 +101,11 @@ export const faceEventJsonSchema = {
       if: { type: 'object', required: ['type'], properties: { type: { const: 'unknown' } } },
       // biome-ignore lint/suspicious/noThenProperty: JSON Schema if/then keyword, not a thenable
       then: { properties: { identity: { type: 'null' } } },
+    },
+    {
+      if: { type: 'object', required: ['unknownId'], properties: { unknownId: true } },
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema if/then keyword, not a thenable
+      then: { properties: { type: { const: 'unknown' } } },
     },
   ],
 } as const;
@@ -136,6 +144,7 @@ export interface FaceEventInput {
   box: Box;
   trackId: number;
   model: ModelRef;
+  unknownId?: string;
   /** JPEG bytes or an already base64-encoded JPEG. */
   snapshot?: Uint8Array | string;
   /** Capture time of the frame; now when absent. */
@@ -156,6 +165,7 @@ export function buildEvent(input: FaceEventInput): FaceEvent {
     trackId: input.trackId,
     model: { name: input.model.name, version: input.model.version },
   };
+  if (input.unknownId !== undefined) event.unknownId = input.unknownId;
   if (input.snapshot !== undefined) {
     event.snapshot =
       typeof input.snapshot === 'string' ? input.snapshot : Buffer.from(input.snapshot).toString('base64');

@@ -20,7 +20,8 @@ export type DiscoveryComponent =
   | 'switch'
   | 'image'
   | 'event'
-  | 'update';
+  | 'update'
+  | 'device_automation';
 
 export interface TopicConfig {
   /** One or more topic levels, e.g. `facegate` or `site1/facegate`. */
@@ -49,6 +50,16 @@ export interface Topics {
   readonly snapshot: string;
   /** Home Assistant birth/last-will topic (`online`/`offline`), so discovery can be re-sent. */
   readonly homeAssistantStatus: string;
+  /** Matches every discovery config of this device, to find ones a previous run left behind. */
+  readonly discoverySubscription: string;
+  /** Retained `{ count }` of unknown visitors kept. */
+  readonly unknowns: string;
+  /** Retained `online` while the camera runs, `offline` once it stopped. */
+  cameraAvailability(camera: string): string;
+  /** The event type (`recognized`, `unknown`, `spoof`) of every event of the camera, for HA device triggers. */
+  cameraTrigger(camera: string): string;
+  /** Retained `{ camera, lastSeen }`: where and when the person was last recognised. */
+  person(name: string): string;
   /** The two subscriptions receiving every request for this device (`request/#`: commands have levels). */
   readonly requestSubscriptions: readonly [string, string];
   request(command: string): string;
@@ -134,6 +145,11 @@ export function buildTopics(cfg: TopicConfig): Topics {
     heartbeat: `${device}/heartbeat`,
     snapshot: `${device}/snapshot`,
     homeAssistantStatus: `${prefix}/status`,
+    discoverySubscription: `${prefix}/+/${deviceId}/+/config`,
+    unknowns: `${device}/unknowns`,
+    cameraAvailability: (camera) => `${device}/camera/${assertTopicId(camera, 'camera id')}/availability`,
+    cameraTrigger: (camera) => `${device}/camera/${assertTopicId(camera, 'camera id')}/trigger`,
+    person: (name) => `${device}/person/${assertTopicId(name, 'person name')}`,
     requestSubscriptions: [`${device}/request/#`, `${base}/${ALL_DEVICES}/request/#`],
     request: (command) => `${device}/request/${assertCommand(command)}`,
     response: (command) => `${device}/response/${assertCommand(command)}`,

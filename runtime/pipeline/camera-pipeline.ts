@@ -2,19 +2,63 @@
 // presentation-attack check -> k-of-n decision -> event. Frames are processed one at a time; the source
 // drops what arrives meanwhile (newest frame wins), so a slow model never grows memory.
 import sharp from 'sharp';
-import { DecisionEngine } from '../auth/decision.ts';
-import type { Gallery } from '../auth/gallery.ts';
+import { type Decision, DecisionEngine } from '../auth/decision.ts';
+import { CROP_SIZE, type Gallery } from '../auth/gallery.ts';
+import { matchFrame } from '../auth/match.ts';
 import { FaceTracker } from '../auth/tracker.ts';
+import type { UnknownVisitors } from '../auth/unknowns.ts';
 import type { FrameSource } from '../capture/types.ts';
-import type { Config } from '../config/index.ts';
-import { buildEvent, type FaceEvent } from '../events/schema.ts';
+import type { CameraConfig, Config } from '../config/index.ts';
+import { type Box, buildEvent, type FaceEvent, type ModelRef } from '../events/schema.ts';
 import type { RgbImage } from '../vision/image.ts';
-import { faceQuality, passesQuality } from '../vision/quality.ts';
+import { faceQuality, passesQuality, qualityScore } from '../vision/quality.ts';
 import type { FaceAnalyzer, LiveAnalyzer } from './analyzer.ts';
+import type { RecentFace, RecentFaces } from './recent-faces.ts';
 
-export type PipelineConfig = Pick<Config, 'detection' | 'quality' | 'recognition' | 'presentationAttack'> & {
+export type PipelineConfig = Pick<
+  Config,
+  'detection' | 'quality' | 'recognition' | 'presentationAttack' | 'unknowns'
+> & {
   snapshots: boolean;
+  /** This camera's region of interest (cameras[].roi), fractions of the frame. */
+  roi?: CameraConfig['roi'];
 };
+
+/** Where the faces behind decisions go: unknown visitors (persistent) and the latest events (memory). */
+export interface FaceMemory {
+  unknowns: UnknownVisitors;
+  recent: RecentFaces;
+}
+
+/** What a live track has shown so far: its latest frames' votes and its best frame. */
+interface TrackFaces {
+  frames: { embedding: Float32Array; identity: string | null }[];
+  best: RecentFace['best'] | null;
+  /** Recognised, and its faces so far are part of the announcement it belongs to. */
+  attached: boolean;
+  /** The unknown visitor it was filed under. */
+  unknownId?: string;
+}
+
+/** The faces of the latest processed frame, for the local web page's live view. */
+export interface FrameView {
+  width: number;
+  height: number;
+  /** `label`: who the track was recognised as, the unknown visitor it was filed under, or null (deciding). */
+  faces: { box: Box; label: string | null }[];
+}
+
+/** Whether the centre of `box` lies in the region of interest (fractions of the frame). */
+function insideRoi(box: Box, roi: NonNullable<CameraConfig['roi']>, image: RgbImage): boolean {
+  const cx = (box[0] + box[2] / 2) / image.width;
+  const cy = (box[1] + box[3] / 2) / image.height;
+  return cx >= roi.x && cx <= roi.x + roi.width && cy >= roi.y && cy <= roi.y + roi.height;
+}
+
+/** The embeddings of a track's latest frames that voted for `identity`. */
+function votesFor(track: TrackFaces, identity: string): Float32Array[] {
+  return track.frames.filter((f) => f.identity === identity).map((f) => f.embedding);
+}
 
 export interface PipelineStats {
   camera: string;
@@ -47,6 +91,8 @@ export class CameraPipeline {
   private fpsWindow: number[] = [];
   /** For snapshots; frames are fresh buffers, so holding one copies nothing. */
   private latest: RgbImage | null = null;
+  private readonly trackFaces = new Map<number, TrackFaces>();
+  private view_: FrameView | null = null;
 
   constructor(
     readonly camera: string,
@@ -54,6 +100,7 @@ export class CameraPipeline {
     /** Frames run through it, so a model swap happens between two frames of this camera. */
     private analyzer: Pick<LiveAnalyzer, 'frame'>,
     private gallery: Gallery,
+    private readonly memory: FaceMemory,
     private config: PipelineConfig,
     private onEvent: (event: FaceEvent, meta: EventMeta) => void,
     private onError: (error: Error) => void = () => {},
@@ -108,6 +155,11 @@ export class CameraPipeline {
     };
   }
 
+  /** The faces of the latest processed frame, or null before the first one. */
+  view(): FrameView | null {
+    return this.view_;
+  }
+
   /** JPEG of the latest frame handed over by the source, or null before the first one. */
   async snapshot(): Promise<Buffer | null> {
     const image = this.latest;
@@ -147,34 +199,53 @@ export class CameraPipeline {
   ): Promise<void> {
     const started = performance.now();
     const { detection, quality, recognition } = this.config;
+    const roi = this.config.roi;
     const faces = (await analyzer.detect(image)).filter(
-      (f) => Math.min(f.box[2], f.box[3]) >= detection.minFaceSize,
+      (f) => Math.min(f.box[2], f.box[3]) >= detection.minFaceSize && (!roi || insideRoi(f.box, roi, image)),
     );
     const detected = performance.now();
     this.stats_.facesDetected += faces.length;
 
     const { faces: tracked, ended } = this.tracker.update(faces, capturedAt);
     // Forget finished tracks, or the decision state would grow with every passer-by.
-    for (const t of ended) this.decisions.endTrack(t.trackId);
+    for (const t of ended) {
+      this.decisions.endTrack(t.trackId);
+      this.trackFaces.delete(t.trackId);
+    }
+    const gates = {
+      minSize: detection.minFaceSize,
+      minSharpness: quality.minSharpness,
+      maxYaw: quality.maxYawDeg,
+      maxRoll: quality.maxRollDeg,
+    };
     const usable = [];
     for (const t of tracked) {
       const q = await faceQuality(image, t.detection);
-      const verdict = passesQuality(q, {
-        minSize: detection.minFaceSize,
-        minSharpness: quality.minSharpness,
-        maxYaw: quality.maxYawDeg,
-        maxRoll: quality.maxRollDeg,
-      });
-      if (verdict.ok) usable.push(t);
+      if (passesQuality(q, gates).ok) usable.push({ ...t, quality: qualityScore(q, gates) });
       else this.stats_.facesRejectedByQuality++;
     }
     const crops = await Promise.all(usable.map((t) => analyzer.align(image, t.detection)));
     const embeddings = await analyzer.embed(crops);
     this.stats_.facesEmbedded += embeddings.length;
-    const threshold = analyzer.thresholdFor(recognition.targetFar);
+    const model = analyzer.modelRef;
+    const rules = {
+      threshold: analyzer.thresholdFor(recognition.targetFar),
+      margin: recognition.margin,
+      weakBelowEmbeddings: recognition.weakEnrolment.belowEmbeddings,
+      weakRaise: recognition.weakEnrolment.thresholdRaise,
+      qualityRaise: recognition.qualityRaise,
+    };
     for (let i = 0; i < usable.length; i++) {
-      const { trackId, detection: face } = usable[i];
-      const match = this.gallery.identify(embeddings[i], analyzer.modelRef, threshold);
+      const { trackId, detection: face, quality: frameQuality } = usable[i];
+      const embedding = embeddings[i];
+      const ranking = this.gallery.rank(embedding, model);
+      // Faces an operator rejected as the best person compete with them (the margin rule).
+      const rejected =
+        ranking.best && ranking.best.score > rules.threshold
+          ? this.memory.unknowns.negativeScore(ranking.best.identity, embedding, model)
+          : Number.NEGATIVE_INFINITY;
+      const match = matchFrame(ranking, rules, frameQuality, rejected);
+      const track = this.remember(trackId, embedding, match.identity, crops[i], frameQuality);
       const attack = await analyzer.checkAttack(image, face);
       const decision = this.decisions.observe(
         {
@@ -186,29 +257,114 @@ export class CameraPipeline {
         },
         capturedAt,
       );
-      if (!decision) continue;
-      const snapshot = this.config.snapshots
-        ? await sharp(crops[i], { raw: { width: 150, height: 150, channels: 3 } })
-            .jpeg({ quality: 85 })
-            .toBuffer()
-        : undefined;
-      const event = buildEvent({
-        camera: this.camera,
-        type: decision.type,
-        identity: decision.identity,
-        score: decision.score,
-        box: decision.box.map((v) => Math.round(v * 10) / 10) as [number, number, number, number],
-        trackId: decision.trackId,
-        model: analyzer.modelRef,
-        time: new Date(capturedAt),
-        ...(snapshot ? { snapshot } : {}),
+      if (!decision) {
+        // A recognised track (announced, or within the cooldown of an announcement) keeps adding the
+        // frames that match that person to the announcement, so a face/reject of it covers the whole visit.
+        const within = this.decisions.recognizedAs(trackId);
+        if (within !== null) {
+          const frames = track.attached
+            ? match.identity === within
+              ? [embedding]
+              : []
+            : votesFor(track, within);
+          track.attached = true;
+          if (frames.length > 0) this.memory.recent.attach(this.camera, within, frames);
+        }
+        continue;
+      }
+      const best = track.best as RecentFace['best'];
+      const unknownId =
+        decision.type === 'unknown' ? this.fileUnknown(best, model, rules.threshold, capturedAt) : undefined;
+      if (unknownId) track.unknownId = unknownId;
+      const event = await this.buildEvent(decision, analyzer, capturedAt, best.crop, unknownId);
+      // Its votes are in the event's faces below; later frames are added as they come.
+      if (decision.type === 'recognized') track.attached = true;
+      const { snapshot: _snapshot, ...published } = event;
+      this.memory.recent.add({
+        event: published,
+        model,
+        embeddings:
+          decision.type === 'recognized' && decision.identity !== null
+            ? votesFor(track, decision.identity)
+            : track.frames.map((f) => f.embedding),
+        best,
       });
       this.stats_.events++;
       this.onEvent(event, { capturedAt });
     }
+    this.view_ = {
+      width: image.width,
+      height: image.height,
+      faces: tracked.map(({ trackId, detection: face }) => ({
+        box: face.box,
+        label: this.decisions.recognizedAs(trackId) ?? this.trackFaces.get(trackId)?.unknownId ?? null,
+      })),
+    };
     const done = performance.now();
     this.record(detected - started, done - detected, done - started);
     this.onFrame(Date.now() - capturedAt, faces.length, seq);
+  }
+
+  /** Adds a frame to its track's memory: its vote (the last n) and, if it is the best so far, its crop. */
+  private remember(
+    trackId: number,
+    embedding: Float32Array,
+    identity: string | null,
+    crop: Buffer,
+    quality: number,
+  ): TrackFaces {
+    let track = this.trackFaces.get(trackId);
+    if (!track) {
+      track = { frames: [], best: null, attached: false };
+      this.trackFaces.set(trackId, track);
+    }
+    track.frames.push({ embedding, identity });
+    if (track.frames.length > this.config.recognition.n) track.frames.shift();
+    if (!track.best || quality > track.best.quality) track.best = { crop, embedding, quality };
+    return track;
+  }
+
+  /** The unknown visitor this face belongs to; a storage failure costs the id, never the event. */
+  private fileUnknown(
+    best: RecentFace['best'],
+    model: ModelRef,
+    threshold: number,
+    timeMs: number,
+  ): string | undefined {
+    if (!this.config.unknowns.enabled) return undefined;
+    try {
+      const sighting = { ...best, camera: this.camera, timeMs };
+      return this.memory.unknowns.observe(sighting, model, threshold, this.config.unknowns);
+    } catch (e) {
+      this.onError(new Error(`unknown visitor not stored: ${(e as Error).message}`));
+      return undefined;
+    }
+  }
+
+  private async buildEvent(
+    decision: Decision,
+    analyzer: FaceAnalyzer,
+    capturedAt: number,
+    crop: Buffer,
+    unknownId: string | undefined,
+  ): Promise<FaceEvent> {
+    const snapshot = this.config.snapshots
+      ? await sharp(crop, { raw: { width: CROP_SIZE, height: CROP_SIZE, channels: 3 } })
+          .jpeg({ quality: 85 })
+          .toBuffer()
+      : undefined;
+    return buildEvent({
+      camera: this.camera,
+      type: decision.type,
+      identity: decision.identity,
+      score: decision.score,
+      box: decision.box.map((v) => Math.round(v * 10) / 10) as [number, number, number, number],
+      trackId: decision.trackId,
+      model: analyzer.modelRef,
+      time: new Date(capturedAt),
+      ...(unknownId ? { unknownId } : {}),
+      ...(snapshot ? { snapshot } : {}),
+    });
   }
 
   private record(detect: number, embed: number, total: number): void {

@@ -114,3 +114,17 @@ export function passesQuality(q: FaceQuality, gates: QualityGates): { ok: boolea
     reasons.push(`|roll| ${Math.abs(q.roll).toFixed(1)}° > ${gates.maxRoll}°`);
   return { ok: reasons.length === 0, reasons };
 }
+
+/**
+ * How fit a face is to be matched, 0..1, for the quality-weighted decision (runtime/auth/match.ts): the
+ * product of sharpness (0 at the gate, 1 at 8 times it), size (0 at the gate, 1 at twice it) and pose
+ * (1 frontal, 0.5 at the yaw or roll limit).
+ */
+export function qualityScore(q: FaceQuality, gates: QualityGates): number {
+  const clamp01 = (x: number) => Math.max(0, Math.min(1, x));
+  const sharp = clamp01(Math.log2(q.sharpness / Math.max(gates.minSharpness, 1e-6)) / 3);
+  const size = clamp01(q.size / Math.max(gates.minSize, 1e-6) - 1);
+  const turned = Math.max(Math.abs(q.yaw) / gates.maxYaw, Math.abs(q.roll) / gates.maxRoll);
+  const pose = clamp01(1 - 0.5 * turned);
+  return sharp * size * pose;
+}

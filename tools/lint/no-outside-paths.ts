@@ -7,8 +7,9 @@
 //     through runtime/paths.ts, os.tmpdir() and FACEGATE_DATA instead.
 // Not affected: system locations the product uses on any Linux machine (/dev/video0, /dev/null,
 // /proc/self/..., /etc/facegate/..., /var/lib/facegate, /usr/bin/env, /tmp/...); URLs (`scheme://host/x`);
-// JSON pointers (`#/definitions/x`); regex literals (`/x/g`); and /nonexistent/..., which names a path that
-// exists nowhere so tests can check the error for a missing file.
+// JSON pointers (`#/definitions/x`); regex literals (`/x/g`); /nonexistent/..., which names a path that
+// exists nowhere so tests can check the error for a missing file; and /api/..., the local page's HTTP routes
+// (runtime/web), which are URLs on the device, not folders.
 //   npx tsx tools/lint/no-outside-paths.ts   (exit 1 and one line per finding: file:line: text)
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -31,7 +32,7 @@ const FHS_ROOTS = 'bin|boot|dev|etc|lib|lib64|opt|proc|run|sbin|sys|tmp|usr|var'
 // A `/` that starts a path (not inside a word, a URL, a relative path, a JSON pointer or an escape),
 // then two segments, the first outside the FHS roots and not `nonexistent`.
 const ABSOLUTE = new RegExp(
-  `(?<![\\w.:/~$}#\\\\-])/(?!(?:${FHS_ROOTS}|nonexistent)/)[A-Za-z_][\\w.-]*(?:/[\\w.-]+)+`,
+  `(?<![\\w.:/~$}#\\\\-])/(?!(?:${FHS_ROOTS}|nonexistent|api)/)[A-Za-z_][\\w.-]*(?:/[\\w.-]+)+`,
   'g',
 );
 /** `/x/g`, `/x/i.test(...)`: a regex literal with flags, not a path. */

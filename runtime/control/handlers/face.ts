@@ -1,6 +1,7 @@
-// face/list, face/remove and face/enroll, over whatever stores the gallery.
+// face/list, face/remove, face/enroll, face/reject and the unknown visitors, over whatever stores the
+// gallery.
 
-import type { Awaitable, CommandHandlers, FaceSummary } from '../api.ts';
+import type { Awaitable, CommandHandlers, FaceSummary, UnknownSummary } from '../api.ts';
 
 export interface GalleryPort {
   list(): Awaitable<FaceSummary[]>;
@@ -11,6 +12,15 @@ export interface GalleryPort {
    * nothing, when an image holds no usable face.
    */
   enroll(name: string, images: Buffer[]): Awaitable<{ added: number }>;
+  /** Enrols an unknown visitor's kept faces as `name` and forgets the visitor. */
+  enrollFromUnknown(name: string, unknownId: string): Awaitable<{ added: number }>;
+  /** Adds the face behind a recent event to `name`. */
+  enrollFromEvent(name: string, eventId: string): Awaitable<{ added: number }>;
+  /** The face of a recent recognized event is not its identity; returns who and how many faces were stored. */
+  reject(eventId: string): Awaitable<{ identity: string; negatives: number }>;
+  unknowns(): Awaitable<UnknownSummary[]>;
+  /** False when there was no such visitor. */
+  dismiss(unknownId: string): Awaitable<boolean>;
 }
 
 const JPEG = Buffer.from([0xff, 0xd8, 0xff]);
@@ -18,14 +28,26 @@ const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 export function faceHandlers(
   gallery: GalleryPort,
-): Pick<CommandHandlers, 'face/list' | 'face/remove' | 'face/enroll'> {
+): Pick<
+  CommandHandlers,
+  'face/list' | 'face/remove' | 'face/enroll' | 'face/reject' | 'face/unknowns' | 'face/dismiss'
+> {
   return {
     'face/list': async () => ({ faces: await gallery.list() }),
     'face/remove': async ({ name }) => ({ name, removed: await gallery.remove(name) }),
-    'face/enroll': async ({ name, images }) => {
-      const { added } = await gallery.enroll(name, images.map(decodeImage));
+    'face/enroll': async (request) => {
+      const { name } = request;
+      const { added } =
+        'fromUnknown' in request
+          ? await gallery.enrollFromUnknown(name, request.fromUnknown)
+          : 'fromEvent' in request
+            ? await gallery.enrollFromEvent(name, request.fromEvent)
+            : await gallery.enroll(name, request.images.map(decodeImage));
       return { name, added };
     },
+    'face/reject': async ({ event }) => ({ event, ...(await gallery.reject(event)) }),
+    'face/unknowns': async () => ({ unknowns: await gallery.unknowns() }),
+    'face/dismiss': async ({ unknown }) => ({ unknown, removed: await gallery.dismiss(unknown) }),
   };
 }
 

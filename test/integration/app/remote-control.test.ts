@@ -133,6 +133,29 @@ describe('config/set over MQTT', () => {
   });
 });
 
+describe('per-camera settings over MQTT', () => {
+  it("applies a camera's region of interest live, without restarting its source", async () => {
+    const { device, op } = await start({ cameras: [hamiltonCamera(true)] });
+    const stats = () => device.app.cameraStats()[0];
+    await waitUntil('faces in view', () => stats().facesDetected > 0, 60_000);
+    // A corner of the frame where the face never is.
+    const roi = { x: 0, y: 0, width: 0.1, height: 0.1 };
+    const response = await op.ask('config/set', { config: { cameras: [{ ...hamiltonCamera(true), roi }] } });
+    expect(response).toMatchObject({
+      status: 'ok',
+      data: { applied: ['cameras[0].roi'], restart_required: [] },
+    });
+    // A frame already under way when the change arrived finishes with the settings it started with.
+    const applied = stats().framesProcessed;
+    await waitUntil('the next frames', () => stats().framesProcessed >= applied + 2, 60_000);
+    const { facesDetected, framesProcessed } = stats();
+    await waitUntil('30 more frames', () => stats().framesProcessed >= framesProcessed + 30, 60_000);
+    // The same pipeline went on (its counters did not restart) and found no face outside the region.
+    expect(stats().facesDetected).toBe(facesDetected);
+    expect(loadConfig({ file: device.file, env: {} }).cameras[0].roi).toEqual(roi);
+  });
+});
+
 describe('face/enroll over MQTT', () => {
   it('enrols from a base64 photo, and the camera recognises the person from then on', async () => {
     // Looping, so the clip is still playing when the enrolment lands.

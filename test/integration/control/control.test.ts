@@ -100,12 +100,19 @@ describe('control plane over mosquitto', () => {
   it('answers every command with its transaction', async () => {
     const { topics, ports, dir } = await startDevice(broker.url, 'door', { mqtt: { password: 'hunter2' } });
     const op = await operator(broker.url);
+    const seen = '6f1c1e0a-4c1d-4a53-9a52-0f9a8e1d2c11';
+    ports.recentEvents.set(seen, 'bob');
+    ports.unknowns.set('unknown-3', 2);
+    ports.unknowns.set('unknown-4', 1);
     const requests: Record<CommandName, object> = {
       'config/get': {},
       'config/set': { config: { detection: { minScore: 0.6 }, models: { threads: 2 } } },
       'face/enroll': { name: 'alice', images: [JPEG.toString('base64'), PNG.toString('base64')] },
       'face/list': {},
       'face/remove': { name: 'alice' },
+      'face/unknowns': {},
+      'face/reject': { event: seen },
+      'face/dismiss': { unknown: 'unknown-4' },
       'model/update': { manifestUrl: 'https://models.example/manifest.json' },
       'model/rollback': {},
       'model/status': {},
@@ -128,6 +135,32 @@ describe('control plane over mosquitto', () => {
     expect(data['face/enroll']).toEqual({ name: 'alice', added: 2 });
     expect(data['face/list']).toMatchObject({ faces: [{ name: 'alice', embeddings: 2 }] });
     expect(data['face/remove']).toEqual({ name: 'alice', removed: true });
+    expect(data['face/unknowns']).toMatchObject({
+      unknowns: [
+        { id: 'unknown-3', faces: 2 },
+        { id: 'unknown-4', faces: 1 },
+      ],
+    });
+    expect(data['face/reject']).toEqual({ event: seen, identity: 'bob', negatives: 3 });
+    expect(data['face/dismiss']).toEqual({ unknown: 'unknown-4', removed: true });
+    expect(await ask(op, topics, 'face/enroll', { name: 'carol', fromUnknown: 'unknown-3' })).toEqual({
+      status: 'ok',
+      data: { name: 'carol', added: 2 },
+    });
+    expect(await ask(op, topics, 'face/enroll', { name: 'carol', fromEvent: seen })).toEqual({
+      status: 'ok',
+      data: { name: 'carol', added: 1 },
+    });
+    const both = await ask(op, topics, 'face/enroll', {
+      name: 'carol',
+      fromEvent: seen,
+      fromUnknown: 'unknown-3',
+    });
+    expect(both).toMatchObject({ status: 'error', error: expect.stringMatching(/^invalid request: /) });
+    expect(await ask(op, topics, 'face/reject', { event: 'not-a-uuid' })).toMatchObject({
+      status: 'error',
+      error: expect.stringMatching(/^invalid request: event: must match pattern/),
+    });
     expect(ports.modelUpdates).toEqual([{ manifestUrl: 'https://models.example/manifest.json' }]);
     expect(data.snapshot).toEqual({ camera: 'door', bytes: JPEG.length, published: true });
     await waitUntil('the snapshot', () => op.on(topics.snapshot).length === 1);

@@ -1,11 +1,9 @@
 // The main job end to end, for real: enrol from a photo, play a video through ffmpeg, run the models in
 // ONNX Runtime, publish to a real mosquitto, and check what a subscriber receives.
 
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { App } from '../../../runtime/app.ts';
@@ -13,36 +11,11 @@ import { loadConfig } from '../../../runtime/config/index.ts';
 import { type FaceEvent, isFaceEvent } from '../../../runtime/events/schema.ts';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { videoOfPhoto } from '../../helpers/video.ts';
 
 const HAMILTON = DOOR_CLIP;
 const LIN = join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png');
 const STRANGER = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train', 'obama', 'obama.jpg');
-const run = promisify(execFile);
-
-/** A 3 s, 15 fps 640x360 video of a still photo, made with ffmpeg: a person standing at the door. */
-async function videoOf(photo: string): Promise<string> {
-  const out = join(dir, 'stranger.mp4');
-  const fit = 'scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2';
-  await run('ffmpeg', [
-    '-nostdin',
-    '-loglevel',
-    'error',
-    '-loop',
-    '1',
-    '-i',
-    photo,
-    '-t',
-    '3',
-    '-r',
-    '15',
-    '-vf',
-    fit,
-    '-pix_fmt',
-    'yuv420p',
-    out,
-  ]);
-  return out;
-}
 
 let dir: string;
 let broker: Mosquitto | undefined;
@@ -155,7 +128,7 @@ describe('enrol -> video -> MQTT events (real mosquitto, ffmpeg, ONNX Runtime)',
   it('says unknown, never a name, for people who are not enrolled', async () => {
     broker = await startMosquitto();
     const received = await subscribe(broker.url);
-    app = await App.start(configFor(await videoOf(STRANGER), broker.url), {
+    app = await App.start(configFor(await videoOfPhoto(STRANGER, join(dir, 'stranger.mp4')), broker.url), {
       log: () => {},
     });
     await untilVideoDone(app);

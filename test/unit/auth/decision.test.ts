@@ -99,6 +99,9 @@ describe('DecisionEngine', () => {
     engine.endTrack(1);
     // Recognised again 20 s later from a new track: no event, and the track does not turn unknown.
     expect(feed(engine, 2, ['A', 'A', null, null, null, null], 20_000)).toEqual([]);
+    // It was still recognised, silently: what the announcement of track 1 stands for.
+    expect(engine.recognizedAs(2)).toBe('A');
+    expect(engine.recognizedAs(1)).toBeNull(); // ended
     // Someone else is not held back by A's cooldown.
     expect(feed(engine, 3, ['B', 'B'], 20_000).map(([, d]) => d.identity)).toEqual(['B']);
     // 29.999 s after the announcement: still suppressed; 30 s after: announced again.

@@ -62,7 +62,13 @@ const camera = {
   height: 480,
   fps: 10,
   restart: { initialDelayMs: 100, maxDelayMs: 1000, stallTimeoutMs: 5000, healthyAfterMs: 2000 },
-};
+  overrides: {
+    detection: { minFaceSize: 80 },
+    quality: { minSharpness: 40, maxYawDeg: 20, maxRollDeg: 15 },
+    recognition: { targetFar: 0.001, k: 4, n: 6, unknownAfterFrames: 8, margin: 0.05, qualityRaise: 0.04 },
+  },
+  roi: { x: 0.25, y: 0, width: 0.5, height: 1 },
+} as const;
 const full: DeepRequired<Config> = {
   device: { id: 'door-1', name: 'Door' },
   cameras: [
@@ -101,7 +107,11 @@ const full: DeepRequired<Config> = {
     unknownAfterFrames: 5,
     trackIou: 0.3,
     trackMaxAgeMs: 1000,
+    margin: 0.03,
+    weakEnrolment: { belowEmbeddings: 3, thresholdRaise: 0.02 },
+    qualityRaise: 0.05,
   },
+  unknowns: { enabled: false, maxUnknowns: 10, facesPerUnknown: 2, retentionDays: 7 },
   presentationAttack: { enabled: true, antispoofMinScore: 0.5, livenessMinScore: 0.5 },
   gallery: { path: 'g.db', seedDir: 'people' },
   mqtt: {
@@ -133,6 +143,13 @@ const full: DeepRequired<Config> = {
   },
   offlineQueue: { path: 'q.db', maxEvents: 10, whenFull: 'drop-newest' },
   homeAssistant: { enabled: true, discoveryPrefix: 'homeassistant' },
+  web: {
+    enabled: true,
+    host: '0.0.0.0',
+    port: 8080,
+    password: 'correct horse',
+    token: 'a-token-of-16-chars',
+  },
   logging: { level: 'debug' },
   dataDir: 'var',
 };

@@ -139,6 +139,21 @@ describe('validateConfig', () => {
   it.each<[string, unknown, string]>([
     ['k above n', { recognition: { k: 6, n: 5 } }, 'recognition.k: must be <= recognition.n (5)'],
     [
+      "k above a camera's n",
+      { cameras: [{ ...base.cameras[0], overrides: { recognition: { n: 2 } } }] },
+      'cameras[0].overrides.recognition.n: k (3) must be <= n (2) once merged over recognition',
+    ],
+    [
+      'a web page on a public address without a password',
+      { web: { enabled: true, host: '0.0.0.0' } },
+      'web.password: web.password or web.token is required when web.host (0.0.0.0) is not a loopback address',
+    ],
+    [
+      'a region of interest beyond the frame',
+      { cameras: [{ ...base.cameras[0], roi: { x: 0.5, y: 0, width: 0.6, height: 1 } }] },
+      'cameras[0].roi: must lie within the frame (x + width <= 1, y + height <= 1)',
+    ],
+    [
       'duplicate camera ids',
       { cameras: [base.cameras[0], base.cameras[0]] },
       "cameras[1].id: duplicate camera id 'door'",

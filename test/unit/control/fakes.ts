@@ -104,6 +104,11 @@ export const healthReport: HealthReport = {
 
 export interface FakePorts extends ControlPorts {
   faces: Map<string, Buffer[]>;
+  /** Unknown visitor id -> how many faces are kept of them. */
+  unknowns: Map<string, number>;
+  /** Event id -> who was recognised in it (what face/reject and fromEvent act on). */
+  recentEvents: Map<string, string>;
+  rejected: string[];
   applied: { config: Config; changes: ChangeClassification }[];
   modelUpdates: unknown[];
   chunks: ModelChunk[];
@@ -116,6 +121,9 @@ export function fakePorts(configPath: string, config = defaultConfig()): FakePor
   let current = config;
   const ports: FakePorts = {
     faces: new Map(),
+    unknowns: new Map(),
+    recentEvents: new Map(),
+    rejected: [],
     applied: [],
     modelUpdates: [],
     chunks: [],
@@ -142,6 +150,34 @@ export function fakePorts(configPath: string, config = defaultConfig()): FakePor
         ports.faces.set(name, [...(ports.faces.get(name) ?? []), ...images]);
         return { added: images.length };
       },
+      enrollFromUnknown: (name, unknownId) => {
+        const added = ports.unknowns.get(unknownId);
+        if (added === undefined) throw new Error(`no unknown visitor ${unknownId}`);
+        ports.unknowns.delete(unknownId);
+        ports.faces.set(name, [...(ports.faces.get(name) ?? []), ...Array(added).fill(Buffer.alloc(0))]);
+        return { added };
+      },
+      enrollFromEvent: (name, eventId) => {
+        if (!ports.recentEvents.has(eventId)) throw new Error(`event ${eventId} is not known`);
+        ports.faces.set(name, [...(ports.faces.get(name) ?? []), Buffer.alloc(0)]);
+        return { added: 1 };
+      },
+      reject: (eventId) => {
+        const identity = ports.recentEvents.get(eventId);
+        if (identity === undefined) throw new Error(`event ${eventId} is not known`);
+        ports.rejected.push(eventId);
+        return { identity, negatives: 3 };
+      },
+      unknowns: () =>
+        [...ports.unknowns].map(([id, faces]) => ({
+          id,
+          firstSeen: '2024-05-01T12:00:00.000Z',
+          lastSeen: '2024-05-01T12:00:00.000Z',
+          visits: 1,
+          faces,
+          lastCamera: 'door',
+        })),
+      dismiss: (unknownId) => ports.unknowns.delete(unknownId),
     },
     models: {
       update: async (request) => {

@@ -1,0 +1,11 @@
+// A camera's effective settings: its overrides merged over the global detection, quality and recognition
+// settings, so one door can ask more (a lower target FAR, larger faces) than another.
+import { mergeConfig } from './merge.ts';
+import type { CameraConfig, Config } from './schema.ts';
+
+export type CameraSettings = Pick<Config, 'detection' | 'quality' | 'recognition'>;
+
+export function cameraSettings(config: Config, camera: CameraConfig): CameraSettings {
+  const { detection, quality, recognition } = config;
+  return mergeConfig({ detection, quality, recognition }, camera.overrides ?? {}) as CameraSettings;
+}
