@@ -2,6 +2,7 @@
 import * as ort from 'onnxruntime-node';
 import { benchCommand } from './bench.ts';
 import { benchPipelineCommand } from './bench-pipeline.ts';
+import { doctorCommand } from './doctor.ts';
 import { evalCommand } from './eval.ts';
 import { enrollCommand, galleryCommand, identifyCommand } from './faces.ts';
 import { runCommand } from './run.ts';
@@ -23,6 +24,10 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   identify: { run: identifyCommand, help: 'identify --gallery PATH IMAGE... [--json] [--config FILE]' },
   gallery: { run: galleryCommand, help: 'gallery list|remove --gallery PATH [NAME] [--json]' },
   run: { run: runCommand, help: 'run [--config FILE] [--board NAME]' },
+  doctor: {
+    run: doctorCommand,
+    help: 'doctor [--config FILE] [--board NAME] [--json] [--offline] [--timeout-seconds S]',
+  },
 };
 
 function usage(): string {
