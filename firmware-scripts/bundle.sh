@@ -122,23 +122,37 @@ step "production dependencies for linux-$arch"
 step "native addons for linux-$arch against Node $node_version's headers"
 gyp="$(dirname "$(command -v npm)")/../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
 [ -f "$gyp" ] || gyp="$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
+# Addons are compiled once per source, target and Node version and kept in the cache: the same inputs
+# give the same .node files, and compiling sqlite for arm64 takes minutes.
 build_addon() {
-  (cd "$1" && CC="$gnu-gcc" CXX="$gnu-g++" LINK="$gnu-g++" AR="$gnu-ar" \
-    node "$gyp" rebuild --release --arch="$arch" --nodedir="$node_tree" --jobs="${FACEGATE_BUILD_JOBS:-max}" \
-    --loglevel=error >"$work/gyp-$(basename "$1").log" 2>&1) ||
-    { tail -30 "$work/gyp-$(basename "$1").log" >&2; echo "bundle.sh: building $1 failed" >&2; exit 1; }
+  local dir="$1" key="$2" kept="$cache/addons/$arch-node$node_version-$2" log
+  log="$work/gyp-$(basename "$dir").log"
+  if ! ls "$kept"/*.node >/dev/null 2>&1; then
+    (cd "$dir" && CC="$gnu-gcc" CXX="$gnu-g++" LINK="$gnu-g++" AR="$gnu-ar" \
+      node "$gyp" rebuild --release --arch="$arch" --nodedir="$node_tree" --jobs="${FACEGATE_BUILD_JOBS:-max}" \
+      --loglevel=error >"$log" 2>&1) ||
+      { tail -30 "$log" >&2; echo "bundle.sh: building $dir failed" >&2; exit 1; }
+    mkdir -p "$kept.tmp"
+    cp "$dir"/build/Release/*.node "$kept.tmp/"
+    rm -rf "$kept"
+    mv "$kept.tmp" "$kept"
+  else
+    step "  $key: compiled before ($kept)"
+  fi
+  rm -rf "$dir/build"
+  mkdir -p "$dir/build/Release"
+  cp "$kept"/*.node "$dir/build/Release/"
 }
-build_addon "$stage/node_modules/better-sqlite3"
-build_addon "$stage/node_modules/unix-dgram"
+pkg_version() { node -p "require('$stage/node_modules/$1/package.json').version"; }
+build_addon "$stage/node_modules/better-sqlite3" "better-sqlite3-$(pkg_version better-sqlite3)"
+build_addon "$stage/node_modules/unix-dgram" "unix-dgram-$(pkg_version unix-dgram)"
 # The kernels build needs node-addon-api's headers, which node_modules now has.
-build_addon "$stage/kernels"
+kernels_hash="$(cd "$src/kernels" && find binding.gyp binding include src -type f -print0 | LC_ALL=C sort -z |
+  xargs -0 sha256sum | sha256sum | cut -c1-16)"
+build_addon "$stage/kernels" "kernels-$kernels_hash"
 
 step "pruning what the target does not run"
-for addon in node_modules/better-sqlite3 node_modules/unix-dgram kernels; do
-  find "$stage/$addon/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
-  find "$stage/$addon/build/Release" -mindepth 1 ! -name '*.node' -exec rm -rf {} +
-  rm -f "$stage/$addon/build/Release/test_extension.node"
-done
+rm -f "$stage/node_modules/better-sqlite3/build/Release/test_extension.node"
 rm -rf "$stage/node_modules/better-sqlite3/deps" "$stage/node_modules/better-sqlite3/src" \
   "$stage/kernels/src" "$stage/kernels/include" "$stage/kernels/binding"
 find "$stage/node_modules/onnxruntime-node/bin/napi-v6" -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} +

@@ -126,8 +126,8 @@ elif ! id facegate >/dev/null 2>&1; then
 fi
 [ -n "$root" ] || id -nG facegate 2>/dev/null | grep -qw video || run usermod -aG video facegate
 run install -d -m 0755 "$app" "$app/releases" "$etc/keys"
-run install -d -m 0750 "$data" "$data/models" "$data/offline-queue" "$data/release" "$data/backups"
-[ -n "$root" ] || run chown facegate:facegate "$etc" "$data" "$data/models" "$data/offline-queue" "$data/release" "$data/backups"
+run install -d -m 0750 "$data" "$data/offline-queue" "$data/release" "$data/backups"
+[ -n "$root" ] || run chown facegate:facegate "$etc" "$data" "$data/offline-queue" "$data/release" "$data/backups"
 
 # --- keys ----------------------------------------------------------------------------------------------
 if [ -n "$release_key" ]; then
@@ -150,20 +150,13 @@ else
 fi
 run install -m 0755 "$here/release.sh" "$release_sh"
 if [ "$dry_run" = 1 ]; then
-  echo "  + $release_sh verify $bundle   (signed manifest, SHA256SUMS, architecture)"
-  version="<version>"
+  echo "  + $release_sh $([ "$updating" = 1 ] && echo apply || echo install) $bundle   (verifies the signed manifest, SHA256SUMS and the architecture first)"
+  [ "$updating" = 1 ] || echo "  + $release_sh switch <version>"
 elif [ "$updating" = 1 ] && [ -z "$root" ] && [ "$start" = 1 ]; then
   "$release_sh" apply "$bundle"
   exit 0
 else
-  version="$("$release_sh" install "$bundle")"
-  "$release_sh" switch "$version"
-fi
-
-# --- models: model updates write the slots here; the bundle's models seed them once ---------------------
-plan "models: the bundle's built models into $data/models when it has none"
-if ! ls "$data"/models/*.json >/dev/null 2>&1; then
-  run cp -a "$app/releases/$version/models/." "$data/models/"
+  "$release_sh" switch "$("$release_sh" install "$bundle")"
 fi
 
 # --- broker ------------------------------------------------------------------------------------------
@@ -224,7 +217,8 @@ fi
 # --- configuration -----------------------------------------------------------------------------------
 # A PEM key as a YAML list item (the config holds keys, not file names).
 pem_item() { echo "    - |"; sed 's/^/      /' "$1"; }
-key_lines=$'models:\n  dir: '"$data/models"$'\n'
+# The release's own models; model updates install newer ones in slots under dataDir.
+key_lines=$'models:\n  dir: '"$app/current/models"$'\n'
 if [ -n "$release_key" ]; then
   key_lines+=$'  update:\n    publicKeys:\n'"$(pem_item "$release_key" | sed 's/^/  /')"$'\n'
 fi
