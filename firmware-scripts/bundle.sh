@@ -86,11 +86,28 @@ mkdir -p "$stage" "$cache"
 
 step "sources ($version, linux-$arch)"
 cp -a "$src/bin" "$src/runtime" "$src/configs" "$src/package.json" "$src/package-lock.json" "$stage/"
-mkdir -p "$stage/firmware-scripts" "$stage/kernels"
-cp -a "$src"/firmware-scripts/{provision.sh,uninstall.sh,release.sh,system-deps.sh,facegate.service} "$stage/firmware-scripts/"
+mkdir -p "$stage/firmware-scripts" "$stage/kernels" "$stage/assets"
+cp -a "$src"/firmware-scripts/{provision.sh,uninstall.sh,release.sh,system-deps.sh} "$src"/firmware-scripts/facegate*.{service,path} \
+  "$stage/firmware-scripts/"
+# The demo (clip and people) runs with no config at all, and gives doctor and enroll a photo to try.
+cp -a "$src/assets/demo" "$stage/assets/"
 cp -a "$src"/kernels/{binding.gyp,binding,include,src} "$stage/kernels/"
 echo "$arch" >"$stage/.arch"
 sed -i "s/\"version\": \"[^\"]*\"/\"version\": \"$version\"/" "$stage/package.json"
+
+step "compiling the runtime to JavaScript"
+# The device runs plain JavaScript: no TypeScript loader, whose esbuild would be one more native program
+# (and a child process) to carry for the target. Types were checked by npm run lint.
+(cd "$src" && find runtime -name '*.ts' ! -name '*.test.ts' -print0 |
+  xargs -0 node node_modules/typescript/bin/tsc --noCheck --rewriteRelativeImportExtensions \
+    --allowImportingTsExtensions --target ES2022 --module NodeNext --moduleResolution NodeNext \
+    --esModuleInterop --skipLibCheck --resolveJsonModule --types node --rootDir . --outDir "$stage")
+find "$stage/runtime" -name '*.ts' -delete
+cat >"$stage/bin/facegate.js" <<'EOF'
+#!/usr/bin/env node
+// The release runs the runtime compiled by bundle.sh.
+await import('../runtime/cli/main.js');
+EOF
 
 step "models"
 if ! ls "$src"/models/*.int8.json >/dev/null 2>&1; then
@@ -157,7 +174,8 @@ rm -rf "$stage/node_modules/better-sqlite3/deps" "$stage/node_modules/better-sql
   "$stage/kernels/src" "$stage/kernels/include" "$stage/kernels/binding"
 find "$stage/node_modules/onnxruntime-node/bin/napi-v6" -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} +
 find "$stage/node_modules/onnxruntime-node/bin/napi-v6/linux" -mindepth 1 -maxdepth 1 ! -name "$arch" -exec rm -rf {} +
-rm -rf "$stage/runtime/models/build/"*.test.ts "$stage/node_modules/.package-lock.json"
+# tsx (and its esbuild) load TypeScript in a checkout; the release is JavaScript.
+rm -rf "$stage/node_modules/"{tsx,esbuild,@esbuild} "$stage/node_modules/.package-lock.json"
 
 step "checking every native file is $file_arch"
 wrong="$(find "$stage" -type f \( -name '*.node' -o -name '*.so' -o -name '*.so.*' -o -path '*/bin/node' \) \

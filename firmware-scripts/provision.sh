@@ -247,8 +247,11 @@ EOF
 # --- service -----------------------------------------------------------------------------------------
 plan "service: $unit_dir/facegate.service (Type=notify, watchdog, hardening)"
 # Under --root the unit's paths point below the root too.
-sed "s#/opt/facegate#$app#g; s#/etc/facegate#$etc#g; s#/var/lib/facegate#$data#g" "$here/facegate.service" |
-  write_file "$unit_dir/facegate.service" 0644
+# facegate-update.path/.service install what app/update staged, as root (release.sh apply).
+for unit in facegate.service facegate-update.path facegate-update.service; do
+  sed "s#/opt/facegate#$app#g; s#/etc/facegate#$etc#g; s#/var/lib/facegate#$data#g" "$here/$unit" |
+    write_file "$unit_dir/$unit" 0644
+done
 if [ "$family" = jetson ]; then
   # Argus hands CSI frames over through NVIDIA's memory and host1x nodes.
   write_file "$unit_dir/facegate.service.d/jetson.conf" 0644 <<EOF
@@ -264,7 +267,8 @@ if [ -n "$root" ] || [ "$start" = 0 ]; then
   echo "  = not started$([ -n "$root" ] && echo " under --root")"
 else
   run systemctl daemon-reload
-  run systemctl enable facegate
+  run systemctl enable facegate facegate-update.path
+  run systemctl start facegate-update.path
   run systemctl restart facegate
 fi
 echo "facegate provisioned for $board$([ "$dry_run" = 1 ] && echo " (dry run)"): systemctl status facegate; facegate doctor: $app/current/node/bin/node $app/current/bin/facegate.js doctor --config $etc/config.yaml"

@@ -22,9 +22,9 @@ fi
 run() { if [ "$dry_run" = 1 ]; then echo "  + $*"; else "$@"; fi; }
 
 if [ -z "$root" ] && systemctl cat facegate >/dev/null 2>&1; then
-  run systemctl disable --now facegate
+  run systemctl disable --now facegate facegate-update.path
 fi
-run rm -rf "$root/etc/systemd/system/facegate.service" "$root/etc/systemd/system/facegate.service.d"
+run rm -rf "$root"/etc/systemd/system/facegate{.service,.service.d,-update.path,-update.service}
 [ -n "$root" ] || run systemctl daemon-reload
 run rm -rf "$root/opt/facegate"
 if [ -f "$root/etc/mosquitto/conf.d/facegate.conf" ]; then

@@ -1,7 +1,7 @@
 // The application: the one place that knows every stage. It wires config -> models -> cameras ->
 // pipelines -> events -> MQTT, the remote control plane and the scheduled jobs on top, and tears them
 // down in reverse on stop.
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { Gallery } from './auth/gallery.ts';
@@ -21,6 +21,7 @@ import { type AnalyzerConfig, FaceAnalyzer, LiveAnalyzer, modelSlots } from './p
 import { CameraPipeline, type EventMeta, type PipelineConfig } from './pipeline/camera-pipeline.ts';
 import { enrollPhotos, seedGallery } from './pipeline/enroll.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
+import { AppUpdater } from './service/app-update.ts';
 import { createLogger, type Logger, lineWriter } from './util/log.ts';
 
 export interface AppOptions {
@@ -39,7 +40,10 @@ export interface AppOptions {
 }
 
 const STATE_INTERVAL_MS = 10_000;
-const VERSION = '0.1.0';
+/** The release's version (bundle.sh writes it into package.json). */
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 /** Gallery backups kept in schedules.backupDir; older ones are deleted after each backup. */
 const BACKUPS_KEPT = 7;
 const BACKUP_FILE = /^gallery-.+\.db$/;
@@ -104,6 +108,12 @@ export class App {
         gallery: galleryPort(gallery, analyzer),
         models: this.models,
         device,
+        app: new AppUpdater({
+          dataDir: resolve(config_.dataDir),
+          publicKeys: () => this.config_.models.update.publicKeys,
+          maxBytes: () => this.config_.models.update.maxDownloadBytes,
+          version: VERSION,
+        }),
       }),
       log: log('control'),
     });

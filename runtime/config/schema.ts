@@ -55,6 +55,7 @@ export const COMMANDS = [
   'snapshot',
   'health',
   'restart',
+  'app/update',
 ] as const;
 
 export type CommandName = (typeof COMMANDS)[number];
