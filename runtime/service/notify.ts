@@ -31,6 +31,7 @@ export interface ServiceNotifierOptions {
 
 export class ServiceNotifier {
   private readySent = false;
+  private stopped = false;
   private lastFrameAt = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
@@ -70,7 +71,7 @@ export class ServiceNotifier {
   /** A frame went through a camera pipeline: the first one makes the service ready. */
   frame(): void {
     this.lastFrameAt = this.now();
-    if (this.readySent) return;
+    if (this.readySent || this.stopped) return;
     this.readySent = true;
     this.transport.send('READY=1\nSTATUS=cameras delivering frames');
     this.onReady?.();
@@ -80,8 +81,10 @@ export class ServiceNotifier {
     return this.readySent;
   }
 
-  /** Tells systemd facegate is shutting down, and closes the socket (it would keep Node running). */
+  /** Tells systemd facegate is shutting down, and closes the socket (it would keep Node running). Once. */
   stopping(): void {
+    if (this.stopped) return;
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.transport.send('STOPPING=1');

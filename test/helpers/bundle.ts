@@ -70,8 +70,7 @@ export function bundleFor(arch: Arch): Bundle {
 }
 
 /** Re-checksums, signs and packs a staged tree with bundle.sh --pack, into `outDir`. */
-export function packBundle(stage: string, outDir: string): string {
-  const { signKey } = releaseKeys();
+export function packBundle(stage: string, outDir: string, signKey = releaseKeys().signKey): string {
   const out = run('bash', [
     join(REPO_ROOT, 'firmware-scripts', 'bundle.sh'),
     '--pack',
