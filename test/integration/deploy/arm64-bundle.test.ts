@@ -26,7 +26,7 @@ describe.skipIf(!tools)('arm64 bundle', () => {
     release = join(dir, `facegate-${bundle.version}`);
     const mb = statSync(bundle.archive).size / 2 ** 20;
     console.log(`arm64 bundle: ${mb.toFixed(1)} MB (${bundle.archive})`);
-  }, 900_000);
+  }, 1_800_000);
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -117,6 +117,6 @@ describe.skipIf(!tools)('arm64 bundle', () => {
         .map((l) => JSON.parse(l) as { faces: { identity: string | null; score: number }[] });
       expect(answers[0].faces.map((f) => f.identity)).toEqual(['lin-manuel-miranda']);
       expect(answers[1].faces.map((f) => f.identity)).toEqual([null]);
-    }, 900_000);
+    }, 1_800_000);
   }
 });

@@ -128,7 +128,7 @@ describe.skipIf(!canUnshare)('x64 bundle on a fresh root, offline', () => {
 
   beforeAll(() => {
     bundle = bundleFor('x64');
-  }, 900_000);
+  }, 1_800_000);
   afterAll(() => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
