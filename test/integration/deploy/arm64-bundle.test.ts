@@ -74,7 +74,10 @@ describe.skipIf(!tools)('arm64 bundle', () => {
         expect.stringMatching(
           /^node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/arm64\/onnxruntime_binding\.node$/,
         ),
-        expect.stringMatching(/^node_modules\/@img\/sharp-linux-arm64\/lib\/sharp-linux-arm64\.node$/),
+        expect.stringMatching(/^node_modules\/@img\/sharp-linux-arm64\/lib\/sharp-linux-arm64-[\d.]+\.node$/),
+        expect.stringMatching(
+          /^node_modules\/@img\/sharp-libvips-linux-arm64\/lib\/libvips-cpp\.so\.[\d.]+$/,
+        ),
       ]),
     );
   });
