@@ -1,7 +1,7 @@
 // The application: the one place that knows every stage. It wires config -> models -> cameras ->
 // pipelines -> events -> MQTT, the remote control plane and the scheduled jobs on top, and tears them
 // down in reverse on stop.
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { Gallery } from './auth/gallery.ts';
@@ -34,6 +34,7 @@ import {
 import { enrollPhotos, seedGallery } from './pipeline/enroll.ts';
 import { RecentFaces } from './pipeline/recent-faces.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
+import { AppUpdater } from './service/app-update.ts';
 import { createLogger, type Logger, lineWriter } from './util/log.ts';
 import { startWebServer, type WebPort, type WebServer } from './web/server.ts';
 
@@ -55,7 +56,10 @@ const STATE_INTERVAL_MS = 10_000;
 const PACKET_OVERHEAD_BYTES = 64 * 1024;
 /** Unknown visitors past unknowns.retentionDays are forgotten this often (and whenever one is added). */
 const PRUNE_INTERVAL_MS = 3_600_000;
-const VERSION = '0.1.0';
+/** The release's version (bundle.sh writes it into package.json). */
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 /** Gallery backups kept in schedules.backupDir; older ones are deleted after each backup. */
 const BACKUPS_KEPT = 7;
 const BACKUP_FILE = /^gallery-.+\.db$/;
@@ -139,6 +143,12 @@ export class App {
         gallery: this.galleryPort,
         models: this.models,
         device,
+        app: new AppUpdater({
+          dataDir: resolve(config_.dataDir),
+          publicKeys: () => this.config_.models.update.publicKeys,
+          maxBytes: () => this.config_.models.update.maxDownloadBytes,
+          version: VERSION,
+        }),
       }),
       log: log('control'),
     });

@@ -2,6 +2,7 @@
 import * as ort from 'onnxruntime-node';
 import { benchCommand } from './bench.ts';
 import { benchPipelineCommand } from './bench-pipeline.ts';
+import { doctorCommand } from './doctor.ts';
 import { evalCommand } from './eval.ts';
 import { enrollCommand, galleryCommand, identifyCommand } from './faces.ts';
 import { keysCommand } from './keys.ts';
@@ -27,6 +28,10 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   keys: {
     run: keysCommand,
     help: 'keys generate --out PREFIX | add PUBLIC.pem | remove KEYID | list [--keys-file FILE] | sign --key PRIVATE.key --topic TOPIC [JSON]',
+  },
+  doctor: {
+    run: doctorCommand,
+    help: 'doctor [--config FILE] [--board NAME] [--json] [--offline] [--timeout-seconds S]',
   },
 };
 

@@ -32,6 +32,8 @@ export const NON_CONFIG_ENV_VARS: readonly string[] = [
   'FACEGATE_SKIP_NATIVE',
   'FACEGATE_BUILD_JOBS',
   'FACEGATE_BUILD_VERBOSE',
+  // Set by facegate.service: the probation marker a new release removes once ready (release.sh).
+  'FACEGATE_RELEASE_PENDING',
 ];
 
 export interface LoadConfigOptions {

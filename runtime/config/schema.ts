@@ -72,6 +72,7 @@ export const COMMANDS = [
   'snapshot',
   'health',
   'restart',
+  'app/update',
 ] as const;
 
 export type CommandName = (typeof COMMANDS)[number];

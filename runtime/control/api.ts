@@ -12,6 +12,7 @@ import type { ModelManifest } from '../models/manifest.ts';
 import type { ModelChunk } from '../models/update/download.ts';
 import type { ChunkReceipt } from '../models/update/transfer.ts';
 import { topicIdProblem } from '../mqtt/topics.ts';
+import type { AppUpdateRequest, AppUpdateResult } from '../service/app-update.ts';
 
 export { type ChunkReceipt, COMMANDS, type CommandName, type ModelChunk, type UnknownSummary };
 
@@ -101,6 +102,8 @@ export interface CommandParams {
   snapshot: { camera?: string; publish?: boolean };
   health: NoParams;
   restart: NoParams;
+  /** A new release bundle from `url`, `bytes` long with this `sha256` (docs/deploy.md). */
+  'app/update': AppUpdateRequest;
 }
 
 export interface FaceSummary {
@@ -176,6 +179,7 @@ export interface CommandResults {
   snapshot: { camera: string; bytes: number } & ({ image: string } | { published: true });
   health: HealthReport;
   restart: { restarting: true };
+  'app/update': AppUpdateResult;
 }
 
 export type CommandRequest<C extends RequestName> = CommandParams[C] & RequestEnvelope;
@@ -368,6 +372,19 @@ export const COMMAND_SPECS = {
   },
   health: { schema: requestSchema(), identifiers: [], access: 'open' },
   restart: { schema: requestSchema(), identifiers: [] },
+  'app/update': {
+    schema: requestSchema(
+      {
+        url: { type: 'string', maxLength: 2048, pattern: '^https?://\\S+$' },
+        sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+        bytes: { type: 'integer', minimum: 1 },
+      },
+      ['url', 'sha256', 'bytes'],
+    ),
+    identifiers: [],
+    // A bundle download may take minutes: it waits beside the main lane, as model downloads do.
+    lane: 'model',
+  },
 } as const satisfies Record<RequestName, CommandSpec>;
 
 export function commandSpec(name: RequestName): CommandSpec {

@@ -119,6 +119,7 @@ describe('control plane over mosquitto', () => {
       snapshot: { publish: true },
       health: {},
       restart: {},
+      'app/update': { url: 'https://releases.example/facegate.tar.xz', sha256: 'a'.repeat(64), bytes: 1000 },
     };
     const data: Record<string, Record<string, unknown>> = {};
     for (const [i, command] of (Object.keys(requests) as (keyof typeof requests)[]).entries()) {

@@ -114,6 +114,7 @@ export interface FakePorts extends ControlPorts {
   chunks: ModelChunk[];
   snapshotsPublished: Buffer[];
   restarts: number;
+  appUpdates: unknown[];
 }
 
 /** Ports over in-memory state; config/set writes to `configPath`. */
@@ -129,6 +130,7 @@ export function fakePorts(configPath: string, config = defaultConfig()): FakePor
     chunks: [],
     snapshotsPublished: [],
     restarts: 0,
+    appUpdates: [],
     config: {
       path: configPath,
       current: () => current,
@@ -205,6 +207,16 @@ export function fakePorts(configPath: string, config = defaultConfig()): FakePor
       },
       restart: () => {
         ports.restarts++;
+      },
+    },
+    app: {
+      update: (request) => {
+        ports.appUpdates.push(request);
+        return {
+          version: '0.2.0',
+          arch: process.arch,
+          staged: '/var/lib/facegate/release/incoming/bundle.tar.xz',
+        };
       },
     },
   };
