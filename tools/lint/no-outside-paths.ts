@@ -29,10 +29,11 @@ const SKIPPED_FOLDERS = new Set(['node_modules', 'build', '__pycache__']);
 const BINARY = /\.(png|jpe?g|mp4|mjpeg|rgb|bin|node|o|a|so)$/i;
 
 const FHS_ROOTS = 'bin|boot|dev|etc|lib|lib64|opt|proc|run|sbin|sys|tmp|usr|var';
-// A `/` that starts a path (not inside a word, a URL, a relative path, a JSON pointer or an escape),
-// then two segments, the first outside the FHS roots and not `nonexistent`.
+// A `/` that starts a path (not inside a word, a URL, a relative path, a JSON pointer, an escape, a
+// placeholder such as `<dataDir>/x` or a quoted shell variable such as `"$src"/x`), then two segments,
+// the first outside the FHS roots and not `nonexistent`.
 const ABSOLUTE = new RegExp(
-  `(?<![\\w.:/~$}#\\\\-])/(?!(?:${FHS_ROOTS}|nonexistent|api)/)[A-Za-z_][\\w.-]*(?:/[\\w.-]+)+`,
+  `(?<![\\w.:/~$}#>\\\\-])(?<!\\$\\{?\\w+\\}?")/(?!(?:${FHS_ROOTS}|nonexistent|api)/)[A-Za-z_][\\w.-]*(?:/[\\w.-]+)+`,
   'g',
 );
 /** `/x/g`, `/x/i.test(...)`: a regex literal with flags, not a path. */

@@ -95,8 +95,10 @@ describe('firmware scripts', () => {
         '+ useradd --system --user-group --home-dir /var/lib/facegate --shell /usr/sbin/nologin facegate',
       );
       expect(out).toContain('/opt/facegate/release.sh install');
-      expect(out).toContain(`install -m 0644 ${join(BOARDS, 'operator.pem')} /etc/facegate/operator-keys.pem`);
-      expect(out).toContain('requireSignedCommands: true');
+      expect(out).toContain(
+        `install -m 0644 ${join(BOARDS, 'operator.pem')} /etc/facegate/operator-keys.pem`,
+      );
+      expect(out).toContain('operatorKeysFile: /etc/facegate/operator-keys.pem');
       expect(out).toContain(`FACEGATE_BOARD=${c.board}`);
       expect(out).toContain('+ write /etc/systemd/system/facegate.service');
       expect(out).toContain('+ systemctl enable facegate');
