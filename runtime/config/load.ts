@@ -34,6 +34,22 @@ export const NON_CONFIG_ENV_VARS: readonly string[] = [
   'FACEGATE_BUILD_VERBOSE',
   // Set by facegate.service: the probation marker a new release removes once ready (release.sh).
   'FACEGATE_RELEASE_PENDING',
+  // The deploy scripts' own switches (bundle.sh, provision.sh, release.sh).
+  'FACEGATE_BUNDLE_CACHE',
+  'FACEGATE_DT_MODEL',
+  'FACEGATE_OS_RELEASE',
+  'FACEGATE_ROOT',
+  'FACEGATE_PROBATION_SECONDS',
+  'FACEGATE_MAX_STARTS',
+  'FACEGATE_ALLOW_UNSIGNED',
+  // Knobs of the reliability suite and the page's browser test.
+  'FACEGATE_SOAK_SECONDS',
+  'FACEGATE_FUZZ_CASES',
+  'FACEGATE_FUZZ_SEED',
+  'FACEGATE_CRASH_SEED',
+  'FACEGATE_OUTAGE_SECONDS',
+  'FACEGATE_FLEET_DEVICES',
+  'FACEGATE_SCREENSHOTS',
 ];
 
 export interface LoadConfigOptions {

@@ -29,7 +29,7 @@ export interface SweepOptions {
   /** Gate thresholds to try on the gated embedder (the trained one is 0). */
   thresholds: number[];
   /** More gated embedders to sweep side by side (one curve each): a name and the models folder holding
-   * its facerec-gated.int8 model. The one in `modelsDir` is always swept, named 'gated'. */
+   * its facerec-gated.int8 model. The one in `modelsDir` is always swept, named 'kernels ReLU-zero'. */
   candidates?: { name: string; modelsDir: string }[];
   pngPath?: string;
   log?: (line: string) => void;
@@ -124,7 +124,8 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
   await detectorModel.engine.close();
 
   const dense = loadModel(manifestPathFor(opts.modelsDir, MODEL_NAMES.embedder, 'int8'));
-  const candidates = [{ name: 'gated', modelsDir: opts.modelsDir }, ...(opts.candidates ?? [])];
+  // The committed gated embedder keeps the name the sweep has always given it; --candidate adds more.
+  const candidates = [{ name: 'kernels ReLU-zero', modelsDir: opts.modelsDir }, ...(opts.candidates ?? [])];
   const configs: {
     point: Omit<
       SweepPoint,
