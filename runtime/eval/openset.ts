@@ -27,6 +27,7 @@ import type { Precision } from '../models/manifest.ts';
 import { MODEL_NAMES, openModel } from '../models/registry.ts';
 import { lineChartSvg } from '../report/plot.ts';
 import { Progress } from '../report/progress.ts';
+import { seededRandom } from '../util/random.ts';
 import { alignFace } from '../vision/align.ts';
 import { FaceDetector } from '../vision/detector.ts';
 import { FaceEmbedder } from '../vision/embedder.ts';
@@ -96,18 +97,6 @@ export interface OpenSetPoint {
   recognitionRate: number;
   /** Genuine tracks recognised as someone else. */
   misidentified: number;
-}
-
-/** Small, seedable and the same everywhere (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function gaussian(random: () => number): number {

@@ -19,12 +19,12 @@ import { isPrivileged, isRequestName } from '../../runtime/control/api.ts';
 import { commandKeyId, signCommand } from '../../runtime/control/signing.ts';
 import { loadModel, ManifestError, manifestPathFor } from '../../runtime/models/manifest.ts';
 import { buildTopics } from '../../runtime/mqtt/topics.ts';
+import { seededRandom } from '../../runtime/util/random.ts';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.ts';
 import { FACES_DIR, MODELS_DIR } from '../helpers/paths.ts';
 import { DEVICE, LIN, type RunningApp, startApp } from '../integration/app/harness.ts';
 import { Subscriber } from '../integration/mqtt/support.ts';
 import { type FuzzCase, fuzzCases, hostileImages } from './fuzz/generate.ts';
-import { seededRandom } from './powercut/crashfs.ts';
 
 const SEED = Number(process.env.FACEGATE_FUZZ_SEED ?? 20261206);
 const CASES = Number(process.env.FACEGATE_FUZZ_CASES ?? 10_000);

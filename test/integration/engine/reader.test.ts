@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../../../runtime/models/onnx/graph.ts';
 import { OnnxReadError, readOnnx } from '../../../runtime/models/onnx/reader.ts';
+import { seededRandom } from '../../../runtime/util/random.ts';
 import { ProtoWriter } from '../../../tools/models/onnx/protobuf.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
-import { rng } from '../../unit/kernels/helpers.ts';
 
 const INFO = {
   producerName: 'facegate-test',
@@ -137,7 +137,7 @@ describe('readOnnx', () => {
   it('throws OnnxReadError (or reads) for randomly corrupted models', () => {
     const bytes = readFileSync(join(MODELS_DIR, 'facerec.int8.onnx'));
     // Three random bytes each (a hit in raw_data still reads), and a random cut in a third of them.
-    const r = rng(7);
+    const r = seededRandom(7);
     let errors = 0;
     for (let i = 0; i < 300; i++) {
       const copy = Uint8Array.from(bytes);

@@ -3,7 +3,7 @@
 // payload bytes; most are built to be wrong in exactly one way, the rest are noise.
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { seededRandom } from '../powercut/crashfs.ts';
+import { seededRandom } from '../../../runtime/util/random.ts';
 
 export interface FuzzCase {
   /** The topic suffix after request/: a command, or something that is not one. */

@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
+import { seededRandom } from '../../../runtime/util/random.ts';
 import type { TraceOp } from './trace.ts';
 
 type ModelOp =
@@ -311,18 +312,6 @@ export function materialize(state: CrashState, dir: string): void {
       writeFileSync(join(dir, path), data);
     }
   }
-}
-
-/** Small seeded PRNG (mulberry32): the same seed gives the same crash states. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface EnumerateOptions {

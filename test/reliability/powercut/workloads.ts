@@ -12,8 +12,8 @@ import { openEventQueue } from '../../../runtime/events/queue.ts';
 import { buildEvent, type FaceEvent } from '../../../runtime/events/schema.ts';
 import { loadModel, manifestPathFor, sha256 } from '../../../runtime/models/manifest.ts';
 import { ModelSlots } from '../../../runtime/models/update/slots.ts';
+import { seededRandom } from '../../../runtime/util/random.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
-import { seededRandom } from './crashfs.ts';
 import { mark } from './trace.ts';
 
 export interface Workload {

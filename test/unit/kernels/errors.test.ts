@@ -1,7 +1,8 @@
 // Bad arguments must throw a JS Error with a clear message, never crash the process.
 import { describe, expect, it } from 'vitest';
 import { loadKernels } from '../../../runtime/engine/kernels-addon.ts';
-import { kernelsOrBuild, randomConv, rng } from './helpers.ts';
+import { seededRandom } from '../../../runtime/util/random.ts';
+import { kernelsOrBuild, randomConv } from './helpers.ts';
 
 const k = kernelsOrBuild();
 
@@ -26,7 +27,15 @@ describe('kernels loader', () => {
 
 describe.skipIf(!k)('native kernels reject bad input', () => {
   if (!k) return;
-  const c = randomConv(rng(21), { h: 6, w: 6, cin: 4, cout: 8, kh: 3, pads: [1, 1, 1, 1], stride: [1, 1] });
+  const c = randomConv(seededRandom(21), {
+    h: 6,
+    w: 6,
+    cin: 4,
+    cout: 8,
+    kh: 3,
+    pads: [1, 1, 1, 1],
+    stride: [1, 1],
+  });
   const conv = new k.Conv(c);
 
   it('Conv constructor', () => {

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GateOptions, NetworkPlan, PlanOp } from '../../../runtime/engine/kernels-addon.ts';
 import { quantizeU8 } from '../../../runtime/engine/lower.ts';
+import { seededRandom } from '../../../runtime/util/random.ts';
 import {
   dilateMask,
   expectSame,
@@ -12,7 +13,6 @@ import {
   randInt,
   randS8,
   randU8,
-  rng,
   withIsa,
 } from './helpers.ts';
 
@@ -98,7 +98,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
   if (!k) return;
 
   it('decide as the ONNX pattern does, on every ISA', () => {
-    const r = rng(7);
+    const r = seededRandom(7);
     for (let iter = 0; iter < 40; iter++) {
       const shape = [randInt(r, 3, 24), randInt(r, 3, 24), [1, 3, 16, 32, 33][randInt(r, 0, 4)]];
       const gate = randomGate(r, 0, 1, shape);
@@ -118,7 +118,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
   });
 
   it('compute a conv only where its (dilated) mask is open and write real 0 elsewhere', () => {
-    const r = rng(11);
+    const r = seededRandom(11);
     const shape: [number, number, number] = [12, 12, 16];
     const conv = (output: number, mask?: number, maskDilate?: number): PlanOp => ({
       op: 'conv',
@@ -131,7 +131,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
       stride: 1,
       pads: [1, 1, 1, 1],
       relu: true,
-      weights: randS8(rng(5), 32 * 9 * 16),
+      weights: randS8(seededRandom(5), 32 * 9 * 16),
       bias: Int32Array.from({ length: 32 }, () => 100),
       multipliers: new Float32Array(32).fill(f32(1 / 2000)),
       zpIn: 3,
@@ -189,7 +189,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
   });
 
   it('rejects a mask of the wrong size, an even dilation and a gate that does not cover the output', () => {
-    const r = rng(13);
+    const r = seededRandom(13);
     const shape: [number, number, number] = [8, 8, 4];
     const gate = {
       ...randomGate(r, 0, 1, shape),
@@ -236,7 +236,7 @@ describe.skipIf(!k)('Network.runFloat', () => {
   if (!k) return;
 
   it('quantizes a float NCHW image as QuantizeLinear does (ties to even, saturation, NaN to 0)', () => {
-    const r = rng(3);
+    const r = seededRandom(3);
     const [h, w, c] = [5, 7, 3];
     const plan: NetworkPlan = {
       tensors: 2,

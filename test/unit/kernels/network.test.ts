@@ -1,7 +1,8 @@
 // A small embedder-shaped plan run by Network (one C++ call) must equal the same ops run one by one.
 import { describe, expect, it } from 'vitest';
 import type { KernelsBinding, NetworkPlan, PlanOp } from '../../../runtime/engine/kernels-addon.ts';
-import { expectSame, fastIsas, kernelsOrBuild, randInt, randS8, randU8, rng, withIsa } from './helpers.ts';
+import { seededRandom } from '../../../runtime/util/random.ts';
+import { expectSame, fastIsas, kernelsOrBuild, randInt, randS8, randU8, withIsa } from './helpers.ts';
 
 const k = kernelsOrBuild();
 
@@ -125,7 +126,7 @@ function stepwise(kb: KernelsBinding, p: NetworkPlan, input: Uint8Array) {
 
 describe.skipIf(!k)('Network', () => {
   if (!k) return;
-  const r = rng(31);
+  const r = seededRandom(31);
   const p = plan(r);
   const input = randU8(r, 40 * 40 * 3);
 

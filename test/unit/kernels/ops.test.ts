@@ -1,15 +1,7 @@
 // Every fast path must equal the scalar reference bit for bit, at 1 and 2 threads.
 import { describe, expect, it } from 'vitest';
-import {
-  expectSame,
-  fastIsas,
-  kernelsOrBuild,
-  randInt,
-  randomConv,
-  randU8,
-  rng,
-  withIsa,
-} from './helpers.ts';
+import { seededRandom } from '../../../runtime/util/random.ts';
+import { expectSame, fastIsas, kernelsOrBuild, randInt, randomConv, randU8, withIsa } from './helpers.ts';
 
 const k = kernelsOrBuild();
 
@@ -27,7 +19,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('conv: random shapes, pads, strides, extremes, 1 and 2 threads', () => {
-    const r = rng(1);
+    const r = seededRandom(1);
     for (let iter = 0; iter < 120; iter++) {
       const c = randomConv(r, { extremes: iter % 4 === 0 });
       const conv = withIsa(k, 'scalar', () => new k.Conv(c));
@@ -42,7 +34,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('conv: embedder-sized layers (7x7/2 stem, 3x3 same and stride 2)', () => {
-    const r = rng(2);
+    const r = seededRandom(2);
     const cases = [
       randomConv(r, { h: 40, w: 40, cin: 3, cout: 32, kh: 7, stride: [2, 2], pads: [0, 0, 0, 0] }),
       randomConv(r, { h: 35, w: 35, cin: 32, cout: 32, kh: 3, stride: [1, 1], pads: [1, 1, 1, 1] }),
@@ -77,7 +69,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('conv: active rows / channel blocks equal the dense result there and zpOut elsewhere', () => {
-    const r = rng(3);
+    const r = seededRandom(3);
     for (let iter = 0; iter < 40; iter++) {
       const c = randomConv(r);
       const conv = new k.Conv(c);
@@ -107,7 +99,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('add: random params, lengths with SIMD tails, relu', () => {
-    const r = rng(4);
+    const r = seededRandom(4);
     for (let iter = 0; iter < 40; iter++) {
       const n = randInt(r, 1, 50000);
       const op = new k.Add({
@@ -137,7 +129,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('maxpool, avgpool, mean, pad, fc', () => {
-    const r = rng(5);
+    const r = seededRandom(5);
     for (let iter = 0; iter < 40; iter++) {
       const [h, w, c] = [randInt(r, 3, 20), randInt(r, 3, 20), randInt(r, 1, 70)];
       const input = randU8(r, h * w * c);
@@ -198,7 +190,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('setThreads changes the default and keeps results identical', () => {
-    const c = randomConv(rng(6), { h: 20, w: 20, cin: 32, cout: 48, kh: 3 });
+    const c = randomConv(seededRandom(6), { h: 20, w: 20, cin: 32, cout: 48, kh: 3 });
     const conv = new k.Conv(c);
     const before = k.info().threads;
     try {

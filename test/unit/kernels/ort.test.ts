@@ -3,8 +3,9 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../../../runtime/models/onnx/graph.ts';
+import { seededRandom } from '../../../runtime/util/random.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
-import { expectSame, fastIsas, kernelsOrBuild, randInt, randS8, randU8, rng, withIsa } from './helpers.ts';
+import { expectSame, fastIsas, kernelsOrBuild, randInt, randS8, randU8, withIsa } from './helpers.ts';
 
 const k = kernelsOrBuild();
 const f32 = Math.fround;
@@ -69,7 +70,7 @@ describe.skipIf(!k)('conv equals ONNX Runtime QLinearConv', () => {
   ];
 
   it.each(cases)('%o', async (c) => {
-    const r = rng(c.h * 1000 + c.cin);
+    const r = seededRandom(c.h * 1000 + c.cin);
     const xs = f32(0.02 + r() * 0.02);
     const ys = f32(0.05 + r() * 0.1);
     const xzp = c.extremes ? 0 : randInt(r, 0, 255);

@@ -31,7 +31,7 @@ describe('no-outside-paths', () => {
       "decodeImage('/nonexistent/face.jpg')",
       "app.get('/api/people', list); fetch('/api/unknowns/unknown-3')",
       '// <dataDir>/release/incoming/bundle.tar.xz',
-      'cp -a "$src"/firmware-scripts/x.sh "${dir}"/build/Release/a.node',
+      'cp -a "$src"/firmware-scripts/x.sh "$dir"/build/Release/a.node',
     ])
       expect(hits(line), line).toEqual([]);
   });

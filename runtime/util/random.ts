@@ -1,0 +1,14 @@
+// One seeded pseudo-random generator for everything that must be reproducible from a seed: the open-set
+// evaluation's draws, test data, fuzz cases and crash states.
+
+/** mulberry32: small and fast; the same seed gives the same sequence on every machine. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
