@@ -4,8 +4,8 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { Gallery } from './auth/gallery.ts';
-import { UnknownVisitors } from './auth/unknowns.ts';
+import { Gallery } from './matching/gallery.ts';
+import { UnknownVisitors } from './matching/unknowns.ts';
 import { createFrameSource } from './capture/index.ts';
 import {
   type ChangeClassification,

@@ -113,7 +113,7 @@ export interface Config {
     unknownAfterFrames: number;
     trackIou: number;
     trackMaxAgeMs: number;
-    /** Open-set rules (runtime/auth/match.ts). */
+    /** Open-set rules (runtime/matching/match.ts). */
     margin: number;
     weakEnrolment: { belowEmbeddings: number; thresholdRaise: number };
     qualityRaise: number;

@@ -4,7 +4,7 @@
 // router validates request bodies against, and docs/mqtt.md documents this file.
 
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
-import type { UnknownSummary } from '../auth/unknowns.ts';
+import type { UnknownSummary } from '../matching/unknowns.ts';
 import { COMMANDS, type CommandName, type Config } from '../config/index.ts';
 import { formatPath, type PathSegment } from '../config/util.ts';
 import type { ModelRef } from '../events/schema.ts';

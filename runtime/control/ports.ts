@@ -1,6 +1,6 @@
 // The control plane's ports (declared in ./handlers) over the running application: what each remote
 // command does to this device.
-import { type Gallery, normalizePersonName } from '../auth/gallery.ts';
+import { type Gallery, normalizePersonName } from '../matching/gallery.ts';
 import type { ChangeClassification, Config } from '../config/index.ts';
 import type { ModelRef } from '../events/schema.ts';
 import { type ModelManifest, validateManifest } from '../models/manifest.ts';

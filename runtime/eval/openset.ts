@@ -9,7 +9,7 @@
 // frames made from its image as a camera would see it: each frame brightened or darkened, downscaled
 // (distance), blurred, noisy, with the detector's keypoints jittered before alignment. Each frame goes
 // through what the camera path runs: the quality gates, the gallery's ranking, the open-set rules
-// (runtime/auth/match.ts) and the k-of-n DecisionEngine. A stranger track that ends `recognized` is a
+// (runtime/matching/match.ts) and the k-of-n DecisionEngine. A stranger track that ends `recognized` is a
 // false accept; a genuine track recognised as its own person counts towards the recognition rate.
 //
 // Detection, augmentation and embedding run once per image and are cached (`cachePath`); the sweep over
@@ -19,9 +19,9 @@ import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
-import { DecisionEngine } from '../auth/decision.ts';
-import { Gallery } from '../auth/gallery.ts';
-import { matchFrame, type OpenSetRules } from '../auth/match.ts';
+import { DecisionEngine } from '../matching/decision.ts';
+import { Gallery } from '../matching/gallery.ts';
+import { matchFrame, type OpenSetRules } from '../matching/match.ts';
 import type { ModelRef } from '../events/schema.ts';
 import type { Precision } from '../models/manifest.ts';
 import { MODEL_NAMES, openModel } from '../models/registry.ts';

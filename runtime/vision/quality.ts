@@ -116,7 +116,7 @@ export function passesQuality(q: FaceQuality, gates: QualityGates): { ok: boolea
 }
 
 /**
- * How fit a face is to be matched, 0..1, for the quality-weighted decision (runtime/auth/match.ts): the
+ * How fit a face is to be matched, 0..1, for the quality-weighted decision (runtime/matching/match.ts): the
  * product of sharpness (0 at the gate, 1 at 8 times it), size (0 at the gate, 1 at twice it) and pose
  * (1 frontal, 0.5 at the yaw or roll limit).
  */

@@ -16,7 +16,7 @@ import { serve } from '@hono/node-server';
 import { type Context, Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import sharp from 'sharp';
-import { CROP_SIZE, GalleryError } from '../auth/gallery.ts';
+import { CROP_SIZE, GalleryError } from '../matching/gallery.ts';
 import type { Config } from '../config/index.ts';
 import type { HealthReport } from '../control/api.ts';
 import type { GalleryPort } from '../control/handlers/index.ts';

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CROP_BYTES, EMBEDDING_DIM, Gallery } from '../../runtime/auth/gallery.ts';
+import { CROP_BYTES, EMBEDDING_DIM, Gallery } from '../../runtime/matching/gallery.ts';
 import { openEventQueue } from '../../runtime/events/queue.ts';
 import { buildEvent } from '../../runtime/events/schema.ts';
 import { loadModel, manifestPathFor, sha256 } from '../../runtime/models/manifest.ts';

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
-import { CROP_BYTES, EMBEDDING_DIM, Gallery } from '../../../runtime/auth/gallery.ts';
+import { CROP_BYTES, EMBEDDING_DIM, Gallery } from '../../../runtime/matching/gallery.ts';
 import { loadConfig, saveConfigAtomic } from '../../../runtime/config/index.ts';
 import { openEventQueue } from '../../../runtime/events/queue.ts';
 import { buildEvent, type FaceEvent } from '../../../runtime/events/schema.ts';

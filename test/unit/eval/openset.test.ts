@@ -5,7 +5,7 @@ import {
   type OpenSetData,
   scoreTracks,
 } from '../../../runtime/eval/openset.ts';
-import { towards } from '../auth/helpers.ts';
+import { towards } from '../matching/helpers.ts';
 
 const MODEL = { name: 'facerec', version: '1.0.0' };
 const GOOD = { size: 100, sharpness: 500, yaw: 0, roll: 0 };

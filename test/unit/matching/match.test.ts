@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matchFrame, type OpenSetRules } from '../../../runtime/auth/match.ts';
+import { matchFrame, type OpenSetRules } from '../../../runtime/matching/match.ts';
 
 const RULES: OpenSetRules = {
   threshold: 0.9,

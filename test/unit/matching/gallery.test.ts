@@ -12,7 +12,7 @@ import {
   MAX_NAME_LENGTH,
   normalizePersonName,
   SCHEMA_VERSION,
-} from '../../../runtime/auth/gallery.ts';
+} from '../../../runtime/matching/gallery.ts';
 import { runWriterUntilKilled as runUntilKilled } from '../../helpers/kill-writer.ts';
 import { basis, crop, randomUnit, towards } from './helpers.ts';
 

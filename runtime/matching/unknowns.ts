@@ -12,7 +12,7 @@
 // web page and the embedder; deletions run with secure_delete (set by Gallery.open).
 //
 // Negatives: a face rejected as person P (face/reject of an event) is stored against P; the decision then
-// treats it as a competitor of P (runtime/auth/match.ts: P must beat it by the margin), so that face, and
+// treats it as a competitor of P (runtime/matching/match.ts: P must beat it by the margin), so that face, and
 // faces like it, are no longer taken for P.
 import type { ModelRef } from '../events/schema.ts';
 import { normalize } from '../vision/embedder.ts';

@@ -4,7 +4,7 @@ import {
   DecisionEngine,
   type DecisionOptions,
   type TrackResult,
-} from '../../../runtime/auth/decision.ts';
+} from '../../../runtime/matching/decision.ts';
 import { buildEvent } from '../../../runtime/events/schema.ts';
 
 const BASE: DecisionOptions = { k: 3, n: 5, unknownAfterFrames: 100, cooldownSeconds: 30 };

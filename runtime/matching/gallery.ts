@@ -124,7 +124,7 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX embeddings_by_model ON embeddings(model_name, model_version);
    CREATE INDEX embeddings_by_person ON embeddings(person_id);`,
-  // Unknown visitors (runtime/auth/unknowns.ts): clusters of faces nobody recognised, a few of their best
+  // Unknown visitors (runtime/matching/unknowns.ts): clusters of faces nobody recognised, a few of their best
   // crops, and faces an operator rejected as a person (negative examples the decision uses).
   `CREATE TABLE unknowns (
      id INTEGER PRIMARY KEY,
@@ -436,7 +436,7 @@ export class Gallery {
 
   /**
    * The two people enrolled with `model` who score highest (best cosine over each one's embeddings),
-   * with how many embeddings each has: what the open-set rules of runtime/auth/match.ts decide on.
+   * with how many embeddings each has: what the open-set rules of runtime/matching/match.ts decide on.
    */
   rank(embedding: Float32Array, model: ModelRef): Ranking {
     if (!(embedding instanceof Float32Array) || embedding.length !== EMBEDDING_DIM)
@@ -581,7 +581,7 @@ export class Gallery {
     return row ?? null;
   }
 
-  /** The open connection, for the stores that keep their tables in this file (runtime/auth/unknowns.ts). */
+  /** The open connection, for the stores that keep their tables in this file (runtime/matching/unknowns.ts). */
   get database(): Database {
     return this.db;
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { boxIou, FaceTracker } from '../../../runtime/auth/tracker.ts';
+import { boxIou, FaceTracker } from '../../../runtime/matching/tracker.ts';
 import type { Box } from '../../../runtime/events/schema.ts';
 import type { FaceDetection } from '../../../runtime/vision/types.ts';
 

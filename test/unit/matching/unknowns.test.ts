@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Gallery, GalleryError } from '../../../runtime/auth/gallery.ts';
-import { parseUnknownId, type UnknownOptions, UnknownVisitors } from '../../../runtime/auth/unknowns.ts';
+import { Gallery, GalleryError } from '../../../runtime/matching/gallery.ts';
+import { parseUnknownId, type UnknownOptions, UnknownVisitors } from '../../../runtime/matching/unknowns.ts';
 import { basis, crop, towards } from './helpers.ts';
 
 const V1 = { name: 'facerec', version: '1.0.0' };
