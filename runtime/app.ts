@@ -4,8 +4,6 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { Gallery } from './matching/gallery.ts';
-import { UnknownVisitors } from './matching/unknowns.ts';
 import { createFrameSource } from './capture/index.ts';
 import {
   type ChangeClassification,
@@ -20,6 +18,8 @@ import { configPort, devicePort, galleryPort, ModelControl } from './control/por
 import { ControlRouter } from './control/router.ts';
 import { type EventQueue, openEventQueue } from './events/queue.ts';
 import { type DeviceState, EVENT_SCHEMA_VERSION, type FaceEvent } from './events/schema.ts';
+import { Gallery } from './matching/gallery.ts';
+import { UnknownVisitors } from './matching/unknowns.ts';
 import { type InProcessBroker, startInProcessBroker } from './mqtt/broker.ts';
 import { type FacegateMqttClient, startMqttClient } from './mqtt/client.ts';
 import { HomeAssistantDiscovery } from './mqtt/discovery.ts';

@@ -1,8 +1,8 @@
 // `facegate enroll | identify | gallery`: the gallery from the command line, with the same models and
 // thresholds as the camera path.
 import { parseArgs } from 'node:util';
-import { Gallery } from '../matching/gallery.ts';
 import { loadConfig } from '../config/index.ts';
+import { Gallery } from '../matching/gallery.ts';
 import { FaceAnalyzer } from '../pipeline/analyzer.ts';
 import { enrollPhotos } from '../pipeline/enroll.ts';
 import { decodeImage } from '../vision/image.ts';

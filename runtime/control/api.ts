@@ -4,10 +4,10 @@
 // router validates request bodies against, and docs/mqtt.md documents this file.
 
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
-import type { UnknownSummary } from '../matching/unknowns.ts';
 import { COMMANDS, type CommandName, type Config } from '../config/index.ts';
 import { formatPath, type PathSegment } from '../config/util.ts';
 import type { ModelRef } from '../events/schema.ts';
+import type { UnknownSummary } from '../matching/unknowns.ts';
 import type { ModelManifest } from '../models/manifest.ts';
 import type { ModelChunk } from '../models/update/download.ts';
 import type { ChunkReceipt } from '../models/update/transfer.ts';

@@ -1,8 +1,9 @@
 // The control plane's ports (declared in ./handlers) over the running application: what each remote
 // command does to this device.
-import { type Gallery, normalizePersonName } from '../matching/gallery.ts';
+
 import type { ChangeClassification, Config } from '../config/index.ts';
 import type { ModelRef } from '../events/schema.ts';
+import { type Gallery, normalizePersonName } from '../matching/gallery.ts';
 import { type ModelManifest, validateManifest } from '../models/manifest.ts';
 import { downloadModel, type ModelChunk } from '../models/update/download.ts';
 import type { ModelSlots } from '../models/update/slots.ts';

@@ -6,10 +6,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Gallery } from '../../../runtime/matching/gallery.ts';
 import { mergeConfig } from '../../../runtime/config/index.ts';
 import type { ChunkReceipt, ModelStatus } from '../../../runtime/control/api.ts';
 import type { FaceEvent } from '../../../runtime/events/schema.ts';
+import { Gallery } from '../../../runtime/matching/gallery.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
 import { signManifest } from '../../../runtime/models/update/signature.ts';
 import { modelChunks } from '../../../runtime/models/update/transfer.ts';

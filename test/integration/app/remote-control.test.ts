@@ -4,9 +4,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Gallery } from '../../../runtime/matching/gallery.ts';
 import { loadConfig } from '../../../runtime/config/index.ts';
 import type { HealthReport } from '../../../runtime/control/api.ts';
+import { Gallery } from '../../../runtime/matching/gallery.ts';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { Subscriber, waitUntil } from '../mqtt/support.ts';
 import { hamiltonCamera, LIN, Operator, type RunningApp, startApp } from './harness.ts';

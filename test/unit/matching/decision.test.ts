@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { buildEvent } from '../../../runtime/events/schema.ts';
 import {
   type Decision,
   DecisionEngine,
   type DecisionOptions,
   type TrackResult,
 } from '../../../runtime/matching/decision.ts';
-import { buildEvent } from '../../../runtime/events/schema.ts';
 
 const BASE: DecisionOptions = { k: 3, n: 5, unknownAfterFrames: 100, cooldownSeconds: 30 };
 
