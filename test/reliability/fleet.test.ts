@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandlers } from '../../runtime/control/handlers/index.ts';
 import { ControlRouter } from '../../runtime/control/router.ts';
 import { buildTopics } from '../../runtime/mqtt/topics.ts';
+import { defaultConfig, fakePorts } from '../helpers/control-fakes.ts';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.ts';
 import { Subscriber, waitUntil } from '../integration/mqtt/support.ts';
-import { defaultConfig, fakePorts } from '../unit/control/fakes.ts';
 
 const DEVICES = Number(process.env.FACEGATE_FLEET_DEVICES ?? 200);
 const BASE = 'facegate';

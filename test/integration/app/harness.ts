@@ -12,8 +12,8 @@ import type { FaceEvent } from '../../../runtime/events/schema.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
 import { generateSigningKeyPair, signManifest } from '../../../runtime/models/update/signature.ts';
 import type { Topics } from '../../../runtime/mqtt/topics.ts';
+import { makeSigningKey } from '../../helpers/control-fakes.ts';
 import { DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
-import { makeSigningKey } from '../../unit/control/fakes.ts';
 import { Subscriber, waitUntil } from '../mqtt/support.ts';
 
 export const DEVICE = 'test-door';

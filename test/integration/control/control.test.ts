@@ -12,8 +12,8 @@ import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import { ControlRouter } from '../../../runtime/control/router.ts';
 import { signCommand } from '../../../runtime/control/signing.ts';
 import { buildTopics } from '../../../runtime/mqtt/topics.ts';
+import { defaultConfig, fakePorts, JPEG, makeSigningKey, PNG } from '../../helpers/control-fakes.ts';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
-import { defaultConfig, fakePorts, JPEG, makeSigningKey, PNG } from '../../unit/control/fakes.ts';
 import { Subscriber, useCleanup, waitUntil } from '../mqtt/support.ts';
 
 const cleanup = useCleanup();

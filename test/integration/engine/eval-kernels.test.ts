@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { evalLfw } from '../../../runtime/eval/lfw.ts';
+import { kernelsOrBuild } from '../../helpers/kernels.ts';
 import { DATA_DIR, dataPath, dataSetSuite, MODELS_DIR } from '../../helpers/paths.ts';
-import { kernelsOrBuild } from '../../unit/kernels/helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'facegate-eval-kernels-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

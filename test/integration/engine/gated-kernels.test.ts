@@ -10,9 +10,9 @@ import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
 import { MODEL_NAMES } from '../../../runtime/models/registry.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { alignedTrainFeeds } from '../../helpers/faces.ts';
+import { dilateMask, expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../helpers/kernels.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { cosineSimilarity } from '../../helpers/similarity.ts';
-import { dilateMask, expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../unit/kernels/helpers.ts';
 
 const k = kernelsOrBuild();
 const { manifest, onnx } = loadModel(manifestPathFor(MODELS_DIR, MODEL_NAMES.gatedEmbedder, 'int8'));

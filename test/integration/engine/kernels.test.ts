@@ -12,9 +12,9 @@ import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
 import { openModel } from '../../../runtime/models/registry.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { alignedTrainFeeds } from '../../helpers/faces.ts';
+import { expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../helpers/kernels.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { cosineSimilarity as cosine } from '../../helpers/similarity.ts';
-import { expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../unit/kernels/helpers.ts';
 
 const k = kernelsOrBuild();
 const { manifest, onnx } = loadModel(manifestPathFor(MODELS_DIR, 'facerec', 'int8'));

@@ -2,7 +2,7 @@
 // and natively (AVX2 vs scalar on x86).
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { KERNELS_DIR } from '../../unit/kernels/helpers.ts';
+import { KERNELS_DIR } from '../../helpers/kernels.ts';
 
 const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 const tools = has('aarch64-linux-gnu-g++') && has('qemu-aarch64');

@@ -9,8 +9,8 @@ import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import { ControlRouter } from '../../../runtime/control/router.ts';
 import { signCommand } from '../../../runtime/control/signing.ts';
 import { buildTopics } from '../../../runtime/mqtt/topics.ts';
+import { defaultConfig, fakePorts, JPEG, makeSigningKey } from '../../helpers/control-fakes.ts';
 import { startMosquitto } from '../../helpers/mosquitto.ts';
-import { defaultConfig, fakePorts, JPEG, makeSigningKey } from '../../unit/control/fakes.ts';
 import { connectError, Subscriber, useCleanup, waitUntil } from '../mqtt/support.ts';
 
 const cleanup = useCleanup();

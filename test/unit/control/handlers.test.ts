@@ -7,7 +7,15 @@ import { loadConfig } from '../../../runtime/config/index.ts';
 import type { Awaitable, RequestContext } from '../../../runtime/control/api.ts';
 import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
-import { defaultConfig, fakePorts, healthReport, JPEG, makeSigningKey, modelStatus, PNG } from './fakes.ts';
+import {
+  defaultConfig,
+  fakePorts,
+  healthReport,
+  JPEG,
+  makeSigningKey,
+  modelStatus,
+  PNG,
+} from '../../helpers/control-fakes.ts';
 
 let dir: string;
 let file: string;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { manifestUrlProblem } from '../../../runtime/control/ports.ts';
-import { defaultConfig } from './fakes.ts';
+import { defaultConfig } from '../../helpers/control-fakes.ts';
 
 const settings = (patch: object = {}) => defaultConfig({ models: { update: patch } }).models.update;
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addOperatorKey, OperatorKeyFile } from '../../../runtime/control/operator-keys.ts';
 import { commandKeyId } from '../../../runtime/control/signing.ts';
-import { makeSigningKey } from './fakes.ts';
+import { makeSigningKey } from '../../helpers/control-fakes.ts';
 
 let dir: string;
 beforeEach(() => {

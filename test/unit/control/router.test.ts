@@ -7,7 +7,14 @@ import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import { type ControlConfig, ControlRouter, MAX_QUEUED_REQUESTS } from '../../../runtime/control/router.ts';
 import { CommandVerifier, MAX_CLOCK_SKEW_MS, signCommand } from '../../../runtime/control/signing.ts';
 import { buildTopics } from '../../../runtime/mqtt/topics.ts';
-import { defaultConfig, FakeMqttClient, fakePorts, JPEG, makeSigningKey, modelStatus } from './fakes.ts';
+import {
+  defaultConfig,
+  FakeMqttClient,
+  fakePorts,
+  JPEG,
+  makeSigningKey,
+  modelStatus,
+} from '../../helpers/control-fakes.ts';
 
 const NOW = 1_700_000_000_000;
 const key = makeSigningKey();

@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, commandKeyId, signCommand, signedMessage } from '../../../runtime/control/signing.ts';
-import { makeSigningKey } from './fakes.ts';
+import { makeSigningKey } from '../../helpers/control-fakes.ts';
 
 describe('canonicalJson', () => {
   it('sorts object keys at every level, keeps array order and adds no whitespace', () => {

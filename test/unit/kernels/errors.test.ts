@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadKernels } from '../../../runtime/engine/kernels-addon.ts';
 import { seededRandom } from '../../../runtime/util/random.ts';
-import { kernelsOrBuild, randomConv } from './helpers.ts';
+import { kernelsOrBuild, randomConv } from '../../helpers/kernels.ts';
 
 const k = kernelsOrBuild();
 

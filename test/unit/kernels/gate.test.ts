@@ -14,7 +14,7 @@ import {
   randS8,
   randU8,
   withIsa,
-} from './helpers.ts';
+} from '../../helpers/kernels.ts';
 
 const k = kernelsOrBuild();
 const f32 = Math.fround;

@@ -2,7 +2,15 @@
 import { describe, expect, it } from 'vitest';
 import type { KernelsBinding, NetworkPlan, PlanOp } from '../../../runtime/engine/kernels-addon.ts';
 import { seededRandom } from '../../../runtime/util/random.ts';
-import { expectSame, fastIsas, kernelsOrBuild, randInt, randS8, randU8, withIsa } from './helpers.ts';
+import {
+  expectSame,
+  fastIsas,
+  kernelsOrBuild,
+  randInt,
+  randS8,
+  randU8,
+  withIsa,
+} from '../../helpers/kernels.ts';
 
 const k = kernelsOrBuild();
 

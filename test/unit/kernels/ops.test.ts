@@ -1,7 +1,15 @@
 // Every fast path must equal the scalar reference bit for bit, at 1 and 2 threads.
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../../runtime/util/random.ts';
-import { expectSame, fastIsas, kernelsOrBuild, randInt, randomConv, randU8, withIsa } from './helpers.ts';
+import {
+  expectSame,
+  fastIsas,
+  kernelsOrBuild,
+  randInt,
+  randomConv,
+  randU8,
+  withIsa,
+} from '../../helpers/kernels.ts';
 
 const k = kernelsOrBuild();
 

@@ -5,7 +5,15 @@ import { describe, expect, it } from 'vitest';
 import { Graph } from '../../../runtime/models/onnx/graph.ts';
 import { seededRandom } from '../../../runtime/util/random.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
-import { expectSame, fastIsas, kernelsOrBuild, randInt, randS8, randU8, withIsa } from './helpers.ts';
+import {
+  expectSame,
+  fastIsas,
+  kernelsOrBuild,
+  randInt,
+  randS8,
+  randU8,
+  withIsa,
+} from '../../helpers/kernels.ts';
 
 const k = kernelsOrBuild();
 const f32 = Math.fround;

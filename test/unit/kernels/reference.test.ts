@@ -13,7 +13,7 @@ import {
   randU8,
   roundHalfEven,
   withIsa,
-} from './helpers.ts';
+} from '../../helpers/kernels.ts';
 
 const k = kernelsOrBuild();
 const f32 = Math.fround;

@@ -7,14 +7,14 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { findGates } from '../../../runtime/models/gated/pattern.ts';
-import type { Graph } from '../../../runtime/models/onnx/graph.ts';
-import { rgbToNchw } from '../../../runtime/vision/tensor.ts';
-import { FACEREC_MEAN_RGB, FACEREC_STD } from '../../../tools/models/facerec/build.ts';
-import { buildGatedFaceRec, GATES_DIR, loadGates } from '../../../tools/models/gated/build.ts';
-import { serializeModel } from '../../../tools/models/onnx/writer.ts';
-import { planQuantization, quantizeGraph } from '../../../tools/models/quantize/qdq.ts';
-import { cosineSimilarity as cosine } from '../../helpers/similarity.ts';
+import { findGates } from '../../../../runtime/models/gated/pattern.ts';
+import type { Graph } from '../../../../runtime/models/onnx/graph.ts';
+import { rgbToNchw } from '../../../../runtime/vision/tensor.ts';
+import { FACEREC_MEAN_RGB, FACEREC_STD } from '../../../../tools/models/facerec/build.ts';
+import { buildGatedFaceRec, GATES_DIR, loadGates } from '../../../../tools/models/gated/build.ts';
+import { serializeModel } from '../../../../tools/models/onnx/writer.ts';
+import { planQuantization, quantizeGraph } from '../../../../tools/models/quantize/qdq.ts';
+import { cosineSimilarity as cosine } from '../../../helpers/similarity.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 

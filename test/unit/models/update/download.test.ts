@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256 } from '../../../runtime/models/manifest.ts';
+import { sha256 } from '../../../../runtime/models/manifest.ts';
 import {
   ChunkAssembler,
   collectChunks,
   downloadModel,
   type ModelChunk,
-} from '../../../runtime/models/update/download.ts';
-import { modelChunks } from '../../../runtime/models/update/transfer.ts';
-import { downloadFailure, sendBytes, serve } from './helpers.ts';
+} from '../../../../runtime/models/update/download.ts';
+import { modelChunks } from '../../../../runtime/models/update/transfer.ts';
+import { downloadFailure, sendBytes, serve } from '../../../helpers/model-update.ts';
 
 const model = randomBytes(300_000);
 let server: Awaited<ReturnType<typeof serve>>;

@@ -12,11 +12,11 @@ import {
   type ModelManifest,
   manifestPathFor,
   sha256,
-} from '../../../runtime/models/manifest.ts';
-import { Graph } from '../../../runtime/models/onnx/graph.ts';
-import { DownloadError } from '../../../runtime/models/update/download.ts';
-import { serializeModel } from '../../../tools/models/onnx/writer.ts';
-import { MODELS_DIR } from '../../helpers/paths.ts';
+} from '../../runtime/models/manifest.ts';
+import { Graph } from '../../runtime/models/onnx/graph.ts';
+import { DownloadError } from '../../runtime/models/update/download.ts';
+import { serializeModel } from '../../tools/models/onnx/writer.ts';
+import { MODELS_DIR } from './paths.ts';
 
 /** The DownloadError `promise` rejects with. */
 export async function downloadFailure(promise: Promise<unknown>): Promise<DownloadError> {

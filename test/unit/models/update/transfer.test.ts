@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { sha256 } from '../../../runtime/models/manifest.ts';
-import { collectChunks } from '../../../runtime/models/update/download.ts';
-import { ChunkTransfer, modelChunks } from '../../../runtime/models/update/transfer.ts';
-import { downloadFailure } from './helpers.ts';
+import { sha256 } from '../../../../runtime/models/manifest.ts';
+import { collectChunks } from '../../../../runtime/models/update/download.ts';
+import { ChunkTransfer, modelChunks } from '../../../../runtime/models/update/transfer.ts';
+import { downloadFailure } from '../../../helpers/model-update.ts';
 
 const model = randomBytes(100_000);
 const chunks = modelChunks(model, 'xfer-1', 10_000);

@@ -1,21 +1,21 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { OrtEngine } from '../../../runtime/engine/ort.ts';
-import type { LoadedModel } from '../../../runtime/models/manifest.ts';
-import type { Graph } from '../../../runtime/models/onnx/graph.ts';
-import { checkCompatibility } from '../../../runtime/models/update/compat.ts';
+import { OrtEngine } from '../../../../runtime/engine/ort.ts';
+import type { LoadedModel } from '../../../../runtime/models/manifest.ts';
+import type { Graph } from '../../../../runtime/models/onnx/graph.ts';
+import { checkCompatibility } from '../../../../runtime/models/update/compat.ts';
 import {
   GOLDEN_DIR,
   loadGoldenSet,
   type SelfTestReport,
   selfTest,
-} from '../../../runtime/models/update/selftest.ts';
-import { buildFaceRecGraph, loadFaceRecWeights } from '../../../tools/models/facerec/build.ts';
-import { serializeModel } from '../../../tools/models/onnx/writer.ts';
-import { FACE_API, sourceFile, sourcePackage } from '../../../tools/models/sources.ts';
-import { MODEL_SPECS } from '../../../tools/models/specs.ts';
-import { builtModel, manifestFor, tinyEmbedder } from '../../unit/model-update/helpers.ts';
+} from '../../../../runtime/models/update/selftest.ts';
+import { buildFaceRecGraph, loadFaceRecWeights } from '../../../../tools/models/facerec/build.ts';
+import { serializeModel } from '../../../../tools/models/onnx/writer.ts';
+import { FACE_API, sourceFile, sourcePackage } from '../../../../tools/models/sources.ts';
+import { MODEL_SPECS } from '../../../../tools/models/specs.ts';
+import { builtModel, manifestFor, tinyEmbedder } from '../../../helpers/model-update.ts';
 
 async function run(model: Pick<LoadedModel, 'manifest' | 'onnx'>): Promise<SelfTestReport> {
   const engine = await OrtEngine.create(model.onnx);

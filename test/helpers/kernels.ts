@@ -2,13 +2,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import {
-  KERNELS_ADDON_PATH,
-  type KernelsBinding,
-  loadKernels,
-} from '../../../runtime/engine/kernels-addon.ts';
+import { KERNELS_ADDON_PATH, type KernelsBinding, loadKernels } from '../../runtime/engine/kernels-addon.ts';
 
-export const KERNELS_DIR = fileURLToPath(new URL('../../../kernels/', import.meta.url));
+export const KERNELS_DIR = fileURLToPath(new URL('../../kernels/', import.meta.url));
 
 /** The addon; builds it first when missing. Throws unless FACEGATE_SKIP_NATIVE=1 asks to skip. */
 export function kernelsOrBuild(): KernelsBinding | null {

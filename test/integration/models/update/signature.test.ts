@@ -3,15 +3,15 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { validateManifest } from '../../../runtime/models/manifest.ts';
+import { validateManifest } from '../../../../runtime/models/manifest.ts';
 import {
   canonicalJson,
   generateSigningKeyPair,
   keyIdOf,
   signManifest,
   verifyManifest,
-} from '../../../runtime/models/update/signature.ts';
-import { builtModel, tempDir } from '../../unit/model-update/helpers.ts';
+} from '../../../../runtime/models/update/signature.ts';
+import { builtModel, tempDir } from '../../../helpers/model-update.ts';
 
 const manifest = builtModel('facerec').manifest;
 const alice = generateSigningKeyPair();

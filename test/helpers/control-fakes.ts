@@ -6,11 +6,11 @@ import {
   type Config,
   loadConfig,
   mergeConfig,
-} from '../../../runtime/config/index.ts';
-import type { HealthReport, ModelChunk, ModelStatus } from '../../../runtime/control/api.ts';
-import type { ControlPorts } from '../../../runtime/control/handlers/index.ts';
-import type { ControlMqttClient } from '../../../runtime/control/router.ts';
-import { commandKeyId } from '../../../runtime/control/signing.ts';
+} from '../../runtime/config/index.ts';
+import type { HealthReport, ModelChunk, ModelStatus } from '../../runtime/control/api.ts';
+import type { ControlPorts } from '../../runtime/control/handlers/index.ts';
+import type { ControlMqttClient } from '../../runtime/control/router.ts';
+import { commandKeyId } from '../../runtime/control/signing.ts';
 
 export const defaultConfig = (patch: unknown = {}): Config =>
   mergeConfig(loadConfig({ env: {} }), patch) as Config;

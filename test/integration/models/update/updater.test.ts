@@ -1,21 +1,20 @@
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ModelUpdateConfig } from '../../../runtime/config/schema.ts';
-import { OrtEngine } from '../../../runtime/engine/ort.ts';
-import type { OpenedModel } from '../../../runtime/models/registry.ts';
-import type { ModelChunk } from '../../../runtime/models/update/download.ts';
-import { GOLDEN_DIR } from '../../../runtime/models/update/selftest.ts';
-import { generateSigningKeyPair, signManifest } from '../../../runtime/models/update/signature.ts';
-import { ModelSlots, slotName } from '../../../runtime/models/update/slots.ts';
+import type { ModelUpdateConfig } from '../../../../runtime/config/schema.ts';
+import { OrtEngine } from '../../../../runtime/engine/ort.ts';
+import type { OpenedModel } from '../../../../runtime/models/registry.ts';
+import type { ModelChunk } from '../../../../runtime/models/update/download.ts';
+import { GOLDEN_DIR } from '../../../../runtime/models/update/selftest.ts';
+import { generateSigningKeyPair, signManifest } from '../../../../runtime/models/update/signature.ts';
+import { ModelSlots, slotName } from '../../../../runtime/models/update/slots.ts';
 import {
   type FrameHealth,
   ModelUpdater,
   type UpdateRequest,
   type UpdaterDeps,
   type UpdateState,
-} from '../../../runtime/models/update/updater.ts';
-import { MODELS_DIR } from '../../helpers/paths.ts';
+} from '../../../../runtime/models/update/updater.ts';
 import {
   builtModel,
   type Handler,
@@ -24,7 +23,8 @@ import {
   serve,
   tempDir,
   tinyEmbedder,
-} from '../../unit/model-update/helpers.ts';
+} from '../../../helpers/model-update.ts';
+import { MODELS_DIR } from '../../../helpers/paths.ts';
 
 const base = builtModel('facerec');
 const keys = generateSigningKeyPair();
