@@ -1,6 +1,8 @@
 // The shape of a validated configuration. configs/schema.json is the source of truth for what is accepted
 // (ranges, patterns, descriptions); this type mirrors it by hand and test/unit/config keeps the two in step.
 
+import type { COMMAND_NAMES } from './command-names.ts';
+
 export type SourceKind = CameraSource['kind'];
 
 /** Each kind carries only the fields it uses, as the schema's if/then rules enforce. */
@@ -57,26 +59,6 @@ export interface ModelsConfig {
   update: ModelUpdateConfig;
 }
 
-export const COMMANDS = [
-  'config/get',
-  'config/set',
-  'face/enroll',
-  'face/remove',
-  'face/list',
-  'face/reject',
-  'face/unknowns',
-  'face/dismiss',
-  'model/update',
-  'model/rollback',
-  'model/status',
-  'snapshot',
-  'health',
-  'restart',
-  'app/update',
-] as const;
-
-export type CommandName = (typeof COMMANDS)[number];
-
 export interface MqttConfig {
   /** Absent = run the in-process broker. */
   url?: string;
@@ -124,7 +106,8 @@ export interface Config {
   mqtt: MqttConfig;
   control: {
     maxPayloadBytes: number;
-    allow: CommandName[];
+    /** Command names: those of the command table in runtime/control/api.ts. */
+    allow: (typeof COMMAND_NAMES)[number][];
     requireSignedCommands: boolean;
     /** Ed25519 public keys, PEM. */
     commandPublicKeys: string[];

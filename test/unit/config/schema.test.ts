@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import schema from '../../../configs/schema.json' with { type: 'json' };
-import { COMMANDS, CONFIG_KEYS, type Config, validateConfig } from '../../../runtime/config/index.ts';
+import { COMMAND_NAMES } from '../../../runtime/config/command-names.ts';
+import { CONFIG_KEYS, type Config, validateConfig } from '../../../runtime/config/index.ts';
 
 type DeepRequired<T> = T extends (infer U)[]
   ? DeepRequired<U>[]
@@ -174,8 +175,8 @@ describe('configs/schema.json', () => {
     expect([...fromType].filter((p) => !schemaPaths(schema as SchemaNode).includes(p))).toEqual([]);
   });
 
-  it('lists the same command names as COMMANDS', () => {
-    expect(schema.properties.control.properties.allow.items.enum).toEqual([...COMMANDS]);
+  it('lists the same command names as COMMAND_NAMES', () => {
+    expect(schema.properties.control.properties.allow.items.enum).toEqual([...COMMAND_NAMES]);
   });
 
   it('documents every field and rejects unknown fields in every object', () => {
