@@ -3,6 +3,8 @@
 // (./schema.ts), and configs/schema.json, which editors read, is written from it by `npm run generate`
 // (test/unit/config/schema.test.ts fails while that file is stale). docs/config.md describes every field.
 
+// biome-ignore-all lint/suspicious/noThenProperty: `then` is JSON Schema's keyword, and the schema is never awaited.
+
 import { COMMAND_NAMES } from './command-names.ts';
 
 export const CONFIG_JSON_SCHEMA = {
