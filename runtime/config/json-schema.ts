@@ -7,6 +7,137 @@
 
 import { COMMAND_NAMES } from './command-names.ts';
 
+// The settings a camera may override (cameras[].overrides) are written once, for both places.
+const DETECTION_FIELDS = {
+  minScore: {
+    description: 'Minimum detector confidence (0-1) for a face to be kept.',
+    $ref: '#/definitions/unitInterval',
+  },
+  iouThreshold: {
+    description:
+      'Overlap (intersection over union, 0-1) above which non-maximum suppression merges two detections.',
+    $ref: '#/definitions/unitInterval',
+  },
+  maxFaces: {
+    description: 'Most faces processed per frame; the largest are kept.',
+    type: 'integer',
+    minimum: 1,
+    maximum: 100,
+  },
+  minFaceSize: {
+    description: 'Smallest face processed: shorter side of its box, in pixels of the captured frame.',
+    type: 'integer',
+    minimum: 8,
+    maximum: 4096,
+  },
+  mirrorAverage: {
+    description:
+      "Also run the detector on the mirrored frame and average the two detections: steadier keypoints, better alignment (+0.2 to +0.3 LFW points measured), at twice the detector's cost.",
+    type: 'boolean',
+  },
+} as const;
+
+const QUALITY_FIELDS = {
+  minSharpness: {
+    description:
+      'Minimum sharpness of the face: variance of the Laplacian of its grey crop resampled to 112x112 pixels. Lower is blurrier.',
+    type: 'number',
+    minimum: 0,
+  },
+  maxYawDeg: {
+    description: 'Largest head turn (left/right) accepted, in degrees, estimated from the keypoints.',
+    type: 'number',
+    minimum: 0,
+    maximum: 90,
+  },
+  maxRollDeg: {
+    description: 'Largest head tilt (in-plane rotation) accepted, in degrees.',
+    type: 'number',
+    minimum: 0,
+    maximum: 90,
+  },
+} as const;
+
+const RECOGNITION_FIELDS = {
+  targetFar: {
+    description:
+      'Target false accept rate per comparison. The cosine-similarity threshold for it is read from the embedder model manifest.',
+    type: 'number',
+    enum: [0.01, 0.001],
+  },
+  k: {
+    description:
+      'Frames (out of the last n of a track) that must match the same person before they are identified. Must be <= n.',
+    type: 'integer',
+    minimum: 1,
+    maximum: 100,
+  },
+  n: {
+    description: 'Window of recent frames of a track in which k must agree.',
+    type: 'integer',
+    minimum: 1,
+    maximum: 100,
+  },
+  cooldownSeconds: {
+    description: 'Minimum time between two events for the same person on the same camera.',
+    type: 'number',
+    minimum: 0,
+    maximum: 86400,
+  },
+  unknownAfterFrames: {
+    description:
+      "Quality-passing frames of a track without a match after which an 'unknown person' event is emitted.",
+    type: 'integer',
+    minimum: 1,
+    maximum: 1000,
+  },
+  trackIou: {
+    description: 'Minimum box overlap (0-1) for a detection to continue an existing track.',
+    $ref: '#/definitions/unitInterval',
+  },
+  trackMaxAgeMs: {
+    description: 'A track not seen for this long is closed, in milliseconds.',
+    type: 'integer',
+    minimum: 1,
+    maximum: 60000,
+  },
+  margin: {
+    description:
+      'The best-matching person must beat the runner-up (another person, or a face rejected as them with face/reject) by this much cosine similarity; a face between two candidates votes for neither.',
+    type: 'number',
+    minimum: 0,
+    maximum: 1,
+  },
+  weakEnrolment: {
+    description: 'People enrolled with few embeddings match less reliably: their threshold is raised.',
+    type: 'object',
+    additionalProperties: false,
+    required: ['belowEmbeddings', 'thresholdRaise'],
+    properties: {
+      belowEmbeddings: {
+        description:
+          'A person with fewer embeddings than this (for the running embedder) is a weak enrolment; 0 turns the rule off.',
+        type: 'integer',
+        minimum: 0,
+        maximum: 100,
+      },
+      thresholdRaise: {
+        description: 'Added to the cosine threshold for a weak enrolment.',
+        type: 'number',
+        minimum: 0,
+        maximum: 1,
+      },
+    },
+  },
+  qualityRaise: {
+    description:
+      'A frame of quality q (0-1: sharpness, size and pose beyond the quality gates) needs the threshold plus (1 - q) times this.',
+    type: 'number',
+    minimum: 0,
+    maximum: 1,
+  },
+} as const;
+
 export const CONFIG_JSON_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   $id: 'https://facegate.dev/schema/config.json',
@@ -198,34 +329,7 @@ export const CONFIG_JSON_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       required: ['minScore', 'iouThreshold', 'maxFaces', 'minFaceSize', 'mirrorAverage'],
-      properties: {
-        minScore: {
-          description: 'Minimum detector confidence (0-1) for a face to be kept.',
-          $ref: '#/definitions/unitInterval',
-        },
-        iouThreshold: {
-          description:
-            'Overlap (intersection over union, 0-1) above which non-maximum suppression merges two detections.',
-          $ref: '#/definitions/unitInterval',
-        },
-        maxFaces: {
-          description: 'Most faces processed per frame; the largest are kept.',
-          type: 'integer',
-          minimum: 1,
-          maximum: 100,
-        },
-        minFaceSize: {
-          description: 'Smallest face processed: shorter side of its box, in pixels of the captured frame.',
-          type: 'integer',
-          minimum: 8,
-          maximum: 4096,
-        },
-        mirrorAverage: {
-          description:
-            "Also run the detector on the mirrored frame and average the two detections: steadier keypoints, better alignment (+0.2 to +0.3 LFW points measured), at twice the detector's cost.",
-          type: 'boolean',
-        },
-      },
+      properties: DETECTION_FIELDS,
     },
     quality: {
       description:
@@ -233,26 +337,7 @@ export const CONFIG_JSON_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       required: ['minSharpness', 'maxYawDeg', 'maxRollDeg'],
-      properties: {
-        minSharpness: {
-          description:
-            'Minimum sharpness of the face: variance of the Laplacian of its grey crop resampled to 112x112 pixels. Lower is blurrier.',
-          type: 'number',
-          minimum: 0,
-        },
-        maxYawDeg: {
-          description: 'Largest head turn (left/right) accepted, in degrees, estimated from the keypoints.',
-          type: 'number',
-          minimum: 0,
-          maximum: 90,
-        },
-        maxRollDeg: {
-          description: 'Largest head tilt (in-plane rotation) accepted, in degrees.',
-          type: 'number',
-          minimum: 0,
-          maximum: 90,
-        },
-      },
+      properties: QUALITY_FIELDS,
     },
     recognition: {
       description: 'Matching faces against the gallery and deciding when to emit an event.',
@@ -270,85 +355,7 @@ export const CONFIG_JSON_SCHEMA = {
         'weakEnrolment',
         'qualityRaise',
       ],
-      properties: {
-        targetFar: {
-          description:
-            'Target false accept rate per comparison. The cosine-similarity threshold for it is read from the embedder model manifest.',
-          type: 'number',
-          enum: [0.01, 0.001],
-        },
-        k: {
-          description:
-            'Frames (out of the last n of a track) that must match the same person before they are identified. Must be <= n.',
-          type: 'integer',
-          minimum: 1,
-          maximum: 100,
-        },
-        n: {
-          description: 'Window of recent frames of a track in which k must agree.',
-          type: 'integer',
-          minimum: 1,
-          maximum: 100,
-        },
-        cooldownSeconds: {
-          description: 'Minimum time between two events for the same person on the same camera.',
-          type: 'number',
-          minimum: 0,
-          maximum: 86400,
-        },
-        unknownAfterFrames: {
-          description:
-            "Quality-passing frames of a track without a match after which an 'unknown person' event is emitted.",
-          type: 'integer',
-          minimum: 1,
-          maximum: 1000,
-        },
-        trackIou: {
-          description: 'Minimum box overlap (0-1) for a detection to continue an existing track.',
-          $ref: '#/definitions/unitInterval',
-        },
-        trackMaxAgeMs: {
-          description: 'A track not seen for this long is closed, in milliseconds.',
-          type: 'integer',
-          minimum: 1,
-          maximum: 60000,
-        },
-        margin: {
-          description:
-            'The best-matching person must beat the runner-up (another person, or a face rejected as them with face/reject) by this much cosine similarity; a face between two candidates votes for neither.',
-          type: 'number',
-          minimum: 0,
-          maximum: 1,
-        },
-        weakEnrolment: {
-          description: 'People enrolled with few embeddings match less reliably: their threshold is raised.',
-          type: 'object',
-          additionalProperties: false,
-          required: ['belowEmbeddings', 'thresholdRaise'],
-          properties: {
-            belowEmbeddings: {
-              description:
-                'A person with fewer embeddings than this (for the running embedder) is a weak enrolment; 0 turns the rule off.',
-              type: 'integer',
-              minimum: 0,
-              maximum: 100,
-            },
-            thresholdRaise: {
-              description: 'Added to the cosine threshold for a weak enrolment.',
-              type: 'number',
-              minimum: 0,
-              maximum: 1,
-            },
-          },
-        },
-        qualityRaise: {
-          description:
-            'A frame of quality q (0-1: sharpness, size and pose beyond the quality gates) needs the threshold plus (1 - q) times this.',
-          type: 'number',
-          minimum: 0,
-          maximum: 1,
-        },
-      },
+      properties: RECOGNITION_FIELDS,
     },
     unknowns: {
       description:
@@ -802,86 +809,26 @@ export const CONFIG_JSON_SCHEMA = {
               type: 'object',
               additionalProperties: false,
               properties: {
-                minFaceSize: {
-                  description:
-                    'Smallest face processed: shorter side of its box, in pixels of the captured frame.',
-                  type: 'integer',
-                  minimum: 8,
-                  maximum: 4096,
-                },
+                minFaceSize: DETECTION_FIELDS.minFaceSize,
               },
               description: 'Overrides of detection for this camera.',
             },
             quality: {
               type: 'object',
               additionalProperties: false,
-              properties: {
-                minSharpness: {
-                  description:
-                    'Minimum sharpness of the face: variance of the Laplacian of its grey crop resampled to 112x112 pixels. Lower is blurrier.',
-                  type: 'number',
-                  minimum: 0,
-                },
-                maxYawDeg: {
-                  description:
-                    'Largest head turn (left/right) accepted, in degrees, estimated from the keypoints.',
-                  type: 'number',
-                  minimum: 0,
-                  maximum: 90,
-                },
-                maxRollDeg: {
-                  description: 'Largest head tilt (in-plane rotation) accepted, in degrees.',
-                  type: 'number',
-                  minimum: 0,
-                  maximum: 90,
-                },
-              },
+              properties: QUALITY_FIELDS,
               description: 'Overrides of quality for this camera.',
             },
             recognition: {
               type: 'object',
               additionalProperties: false,
               properties: {
-                targetFar: {
-                  description:
-                    'Target false accept rate per comparison. The cosine-similarity threshold for it is read from the embedder model manifest.',
-                  type: 'number',
-                  enum: [0.01, 0.001],
-                },
-                k: {
-                  description:
-                    'Frames (out of the last n of a track) that must match the same person before they are identified. Must be <= n.',
-                  type: 'integer',
-                  minimum: 1,
-                  maximum: 100,
-                },
-                n: {
-                  description: 'Window of recent frames of a track in which k must agree.',
-                  type: 'integer',
-                  minimum: 1,
-                  maximum: 100,
-                },
-                unknownAfterFrames: {
-                  description:
-                    "Quality-passing frames of a track without a match after which an 'unknown person' event is emitted.",
-                  type: 'integer',
-                  minimum: 1,
-                  maximum: 1000,
-                },
-                margin: {
-                  description:
-                    'The best-matching person must beat the runner-up (another person, or a face rejected as them with face/reject) by this much cosine similarity; a face between two candidates votes for neither.',
-                  type: 'number',
-                  minimum: 0,
-                  maximum: 1,
-                },
-                qualityRaise: {
-                  description:
-                    'A frame of quality q (0-1: sharpness, size and pose beyond the quality gates) needs the threshold plus (1 - q) times this.',
-                  type: 'number',
-                  minimum: 0,
-                  maximum: 1,
-                },
+                targetFar: RECOGNITION_FIELDS.targetFar,
+                k: RECOGNITION_FIELDS.k,
+                n: RECOGNITION_FIELDS.n,
+                unknownAfterFrames: RECOGNITION_FIELDS.unknownAfterFrames,
+                margin: RECOGNITION_FIELDS.margin,
+                qualityRaise: RECOGNITION_FIELDS.qualityRaise,
               },
               description: 'Overrides of recognition for this camera; k must still be <= n after merging.',
             },
