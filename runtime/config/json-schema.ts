@@ -5,6 +5,7 @@
 
 // biome-ignore-all lint/suspicious/noThenProperty: `then` is JSON Schema's keyword, and the schema is never awaited.
 
+import type { JSONSchema } from 'json-schema-to-ts';
 import { COMMAND_NAMES } from './command-names.ts';
 
 // The settings a camera may override (cameras[].overrides) are written once, for both places.
@@ -137,6 +138,33 @@ const RECOGNITION_FIELDS = {
     maximum: 1,
   },
 } as const;
+
+/** The fields of a camera source whose use depends on its kind. */
+const SOURCE_FIELDS = ['path', 'url', 'device', 'loop', 'realtime', 'sensorId'];
+
+/**
+ * The if/then rule for the source kinds `kinds`: `required` fields must be there, `own` says what the kind's
+ * own fields must be, the `optional` ones may be there, and every other source field must not. Typed as
+ * any schema: the Config type does not follow if/then (./schema.ts writes the source union out).
+ */
+function sourceRule(
+  kinds: string[],
+  required: string[],
+  own: Record<string, JSONSchema>,
+  optional: string[] = [],
+): JSONSchema {
+  const forbidden = SOURCE_FIELDS.filter((field) => !(field in own) && !optional.includes(field));
+  return {
+    if: {
+      properties: { kind: kinds.length === 1 ? { const: kinds[0] } : { enum: kinds } },
+      required: ['kind'],
+    },
+    then: {
+      ...(required.length > 0 ? { required } : {}),
+      properties: { ...own, ...Object.fromEntries(forbidden.map((field) => [field, false])) },
+    },
+  };
+}
 
 export const CONFIG_JSON_SCHEMA = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -912,113 +940,11 @@ export const CONFIG_JSON_SCHEMA = {
         },
       },
       allOf: [
-        {
-          if: {
-            properties: {
-              kind: {
-                enum: ['images', 'video'],
-              },
-            },
-            required: ['kind'],
-          },
-          then: {
-            required: ['path'],
-            properties: {
-              path: true,
-              url: false,
-              device: false,
-              sensorId: false,
-            },
-          },
-        },
-        {
-          if: {
-            properties: {
-              kind: {
-                const: 'rtsp',
-              },
-            },
-            required: ['kind'],
-          },
-          then: {
-            required: ['url'],
-            properties: {
-              url: {
-                type: 'string',
-                pattern: '^rtsps?://',
-              },
-              path: false,
-              device: false,
-              loop: false,
-              realtime: false,
-              sensorId: false,
-            },
-          },
-        },
-        {
-          if: {
-            properties: {
-              kind: {
-                const: 'http',
-              },
-            },
-            required: ['kind'],
-          },
-          then: {
-            required: ['url'],
-            properties: {
-              url: {
-                type: 'string',
-                pattern: '^https?://',
-              },
-              path: false,
-              device: false,
-              loop: false,
-              realtime: false,
-              sensorId: false,
-            },
-          },
-        },
-        {
-          if: {
-            properties: {
-              kind: {
-                const: 'v4l2',
-              },
-            },
-            required: ['kind'],
-          },
-          then: {
-            required: ['device'],
-            properties: {
-              device: true,
-              path: false,
-              url: false,
-              loop: false,
-              realtime: false,
-              sensorId: false,
-            },
-          },
-        },
-        {
-          if: {
-            properties: {
-              kind: {
-                enum: ['rpicam', 'jetson-csi'],
-              },
-            },
-            required: ['kind'],
-          },
-          then: {
-            properties: {
-              path: false,
-              url: false,
-              device: false,
-              loop: false,
-              realtime: false,
-            },
-          },
-        },
+        sourceRule(['images', 'video'], ['path'], { path: true }, ['loop', 'realtime']),
+        sourceRule(['rtsp'], ['url'], { url: { type: 'string', pattern: '^rtsps?://' } }),
+        sourceRule(['http'], ['url'], { url: { type: 'string', pattern: '^https?://' } }),
+        sourceRule(['v4l2'], ['device'], { device: true }),
+        sourceRule(['rpicam', 'jetson-csi'], [], {}, ['sensorId']),
       ],
     },
   },
