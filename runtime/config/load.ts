@@ -5,8 +5,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import schema from '../../configs/schema.json' with { type: 'json' };
 import { CONFIG_DIR, PACKAGE_ROOT } from '../paths.ts';
+import { CONFIG_JSON_SCHEMA as schema } from './json-schema.ts';
 import { mergeConfig } from './merge.ts';
 import type { Config } from './schema.ts';
 import { formatPath, getAt, getOwn, isPlainObject, type PathSegment, setOwn } from './util.ts';

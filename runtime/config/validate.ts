@@ -3,9 +3,9 @@
 
 import { Ajv, type ErrorObject } from 'ajv';
 import { validate as isCronExpression } from 'node-cron';
-import schema from '../../configs/schema.json' with { type: 'json' };
 import { ed25519KeyProblem } from '../util/ed25519.ts';
 import { cameraSettings } from './camera.ts';
+import { CONFIG_JSON_SCHEMA as schema } from './json-schema.ts';
 import type { Config } from './schema.ts';
 import { formatPath, getAt, getOwn, type PathSegment } from './util.ts';
 

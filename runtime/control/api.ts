@@ -1,10 +1,11 @@
 // Every remote command's request and response, in one place (the zigbee2mqtt convention): a request is
 // the command's parameters plus an optional `transaction`, echoed in the response, and an optional
-// `signature`; a response is `{ status, data | error, transaction }`. The JSON Schemas below are what the
-// router validates request bodies against, and docs/mqtt.md documents this file.
+// `signature`; a response is `{ status, data | error, transaction }`. COMMAND_SPECS is the one table of
+// commands: the request names, control.allow's accepted values (configs/schema.json, default.yaml) and
+// the command reference in docs/mqtt.md are derived from it (`npm run generate` writes the files).
 
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
-import { COMMANDS, type CommandName, type Config } from '../config/index.ts';
+import type { Config } from '../config/index.ts';
 import { formatPath, type PathSegment } from '../config/util.ts';
 import type { ModelRef } from '../events/schema.ts';
 import type { UnknownSummary } from '../matching/unknowns.ts';
@@ -14,18 +15,7 @@ import type { ChunkReceipt } from '../models/update/transfer.ts';
 import { topicIdProblem } from '../mqtt/topics.ts';
 import type { AppUpdateRequest, AppUpdateResult } from '../service/app-update.ts';
 
-export { type ChunkReceipt, COMMANDS, type CommandName, type ModelChunk, type UnknownSummary };
-
-/**
- * A request that is no command of its own: each model/chunk message carries one chunk of the model a
- * model/update with a `transfer` announced. It is accepted wherever model/update is (it is not listed in
- * control.allow) and runs on arrival, beside the queue of commands.
- */
-export const MODEL_CHUNK = 'model/chunk';
-
-/** Everything a request topic may name: the commands, and model/chunk. */
-export type RequestName = CommandName | typeof MODEL_CHUNK;
-export const REQUESTS: readonly RequestName[] = [...COMMANDS, MODEL_CHUNK];
+export type { ChunkReceipt, ModelChunk, UnknownSummary };
 
 export type Awaitable<T> = T | Promise<T>;
 
@@ -67,43 +57,6 @@ export interface ModelTransfer {
   total: number;
   /** Abandon the transfer when no new chunk arrived for this long (default 60, at most 600). */
   timeoutSeconds?: number;
-}
-
-export interface CommandParams {
-  'config/get': NoParams;
-  /** A JSON Merge Patch over the current configuration: objects merge, arrays replace, null removes. */
-  'config/set': { config: Record<string, unknown> };
-  /**
-   * Enrols `name` (or adds faces to them) from base64 JPEG or PNG images, one face each; or from an
-   * unknown visitor's kept faces (`fromUnknown`, the visitor is then forgotten); or from the face behind
-   * a recent event (`fromEvent`, its id).
-   */
-  'face/enroll':
-    | { name: string; images: string[] }
-    | { name: string; fromUnknown: string }
-    | { name: string; fromEvent: string };
-  'face/remove': { name: string };
-  'face/list': NoParams;
-  /** The face behind a recent `recognized` event is not that person: kept as a negative example of them. */
-  'face/reject': { event: string };
-  'face/unknowns': NoParams;
-  /** Forgets an unknown visitor and their crops. */
-  'face/dismiss': { unknown: string };
-  /**
-   * Check for and install a new model: from `manifestUrl` (or models.update.manifestUrl), or the signed
-   * `manifest` itself with the model following in model/chunk messages, as `transfer` announces.
-   */
-  'model/update': { manifestUrl?: string } | { manifest: ModelManifest; transfer: ModelTransfer };
-  /** One chunk of the transfer a model/update announced: chunk `index` (0-based) of `total`, base64. */
-  'model/chunk': ModelChunk;
-  'model/rollback': NoParams;
-  'model/status': NoParams;
-  /** The first camera when `camera` is absent; `publish` sends the JPEG to the snapshot topic instead. */
-  snapshot: { camera?: string; publish?: boolean };
-  health: NoParams;
-  restart: NoParams;
-  /** A new release bundle from `url`, `bytes` long with this `sha256` (docs/deploy.md). */
-  'app/update': AppUpdateRequest;
 }
 
 export interface FaceSummary {
@@ -156,30 +109,6 @@ export interface HealthReport {
   models: Record<string, ModelRef>;
   /** Events waiting in the offline queue. */
   queueDepth: number;
-}
-
-export interface CommandResults {
-  'config/get': { config: Config };
-  /** Changed paths (`cameras[0].fps`) applied in place, and those that take effect after a restart. */
-  'config/set': { applied: string[]; restart_required: string[] };
-  'face/enroll': { name: string; added: number };
-  /** `removed` is false when nobody of that name was enrolled. */
-  'face/remove': { name: string; removed: boolean };
-  'face/list': { faces: FaceSummary[] };
-  /** `negatives`: how many of the track's frames were stored against `identity`. */
-  'face/reject': { event: string; identity: string; negatives: number };
-  'face/unknowns': { unknowns: UnknownSummary[] };
-  /** `removed` is false when there was no such visitor. */
-  'face/dismiss': { unknown: string; removed: boolean };
-  'model/update': ModelUpdateResult;
-  /** The chunk was taken; the model/update response says how the whole update went. */
-  'model/chunk': ChunkReceipt;
-  'model/rollback': ModelStatus;
-  'model/status': ModelStatus;
-  snapshot: { camera: string; bytes: number } & ({ image: string } | { published: true });
-  health: HealthReport;
-  restart: { restarting: true };
-  'app/update': AppUpdateResult;
 }
 
 export type CommandRequest<C extends RequestName> = CommandParams[C] & RequestEnvelope;
@@ -254,6 +183,8 @@ const eventId = {
 export type CommandAccess = 'open' | 'privileged';
 
 export interface CommandSpec {
+  /** What the command does, one or two sentences of Markdown: the command reference in docs/mqtt.md. */
+  summary: string;
   schema: SchemaObject;
   /** Top-level string parameters that name things (topic levels, file names, gallery keys). */
   identifiers: readonly string[];
@@ -268,8 +199,11 @@ export interface CommandSpec {
    * lanes run beside each other, so a model download that hangs never holds up `health` or face commands.
    */
   lane?: 'main' | 'model';
-  /** Accepted when this command is in control.allow (for requests that belong to a command). */
-  allowedWith?: CommandName;
+  /**
+   * A request that is no command of its own but belongs to this command: accepted when that command is
+   * in control.allow (it is not listed there itself) and not a CommandName.
+   */
+  allowedWith?: string;
   /**
    * Runs as soon as it arrives, beside the queue, rather than after the requests before it: always, or
    * when the parsed body says so.
@@ -277,13 +211,43 @@ export interface CommandSpec {
   onArrival?: true | ((body: unknown) => boolean);
 }
 
+declare const types: unique symbol;
+/** The parameter and result types of a table entry: types only, nothing at run time. */
+interface Typed<Params, Result> {
+  readonly [types]?: { params: Params; result: Result };
+}
+
+/** A COMMAND_SPECS entry for a request taking `Params` and answered with `Result`. */
+function command<Params, Result>() {
+  return <const Spec extends CommandSpec>(spec: Spec): Spec & Typed<Params, Result> => spec;
+}
+
 export const COMMAND_SPECS = {
-  'config/get': { schema: requestSchema(), identifiers: [], access: 'open' },
-  'config/set': {
+  'config/get': command<NoParams, { config: Config }>()({
+    summary: 'The configuration in effect (as last accepted), secrets redacted as `***`.',
+    schema: requestSchema(),
+    identifiers: [],
+    access: 'open',
+  }),
+  'config/set': command<
+    /** A JSON Merge Patch over the current configuration: objects merge, arrays replace, null removes. */
+    { config: Record<string, unknown> },
+    /** Changed paths (`cameras[0].fps`) applied in place, and those that take effect after a restart. */
+    { applied: string[]; restart_required: string[] }
+  >()({
+    summary:
+      '`config` is a JSON Merge Patch over the current configuration; the result is validated, saved and applied. Answers the settings `applied` at once and those that are `restart_required`.',
     schema: requestSchema({ config: { type: 'object', minProperties: 1 } }, ['config']),
     identifiers: [],
-  },
-  'face/enroll': {
+  }),
+  'face/enroll': command<
+    | { name: string; images: string[] }
+    | { name: string; fromUnknown: string }
+    | { name: string; fromEvent: string },
+    { name: string; added: number }
+  >()({
+    summary:
+      "Enrols `name` (or adds faces to them) from base64 JPEG or PNG `images`, one face each; or from an unknown visitor's kept faces (`fromUnknown`, the visitor is then forgotten); or from the face behind a recent event (`fromEvent`).",
     schema: requestSchema(
       {
         name: identifier,
@@ -306,23 +270,44 @@ export const COMMAND_SPECS = {
       },
     ),
     identifiers: ['name'],
-  },
-  'face/remove': {
+  }),
+  'face/remove': command<{ name: string }, { name: string; removed: boolean }>()({
+    summary: 'Erases a person; `removed` is false when nobody of that name was enrolled.',
     schema: requestSchema({ name: identifier }, ['name']),
     identifiers: ['name'],
-  },
+  }),
   // Names of enrolled people are personal data.
-  'face/list': { schema: requestSchema(), identifiers: [] },
-  'face/reject': {
+  'face/list': command<NoParams, { faces: FaceSummary[] }>()({
+    summary: 'The enrolled people (never their images).',
+    schema: requestSchema(),
+    identifiers: [],
+  }),
+  'face/reject': command<
+    { event: string },
+    /** `negatives`: how many of the track's frames were stored against `identity`. */
+    { event: string; identity: string; negatives: number }
+  >()({
+    summary:
+      'The face behind a recent `recognized` event is not that person: its frames are kept as negative examples of them.',
     schema: requestSchema({ event: eventId }, ['event']),
     identifiers: [],
-  },
-  'face/unknowns': { schema: requestSchema(), identifiers: [] },
-  'face/dismiss': {
+  }),
+  'face/unknowns': command<NoParams, { unknowns: UnknownSummary[] }>()({
+    summary: 'The unknown visitors kept (never their crops), most recently seen first.',
+    schema: requestSchema(),
+    identifiers: [],
+  }),
+  'face/dismiss': command<{ unknown: string }, { unknown: string; removed: boolean }>()({
+    summary: 'Forgets an unknown visitor and their crops; `removed` is false when there was none.',
     schema: requestSchema({ unknown: unknownId }, ['unknown']),
     identifiers: [],
-  },
-  'model/update': {
+  }),
+  'model/update': command<
+    { manifestUrl?: string } | { manifest: ModelManifest; transfer: ModelTransfer },
+    ModelUpdateResult
+  >()({
+    summary:
+      'Checks for and installs a new model: from `manifestUrl` (or models.update.manifestUrl), or the signed `manifest` itself with the model following in `model/chunk` messages, as `transfer` announces.',
     schema: requestSchema(
       {
         manifestUrl: { type: 'string', maxLength: 2048, pattern: '^https?://\\S+$' },
@@ -347,8 +332,11 @@ export const COMMAND_SPECS = {
     // The transfer opens before the next message is read, so its chunks can follow straight away, and it
     // waits for them without holding up the commands behind it.
     onArrival: (body) => typeof body === 'object' && body !== null && Object.hasOwn(body, 'transfer'),
-  },
-  'model/chunk': {
+  }),
+  // Answered once the chunk is taken; the model/update response says how the whole update went.
+  'model/chunk': command<ModelChunk, ChunkReceipt>()({
+    summary:
+      'One chunk (`index`, 0-based, of `total`, base64 `data`) of the model a `model/update` with a `transfer` announced.',
     schema: requestSchema(
       {
         id: transferId,
@@ -362,17 +350,44 @@ export const COMMAND_SPECS = {
     identifiers: [],
     allowedWith: 'model/update',
     onArrival: true,
-  },
-  'model/rollback': { schema: requestSchema(), identifiers: [], lane: 'model' },
-  'model/status': { schema: requestSchema(), identifiers: [], access: 'open' },
-  snapshot: {
+  }),
+  'model/rollback': command<NoParams, ModelStatus>()({
+    summary: 'Every model running an installed version goes back to the one it replaced.',
+    schema: requestSchema(),
+    identifiers: [],
+    lane: 'model',
+  }),
+  'model/status': command<NoParams, ModelStatus>()({
+    summary: 'The models in use, what `model/rollback` would return to, and how the last update went.',
+    schema: requestSchema(),
+    identifiers: [],
+    access: 'open',
+  }),
+  snapshot: command<
+    { camera?: string; publish?: boolean },
+    { camera: string; bytes: number } & ({ image: string } | { published: true })
+  >()({
+    summary:
+      'A JPEG of the latest frame of `camera` (the first camera when absent), base64 in the response, or sent to the snapshot topic with `publish`.',
     schema: requestSchema({ camera: identifier, publish: { type: 'boolean' } }),
     // A camera image.
     identifiers: ['camera'],
-  },
-  health: { schema: requestSchema(), identifiers: [], access: 'open' },
-  restart: { schema: requestSchema(), identifiers: [] },
-  'app/update': {
+  }),
+  health: command<NoParams, HealthReport>()({
+    summary:
+      'The same report as the heartbeat: cameras, stage latencies, temperature, memory, models, queue.',
+    schema: requestSchema(),
+    identifiers: [],
+    access: 'open',
+  }),
+  restart: command<NoParams, { restarting: true }>()({
+    summary: 'Answers, then stops facegate cleanly and exits for its supervisor to start it again.',
+    schema: requestSchema(),
+    identifiers: [],
+  }),
+  'app/update': command<AppUpdateRequest, AppUpdateResult>()({
+    summary:
+      'A new release bundle from `url`, `bytes` long with this `sha256`, verified and staged (docs/deploy.md).',
     schema: requestSchema(
       {
         url: { type: 'string', maxLength: 2048, pattern: '^https?://\\S+$' },
@@ -384,8 +399,26 @@ export const COMMAND_SPECS = {
     identifiers: [],
     // A bundle download may take minutes: it waits beside the main lane, as model downloads do.
     lane: 'model',
-  },
-} as const satisfies Record<RequestName, CommandSpec>;
+  }),
+};
+
+type Specs = typeof COMMAND_SPECS;
+type TypesOf<Spec> =
+  Spec extends Typed<infer Params, infer Result> ? { params: Params; result: Result } : never;
+
+/** Everything a request topic may name: the commands, and the requests that belong to one (model/chunk). */
+export type RequestName = keyof Specs;
+/** What control.allow lists: every request that is not `allowedWith` another. */
+export type CommandName = {
+  [C in RequestName]: Specs[C] extends { allowedWith: string } ? never : C;
+}[RequestName];
+export type CommandParams = { [C in RequestName]: TypesOf<Specs[C]>['params'] };
+export type CommandResults = { [C in RequestName]: TypesOf<Specs[C]>['result'] };
+
+export const REQUESTS = Object.keys(COMMAND_SPECS) as RequestName[];
+export const COMMANDS = REQUESTS.filter(
+  (name): name is CommandName => commandSpec(name).allowedWith === undefined,
+);
 
 export function commandSpec(name: RequestName): CommandSpec {
   return COMMAND_SPECS[name];

@@ -2,10 +2,8 @@
 // Network plan (batch 1, NHWC), run once per batch item.
 
 import type { OnnxModel } from '../models/onnx/reader.ts';
-import type { EngineKind } from '../models/registry.ts';
-import { type KernelsBinding, loadKernels, type NetworkOp, type RunMacs } from './kernels-addon.ts';
+import type { KernelsBinding, NetworkOp, RunMacs } from './kernels-addon.ts';
 import { type LoweredModel, lowerQdqModel } from './lower.ts';
-import { OrtEngine } from './ort.ts';
 import type { InferenceEngine, TensorIn } from './types.ts';
 
 export class KernelsEngine implements InferenceEngine {
@@ -97,33 +95,4 @@ export class KernelsEngine implements InferenceEngine {
   async close(): Promise<void> {
     this.network = null;
   }
-}
-
-export interface OpenEngineOptions {
-  engine: EngineKind;
-  threads?: number;
-  /** Names the model in the fallback warning. */
-  label: string;
-  /** Another addon build (tests); default: the one loadKernels() finds. */
-  addonPath?: string;
-  warn?: (message: string) => void;
-}
-
-/**
- * An engine for the model. 'kernels' falls back to ONNX Runtime, after a one-line warning, when the
- * addon is not available or the model cannot run natively (an fp32 model, or ops the kernels lack).
- */
-export async function openEngine(onnx: Uint8Array, opts: OpenEngineOptions): Promise<InferenceEngine> {
-  if (opts.engine === 'kernels') {
-    const warn = opts.warn ?? ((m: string) => console.warn(m));
-    const binding = loadKernels({ path: opts.addonPath, warn });
-    if (binding) {
-      try {
-        return new KernelsEngine(binding, onnx, opts.threads);
-      } catch (err) {
-        warn(`facegate: ${opts.label}: ${(err as Error).message}; using ONNX Runtime`);
-      }
-    }
-  }
-  return OrtEngine.create(onnx, { threads: opts.threads });
 }

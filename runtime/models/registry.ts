@@ -1,5 +1,5 @@
 // Opens a built model by name and precision: manifest verified, then handed to an inference engine.
-import { openEngine } from '../engine/kernels.ts';
+import { openEngine } from '../engine/open.ts';
 import type { InferenceEngine } from '../engine/types.ts';
 import { loadModel, type ModelManifest, manifestPathFor, type Precision } from './manifest.ts';
 

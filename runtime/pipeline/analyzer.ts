@@ -2,7 +2,7 @@
 // detector, embedder and the optional presentation-attack pair. The detector and the embedder come from
 // their update slots (runtime/models/update/slots.ts), so a restart keeps a remotely installed version.
 import type { Config } from '../config/index.ts';
-import { openEngine } from '../engine/kernels.ts';
+import { openEngine } from '../engine/open.ts';
 import type { InferenceEngine } from '../engine/types.ts';
 import type { ModelRef } from '../events/schema.ts';
 import { type LoadedModel, loadModel, type ModelManifest, manifestPathFor } from '../models/manifest.ts';

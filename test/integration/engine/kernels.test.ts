@@ -3,8 +3,9 @@
 import { join } from 'node:path';
 import * as ortRuntime from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { KernelsEngine, openEngine } from '../../../runtime/engine/kernels.ts';
+import { KernelsEngine } from '../../../runtime/engine/kernels.ts';
 import { lowerQdqModel } from '../../../runtime/engine/lower.ts';
+import { openEngine } from '../../../runtime/engine/open.ts';
 import { OrtEngine } from '../../../runtime/engine/ort.ts';
 import type { TensorIn } from '../../../runtime/engine/types.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';

@@ -1,9 +1,18 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { parse } from 'yaml';
 import schema from '../../../configs/schema.json' with { type: 'json' };
-import { COMMANDS, CONFIG_KEYS, type Config, validateConfig } from '../../../runtime/config/index.ts';
+import { COMMAND_NAMES } from '../../../runtime/config/command-names.ts';
+import {
+  type CameraSource,
+  CONFIG_KEYS,
+  type Config,
+  validateConfig,
+} from '../../../runtime/config/index.ts';
+import { CONFIG_JSON_SCHEMA } from '../../../runtime/config/json-schema.ts';
+import type { SchemaCamera } from '../../../runtime/config/schema.ts';
+import type { CommandName } from '../../../runtime/control/api.ts';
 
 type DeepRequired<T> = T extends (infer U)[]
   ? DeepRequired<U>[]
@@ -155,6 +164,22 @@ const full: DeepRequired<Config> = {
 };
 
 describe('configs/schema.json', () => {
+  it('is the schema runtime/config/json-schema.ts holds (npm run generate writes it)', () => {
+    expect(schema, 'configs/schema.json is stale: run npm run generate').toEqual(
+      JSON.parse(JSON.stringify(CONFIG_JSON_SCHEMA)),
+    );
+  });
+
+  // Checked by tsc (npm run lint), which type-checks the tests.
+  it('gives the Config type the schema derives', () => {
+    expectTypeOf<CameraSource>().toExtend<SchemaCamera['source']>();
+    expectTypeOf<CameraSource['kind']>().toEqualTypeOf<SchemaCamera['source']['kind']>();
+    expectTypeOf<Config['recognition']['targetFar']>().toEqualTypeOf<0.01 | 0.001>();
+    expectTypeOf<Config['mqtt']['qos']>().toEqualTypeOf<0 | 1 | 2>();
+    expectTypeOf<Config['control']['allow'][number]>().toEqualTypeOf<CommandName>();
+    expectTypeOf<Config['gallery']>().toEqualTypeOf<{ path: string; seedDir?: string }>();
+  });
+
   it('accepts configs/default.yaml as it is', () => {
     expect(validateConfig(defaults)).toEqual({ ok: true, config: defaults });
   });
@@ -174,8 +199,8 @@ describe('configs/schema.json', () => {
     expect([...fromType].filter((p) => !schemaPaths(schema as SchemaNode).includes(p))).toEqual([]);
   });
 
-  it('lists the same command names as COMMANDS', () => {
-    expect(schema.properties.control.properties.allow.items.enum).toEqual([...COMMANDS]);
+  it('lists the same command names as COMMAND_NAMES', () => {
+    expect(schema.properties.control.properties.allow.items.enum).toEqual([...COMMAND_NAMES]);
   });
 
   it('documents every field and rejects unknown fields in every object', () => {
