@@ -1,6 +1,29 @@
 // ONNX Runtime behind the InferenceEngine interface.
+import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import type { InferenceEngine, TensorIn } from './types.ts';
+
+/**
+ * Whether ONNX Runtime's int8 convolutions can saturate on this CPU. On x86-64 without VNNI, its MLAS
+ * kernels multiply u8 activations by s8 weights with vpmaddubsw, which clamps each pair's sum to int16,
+ * so results drift from exact int8 arithmetic (the int8 embedder then sits at cosine ~0.97 to its exact
+ * output; docs/kernels.md). VNNI (vpdpbusd) and ARM accumulate in int32 and are exact; so are the native
+ * kernels on every ISA. `cpuinfo` is /proc/cpuinfo's text (tests pass their own).
+ */
+export function ortInt8Saturates(arch: string = process.arch, cpuinfo?: string): boolean {
+  if (arch !== 'x64') return false;
+  const text = cpuinfo ?? readCpuinfo();
+  const flags = /^flags\s*:(.*)$/m.exec(text)?.[1].split(/\s+/) ?? [];
+  return !flags.includes('avx512_vnni') && !flags.includes('avx_vnni');
+}
+
+function readCpuinfo(): string {
+  try {
+    return readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return '';
+  }
+}
 
 export interface OrtOptions {
   threads?: number;

@@ -11,6 +11,7 @@ import { connectAsync } from 'mqtt';
 import { createFrameSource } from '../capture/index.ts';
 import type { Config } from '../config/index.ts';
 import { loadKernels } from '../engine/kernels-addon.ts';
+import { ortInt8Saturates } from '../engine/ort.ts';
 import { loadModel, manifestPathFor } from '../models/manifest.ts';
 import { modelSlots } from '../pipeline/analyzer.ts';
 
@@ -111,6 +112,14 @@ function checkKernels(config: Config): CheckResult {
         }
       : { name: 'kernels', status: 'ok', detail: 'not used (models.engine: ort)' };
   }
+  // ORT's int8 drifts from exact arithmetic on x86 without VNNI; the kernels stay exact (docs/kernels.md).
+  if (engine === 'ort' && config.models.precision === 'int8' && ortInt8Saturates())
+    return {
+      name: 'kernels',
+      status: 'warn',
+      detail: `models.engine is ort, whose int8 saturates on this CPU (x86 without VNNI); the kernels (${kernels.info().bestIsa}) compute it exactly`,
+      fix: 'set models.engine: kernels',
+    };
   const info = kernels.info();
   const slow = info.bestIsa === 'scalar';
   return {

@@ -1,12 +1,14 @@
 // The kernels engine on the real int8 embedder and real aligned faces: agreement with ONNX Runtime,
-// bit-exact across ISAs, threads and batching, fallback to ORT, and errors instead of crashes.
+// bit-exact across ISAs, threads and batching, fallback to ORT, and errors instead of crashes. Where
+// ORT's own int8 saturates (x86 without VNNI, ortInt8Saturates), it is not the reference: there the
+// suite shows it drifts while the kernels stay bit-exact to their scalar reference.
 import { join } from 'node:path';
 import * as ortRuntime from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KernelsEngine } from '../../../runtime/engine/kernels.ts';
 import { lowerQdqModel } from '../../../runtime/engine/lower.ts';
 import { openEngine } from '../../../runtime/engine/open.ts';
-import { OrtEngine } from '../../../runtime/engine/ort.ts';
+import { OrtEngine, ortInt8Saturates } from '../../../runtime/engine/ort.ts';
 import type { TensorIn } from '../../../runtime/engine/types.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
@@ -23,6 +25,7 @@ const SIZE = 150;
 const ITEM = 3 * SIZE * SIZE;
 
 const one = (data: Float32Array) => ({ input: { data, dims: [1, 3, SIZE, SIZE] } });
+const saturates = ortInt8Saturates();
 
 describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
   const binding = k as NonNullable<typeof k>;
@@ -40,7 +43,7 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
     await ort.close();
   });
 
-  it('matches ONNX Runtime on the same model: cosine >= 0.999 on every face', async () => {
+  async function minCosineToOrt(): Promise<number> {
     const cosines: number[] = [];
     for (const data of feeds) {
       const mine = (await engine.run(one(data))).embedding;
@@ -48,11 +51,20 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
       expect(mine.dims).toEqual([1, 128]);
       cosines.push(cosine(mine.data, theirs.data));
     }
-    console.log(`kernels vs ORT int8, ${feeds.length} faces: min cosine ${Math.min(...cosines).toFixed(6)}`);
-    expect(Math.min(...cosines)).toBeGreaterThanOrEqual(0.999);
+    const min = Math.min(...cosines);
+    console.log(`kernels vs ORT int8, ${feeds.length} faces: min cosine ${min.toFixed(6)}`);
+    return min;
+  }
+
+  it.skipIf(saturates)('matches ONNX Runtime on the same model: cosine >= 0.999 on every face', async () => {
+    expect(await minCosineToOrt()).toBeGreaterThanOrEqual(0.999);
   });
 
-  it('equals ONNX Runtime bit for bit up to the first average pool', async () => {
+  it.runIf(saturates)('differs from ONNX Runtime where its int8 saturates (x86 without VNNI)', async () => {
+    expect(await minCosineToOrt()).toBeLessThan(0.999);
+  });
+
+  it.skipIf(saturates)('equals ONNX Runtime bit for bit up to the first average pool', async () => {
     // From there ORT averages dequantized floats and rounds some exact ties the other way
     // (docs/kernels.md), so later layers differ by a few units.
     const lowered = lowerQdqModel(onnx);

@@ -51,7 +51,7 @@ describe('loadConfig defaults and board profiles', () => {
       },
     ]);
     expect(config.mqtt.url).toBeUndefined();
-    expect(config.models).toMatchObject({ dir: join(REPO_ROOT, 'models'), engine: 'ort', precision: 'int8' });
+    expect(config.models).toMatchObject({ dir: join(REPO_ROOT, 'models'), engine: 'kernels', precision: 'int8' });
   });
 
   it("resolves the bundled layers' relative paths against the package root, a user file's against the working directory", () => {

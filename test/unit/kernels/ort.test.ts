@@ -1,7 +1,10 @@
 // The conv must reproduce ONNX Runtime's QLinearConv (u8 activations, per-channel s8 weights,
-// int32 bias) bit for bit: the kernels replace ORT on the same quantized model.
+// int32 bias) bit for bit: the kernels replace ORT on the same quantized model. Where ORT's own int8
+// saturates (x86 without VNNI, ortInt8Saturates), the kernels keep exact arithmetic instead: there
+// they must differ from ORT on inputs built to saturate, and still equal the scalar reference.
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { ortInt8Saturates } from '../../../runtime/engine/ort.ts';
 import { Graph } from '../../../runtime/models/onnx/graph.ts';
 import { seededRandom } from '../../../runtime/util/random.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
@@ -17,6 +20,7 @@ import {
 
 const k = kernelsOrBuild();
 const f32 = Math.fround;
+const saturates = ortInt8Saturates();
 
 interface Case {
   h: number;
@@ -67,69 +71,78 @@ const nchwToNhwc = (x: Uint8Array, c: number, h: number, w: number) => {
   return out;
 };
 
-describe.skipIf(!k)('conv equals ONNX Runtime QLinearConv', () => {
-  if (!k) return;
-  const cases: Case[] = [
-    { h: 35, w: 35, cin: 32, cout: 32, kh: 3, stride: 1, pad: 1 },
-    { h: 17, w: 17, cin: 64, cout: 128, kh: 3, stride: 2, pad: 0 },
-    { h: 40, w: 40, cin: 3, cout: 32, kh: 7, stride: 2, pad: 0 },
-    { h: 4, w: 4, cin: 256, cout: 256, kh: 3, stride: 1, pad: 1 },
-    { h: 9, w: 7, cin: 17, cout: 21, kh: 3, stride: 1, pad: 1, extremes: true },
-  ];
+describe.skipIf(!k)(
+  saturates
+    ? 'conv keeps exact int8 where ONNX Runtime QLinearConv saturates (x86 without VNNI)'
+    : 'conv equals ONNX Runtime QLinearConv',
+  () => {
+    if (!k) return;
+    const cases: Case[] = [
+      { h: 35, w: 35, cin: 32, cout: 32, kh: 3, stride: 1, pad: 1 },
+      { h: 17, w: 17, cin: 64, cout: 128, kh: 3, stride: 2, pad: 0 },
+      { h: 40, w: 40, cin: 3, cout: 32, kh: 7, stride: 2, pad: 0 },
+      { h: 4, w: 4, cin: 256, cout: 256, kh: 3, stride: 1, pad: 1 },
+      { h: 9, w: 7, cin: 17, cout: 21, kh: 3, stride: 1, pad: 1, extremes: true },
+    ];
 
-  it.each(cases)('%o', async (c) => {
-    const r = seededRandom(c.h * 1000 + c.cin);
-    const xs = f32(0.02 + r() * 0.02);
-    const ys = f32(0.05 + r() * 0.1);
-    const xzp = c.extremes ? 0 : randInt(r, 0, 255);
-    const yzp = randInt(r, 0, 255);
-    const wOihw = randS8(r, c.cout * c.cin * c.kh * c.kh, c.extremes);
-    const ws = Float32Array.from(
-      { length: c.cout },
-      () => (0.5 + r()) / (127 * Math.sqrt(c.cin * c.kh * c.kh) * 4),
-    );
-    const bias = Int32Array.from({ length: c.cout }, () => randInt(r, -20000, 20000));
-    const xNchw = randU8(r, c.cin * c.h * c.w, c.extremes);
-
-    const session = await ort.InferenceSession.create(
-      qlinearConvModel(c, xs, xzp, wOihw, ws, ys, yzp, bias),
-      {
-        intraOpNumThreads: 1,
-      },
-    );
-    const result = await session.run({ x: new ort.Tensor('uint8', xNchw, [1, c.cin, c.h, c.w]) });
-    const y = Object.values(result)[0];
-    const [, cout, oh, ow] = y.dims;
-    const want = nchwToNhwc(y.data as Uint8Array, cout, oh, ow);
-
-    // OHWI weights and ORT's own float32 order for the multiplier: (x_scale * w_scale) / y_scale.
-    const weights = new Int8Array(wOihw.length);
-    for (let co = 0; co < c.cout; co++)
-      for (let ci = 0; ci < c.cin; ci++)
-        for (let t = 0; t < c.kh * c.kh; t++)
-          weights[(co * c.kh * c.kh + t) * c.cin + ci] = wOihw[(co * c.cin + ci) * c.kh * c.kh + t];
-    const multipliers = Float32Array.from(ws, (s) => f32(f32(xs * s) / ys));
-    const conv = new k.Conv({
-      weights,
-      bias,
-      multipliers,
-      cin: c.cin,
-      cout: c.cout,
-      kh: c.kh,
-      kw: c.kh,
-      stride: c.stride,
-      pads: [c.pad, c.pad, c.pad, c.pad],
-      zpIn: xzp,
-      zpOut: yzp,
-    });
-    const x = nchwToNhwc(xNchw, c.cin, c.h, c.w);
-    expect(conv.outShape(c.h, c.w, c.cin)).toEqual([oh, ow, cout]);
-    for (const isa of ['scalar' as const, ...fastIsas(k)])
-      expectSame(
-        withIsa(k, isa, () => conv.run(x, c.h, c.w, c.cin)),
-        want,
-        `${isa} vs ORT`,
+    it.each(cases)('%o', async (c) => {
+      const r = seededRandom(c.h * 1000 + c.cin);
+      const xs = f32(0.02 + r() * 0.02);
+      const ys = f32(0.05 + r() * 0.1);
+      const xzp = c.extremes ? 0 : randInt(r, 0, 255);
+      const yzp = randInt(r, 0, 255);
+      const wOihw = randS8(r, c.cout * c.cin * c.kh * c.kh, c.extremes);
+      const ws = Float32Array.from(
+        { length: c.cout },
+        () => (0.5 + r()) / (127 * Math.sqrt(c.cin * c.kh * c.kh) * 4),
       );
-    await session.release();
-  });
-});
+      const bias = Int32Array.from({ length: c.cout }, () => randInt(r, -20000, 20000));
+      const xNchw = randU8(r, c.cin * c.h * c.w, c.extremes);
+
+      const session = await ort.InferenceSession.create(
+        qlinearConvModel(c, xs, xzp, wOihw, ws, ys, yzp, bias),
+        {
+          intraOpNumThreads: 1,
+        },
+      );
+      const result = await session.run({ x: new ort.Tensor('uint8', xNchw, [1, c.cin, c.h, c.w]) });
+      const y = Object.values(result)[0];
+      const [, cout, oh, ow] = y.dims;
+      const want = nchwToNhwc(y.data as Uint8Array, cout, oh, ow);
+
+      // OHWI weights and ORT's own float32 order for the multiplier: (x_scale * w_scale) / y_scale.
+      const weights = new Int8Array(wOihw.length);
+      for (let co = 0; co < c.cout; co++)
+        for (let ci = 0; ci < c.cin; ci++)
+          for (let t = 0; t < c.kh * c.kh; t++)
+            weights[(co * c.kh * c.kh + t) * c.cin + ci] = wOihw[(co * c.cin + ci) * c.kh * c.kh + t];
+      const multipliers = Float32Array.from(ws, (s) => f32(f32(xs * s) / ys));
+      const conv = new k.Conv({
+        weights,
+        bias,
+        multipliers,
+        cin: c.cin,
+        cout: c.cout,
+        kh: c.kh,
+        kw: c.kh,
+        stride: c.stride,
+        pads: [c.pad, c.pad, c.pad, c.pad],
+        zpIn: xzp,
+        zpOut: yzp,
+      });
+      const x = nchwToNhwc(xNchw, c.cin, c.h, c.w);
+      expect(conv.outShape(c.h, c.w, c.cin)).toEqual([oh, ow, cout]);
+      const exact = withIsa(k, 'scalar', () => conv.run(x, c.h, c.w, c.cin));
+      for (const isa of fastIsas(k))
+        expectSame(
+          withIsa(k, isa, () => conv.run(x, c.h, c.w, c.cin)),
+          exact,
+          `${isa} vs scalar`,
+        );
+      if (!saturates) expectSame(exact, want, 'scalar vs ORT');
+      // Extreme inputs (0/255 activations, -128/127 weights) overflow int16 pair sums.
+      else if (c.extremes) expect(exact.some((v, i) => v !== want[i])).toBe(true);
+      await session.release();
+    });
+  },
+);
