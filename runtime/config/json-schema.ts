@@ -257,7 +257,7 @@ export const CONFIG_JSON_SCHEMA = {
         },
         engine: {
           description:
-            "Inference backend: 'ort' (ONNX Runtime) or 'kernels' (facegate's native kernels, faster on ARM boards).",
+            "Inference backend for int8 models: 'kernels' (facegate's native kernels, exact int8 on every CPU; ONNX Runtime runs what they cannot) or 'ort' (ONNX Runtime only; its int8 saturates on x86 without VNNI).",
           type: 'string',
           enum: ['ort', 'kernels'],
         },

@@ -48,7 +48,7 @@ describe('classifyChange', () => {
       before,
       withPatch({
         cameras: [{ ...before.cameras[0], source: { kind: 'v4l2', device: '/dev/video0' } }],
-        models: { engine: 'kernels', threads: 2 },
+        models: { engine: 'ort', threads: 2 },
         mqtt: { url: 'mqtt://broker', password: 'x' },
         device: { id: 'hall' },
       }),

@@ -51,7 +51,11 @@ describe('loadConfig defaults and board profiles', () => {
       },
     ]);
     expect(config.mqtt.url).toBeUndefined();
-    expect(config.models).toMatchObject({ dir: join(REPO_ROOT, 'models'), engine: 'kernels', precision: 'int8' });
+    expect(config.models).toMatchObject({
+      dir: join(REPO_ROOT, 'models'),
+      engine: 'kernels',
+      precision: 'int8',
+    });
   });
 
   it("resolves the bundled layers' relative paths against the package root, a user file's against the working directory", () => {
@@ -73,7 +77,7 @@ describe('loadConfig defaults and board profiles', () => {
     ['rpi5', 'rpicam', 'kernels'],
     ['jetson-nano', 'jetson-csi', 'kernels'],
     ['jetson-orin', 'jetson-csi', 'kernels'],
-    ['x86', 'v4l2', 'ort'],
+    ['x86', 'v4l2', 'kernels'],
   ])('merges board %s over the defaults into a valid config', (board, kind, engine) => {
     const config = loadConfig({ board, env: {} });
     expect(validateConfig(config).ok).toBe(true);

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { openEngine } from '../../../../runtime/engine/open.ts';
 import { OrtEngine } from '../../../../runtime/engine/ort.ts';
 import type { LoadedModel } from '../../../../runtime/models/manifest.ts';
 import type { Graph } from '../../../../runtime/models/onnx/graph.ts';
@@ -17,8 +18,9 @@ import { FACE_API, sourceFile, sourcePackage } from '../../../../tools/models/so
 import { MODEL_SPECS } from '../../../../tools/models/specs.ts';
 import { builtModel, manifestFor, tinyEmbedder } from '../../../helpers/model-update.ts';
 
+/** The self-test on the engine a device runs by default (configs/default.yaml: models.engine kernels). */
 async function run(model: Pick<LoadedModel, 'manifest' | 'onnx'>): Promise<SelfTestReport> {
-  const engine = await OrtEngine.create(model.onnx);
+  const engine = await openEngine(model.onnx, { engine: 'kernels', label: model.manifest.name });
   try {
     return await selfTest(engine, model.manifest);
   } finally {
