@@ -4,7 +4,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { validate as isCronExpression } from 'node-cron';
 import schema from '../../configs/schema.json' with { type: 'json' };
-import { ed25519KeyProblem } from '../util/ed25519.ts';
+import { ed25519KeyProblem } from '../util/signing.ts';
 import { cameraSettings } from './camera.ts';
 import type { Config } from './schema.ts';
 import { formatPath, getAt, getOwn, type PathSegment } from './util.ts';

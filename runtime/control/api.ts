@@ -32,7 +32,7 @@ export type Awaitable<T> = T | Promise<T>;
 export type Transaction = string | number;
 
 export interface CommandSignature {
-  /** commandKeyId() of the signing key: hex SHA-256 of its DER SubjectPublicKeyInfo. */
+  /** keyIdOf() of the signing key (util/signing.ts): hex SHA-256 of its DER SubjectPublicKeyInfo. */
   keyId: string;
   /** Signing time, milliseconds since the Unix epoch. */
   timestamp: number;

@@ -10,8 +10,9 @@ import { type Config, loadConfig, mergeConfig } from '../../../runtime/config/in
 import { signCommand } from '../../../runtime/control/signing.ts';
 import type { FaceEvent } from '../../../runtime/events/schema.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
-import { generateSigningKeyPair, signManifest } from '../../../runtime/models/update/signature.ts';
+import { signManifest } from '../../../runtime/models/update/signature.ts';
 import type { Topics } from '../../../runtime/mqtt/topics.ts';
+import { generateSigningKeyPair } from '../../../runtime/util/signing.ts';
 import { DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
 import { makeSigningKey } from '../../unit/control/fakes.ts';
 import { Subscriber, waitUntil } from '../mqtt/support.ts';

@@ -4,26 +4,13 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateManifest } from '../../../runtime/models/manifest.ts';
-import {
-  canonicalJson,
-  generateSigningKeyPair,
-  keyIdOf,
-  signManifest,
-  verifyManifest,
-} from '../../../runtime/models/update/signature.ts';
+import { signManifest, verifyManifest } from '../../../runtime/models/update/signature.ts';
+import { generateSigningKeyPair, keyIdOf } from '../../../runtime/util/signing.ts';
 import { builtModel, tempDir } from '../../unit/model-update/helpers.ts';
 
 const manifest = builtModel('facerec').manifest;
 const alice = generateSigningKeyPair();
 const mallory = generateSigningKeyPair();
-
-describe('canonicalJson', () => {
-  it('sorts keys at every depth and keeps array order, without whitespace', () => {
-    expect(canonicalJson({ b: 1, a: { d: [3, { z: null, c: 'x' }], a: true } })).toBe(
-      '{"a":{"a":true,"d":[3,{"c":"x","z":null}]},"b":1}',
-    );
-  });
-});
 
 describe('signManifest / verifyManifest', () => {
   it('a signed manifest verifies and is still schema-valid', () => {
@@ -37,7 +24,7 @@ describe('signManifest / verifyManifest', () => {
     });
   });
 
-  it('plain PEM keys (as in the config) are matched by fingerprint, the default key id', () => {
+  it('plain PEM keys (as in the config) are matched by their key id, the default one', () => {
     const signed = signManifest(manifest, alice.privateKeyPem);
     expect(signed.signature?.keyId).toBe(alice.keyId);
     expect(alice.keyId).toBe(keyIdOf(alice.publicKeyPem));

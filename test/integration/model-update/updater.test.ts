@@ -6,7 +6,7 @@ import { OrtEngine } from '../../../runtime/engine/ort.ts';
 import type { OpenedModel } from '../../../runtime/models/registry.ts';
 import type { ModelChunk } from '../../../runtime/models/update/download.ts';
 import { GOLDEN_DIR } from '../../../runtime/models/update/selftest.ts';
-import { generateSigningKeyPair, signManifest } from '../../../runtime/models/update/signature.ts';
+import { signManifest } from '../../../runtime/models/update/signature.ts';
 import { ModelSlots, slotName } from '../../../runtime/models/update/slots.ts';
 import {
   type FrameHealth,
@@ -15,6 +15,7 @@ import {
   type UpdaterDeps,
   type UpdateState,
 } from '../../../runtime/models/update/updater.ts';
+import { generateSigningKeyPair } from '../../../runtime/util/signing.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import {
   builtModel,

@@ -10,7 +10,7 @@ import {
 import type { HealthReport, ModelChunk, ModelStatus } from '../../../runtime/control/api.ts';
 import type { ControlPorts } from '../../../runtime/control/handlers/index.ts';
 import type { ControlMqttClient } from '../../../runtime/control/router.ts';
-import { commandKeyId } from '../../../runtime/control/signing.ts';
+import { keyIdOf } from '../../../runtime/util/signing.ts';
 
 export const defaultConfig = (patch: unknown = {}): Config =>
   mergeConfig(loadConfig({ env: {} }), patch) as Config;
@@ -30,7 +30,7 @@ export function makeSigningKey(): SigningKey {
   return {
     privateKey,
     publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-    keyId: commandKeyId(publicKey),
+    keyId: keyIdOf(publicKey),
   };
 }
 

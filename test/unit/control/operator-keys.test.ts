@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addOperatorKey, OperatorKeyFile } from '../../../runtime/control/operator-keys.ts';
-import { commandKeyId } from '../../../runtime/control/signing.ts';
+import { keyIdOf } from '../../../runtime/util/signing.ts';
 import { makeSigningKey } from './fakes.ts';
 
 let dir: string;
@@ -25,7 +25,7 @@ describe('OperatorKeyFile', () => {
 
     const first = makeSigningKey();
     addOperatorKey(file, first.publicPem);
-    expect(keys.keys().map((k) => commandKeyId(k))).toEqual([first.keyId]);
+    expect(keys.keys().map((k) => keyIdOf(k))).toEqual([first.keyId]);
 
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({
       type: 'spki',
@@ -33,7 +33,7 @@ describe('OperatorKeyFile', () => {
     });
     const second = makeSigningKey();
     writeFileSync(file, `# two keys and an RSA one\n${first.publicPem}${rsa}${second.publicPem}`);
-    expect(keys.keys().map((k) => commandKeyId(k))).toEqual([first.keyId, second.keyId]);
+    expect(keys.keys().map((k) => keyIdOf(k))).toEqual([first.keyId, second.keyId]);
     expect(logs).toContain(`${file}: key 2 is an rsa key, not ed25519; it is ignored`);
   });
 });
