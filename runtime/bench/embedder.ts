@@ -1,14 +1,14 @@
 // The embedder on each engine the native-kernels issue compares: ORT fp32, ORT int8, the kernels dense
 // and the kernels with ReLU-zero prediction (the gated embedder, docs/relu-zero.md), at 1 and 2
 // threads, all interleaved in one process over real aligned faces.
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KernelsEngine } from '../engine/kernels.ts';
 import { type LoweredModel, lowerQdqModel } from '../engine/lower.ts';
 import type { InferenceEngine, TensorIn } from '../engine/types.ts';
 import { loadModel, manifestPathFor, type Precision } from '../models/manifest.ts';
 import { type EngineKind, MODEL_NAMES, type OpenedModel, openModel } from '../models/registry.ts';
-import { FACES_DIR } from '../paths.ts';
+import { TRAIN_FACES_DIR } from '../paths.ts';
+import { listFaceFolder } from '../util/face-folder.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { mirrorRgb } from '../vision/embedder.ts';
 import { alignedFaceCrop } from '../vision/face-crop.ts';
@@ -80,14 +80,7 @@ export function embedderRatios(rows: EmbedderBenchRow[]): EmbedderRatios {
 
 /** Every photo of the MIT-licensed face_recognition examples' training set, aligned as the pipeline does. */
 async function alignedFaces(modelsDir: string): Promise<Buffer[]> {
-  const root = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train');
-  const photos = readdirSync(root)
-    .sort()
-    .flatMap((person) =>
-      readdirSync(join(root, person))
-        .sort()
-        .map((f) => join(root, person, f)),
-    );
+  const photos = listFaceFolder(TRAIN_FACES_DIR).map((photo) => join(TRAIN_FACES_DIR, photo.file));
   const detectorModel = await openModel({ dir: modelsDir, name: MODEL_NAMES.detector, precision: 'fp32' });
   const detector = new FaceDetector(detectorModel.engine, DEFAULT_DETECTION);
   const crops: Buffer[] = [];

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { loadModel, type ModelManifest, manifestPathFor, type Precision } from '../models/manifest.ts';
 import { MODEL_NAMES, openModel } from '../models/registry.ts';
-import { FACES_DIR } from '../paths.ts';
+import { TRAIN_FACES_DIR } from '../paths.ts';
 import { Progress } from '../report/progress.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { alignedFaceCrop, boxCrop } from '../vision/face-crop.ts';
@@ -27,9 +27,7 @@ export async function benchModels(opts: {
   rounds: number;
   log: (line: string) => void;
 }): Promise<ModelBenchRow[]> {
-  const images = await Promise.all(
-    PHOTOS.map((p) => decodeImage(join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train', p))),
-  );
+  const images = await Promise.all(PHOTOS.map((p) => decodeImage(join(TRAIN_FACES_DIR, p))));
   // Each model's input (task, size, normalisation) as its manifest states it.
   const specs: ModelManifest[] = Object.values(MODEL_NAMES).map(
     (name) => loadModel(manifestPathFor(opts.modelsDir, name, 'fp32')).manifest,

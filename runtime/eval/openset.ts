@@ -14,7 +14,7 @@
 //
 // Detection, augmentation and embedding run once per image and are cached (`cachePath`); the sweep over
 // thresholds and rules is then a matter of seconds.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,6 +27,7 @@ import type { Precision } from '../models/manifest.ts';
 import { MODEL_NAMES, openModel } from '../models/registry.ts';
 import { lineChartSvg } from '../report/plot.ts';
 import { Progress } from '../report/progress.ts';
+import { listFaceFolder } from '../util/face-folder.ts';
 import { seededRandom } from '../util/random.ts';
 import { alignFace } from '../vision/align.ts';
 import { FaceDetector } from '../vision/detector.ts';
@@ -134,20 +135,6 @@ function jitter(face: FaceDetection, random: () => number): FaceDetection {
   };
 }
 
-/** The person of every image: `<dir>/<Person>/<file>`. */
-function listImages(dir: string): { person: string; file: string }[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((d) => d.isDirectory())
-    .map((d) => d.name)
-    .sort()
-    .flatMap((person) =>
-      readdirSync(join(dir, person))
-        .filter((f) => /\.(jpe?g|png)$/i.test(f))
-        .sort()
-        .map((f) => ({ person, file: `${person}/${f}` })),
-    );
-}
-
 const CACHE_VERSION = 1;
 
 interface CacheFile {
@@ -165,7 +152,7 @@ function cacheKey(opts: OpenSetOptions, files: number): string {
 /** Detects once per image, then embeds the photo and `frames` augmented views of it (or reads the cache). */
 export async function embedOpenSet(opts: OpenSetOptions): Promise<OpenSetData> {
   const log = opts.log ?? (() => {});
-  const list = listImages(opts.images);
+  const list = listFaceFolder(opts.images);
   if (list.length === 0) throw new Error(`${opts.images}: no <person>/<image> files found`);
   const key = cacheKey(opts, list.length);
   if (opts.cachePath && existsSync(opts.cachePath)) {
