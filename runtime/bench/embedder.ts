@@ -4,17 +4,23 @@
 import { join } from 'node:path';
 import { KernelsEngine } from '../engine/kernels.ts';
 import { type LoweredModel, lowerQdqModel } from '../engine/lower.ts';
-import type { InferenceEngine, TensorIn } from '../engine/types.ts';
-import { loadModel, manifestPathFor, type Precision } from '../models/manifest.ts';
-import { type EngineKind, MODEL_NAMES, type OpenedModel, openModel } from '../models/registry.ts';
+import { openModel } from '../engine/registry.ts';
+import {
+  loadModel,
+  MODEL_NAMES,
+  manifestPathFor,
+  type OpenedModel,
+  type Precision,
+} from '../models/manifest.ts';
 import { TRAIN_FACES_DIR } from '../paths.ts';
+import type { EngineKind, InferenceEngine, TensorIn } from '../types.ts';
 import { listFaceFolder } from '../util/face-folder.ts';
+import { interleaved } from '../util/timing.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { mirrorRgb } from '../vision/embedder.ts';
 import { alignedFaceCrop } from '../vision/face-crop.ts';
 import { decodeImage } from '../vision/image.ts';
 import { rgbToNchw } from '../vision/tensor.ts';
-import { interleaved } from './harness.ts';
 
 export interface EmbedderBenchRow {
   engine: EngineKind;

@@ -1,14 +1,20 @@
 // ONNX Runtime fp32 vs int8 for every face model, at 1 and 2 threads, interleaved in one process.
 import { join } from 'node:path';
-import { loadModel, type ModelManifest, manifestPathFor, type Precision } from '../models/manifest.ts';
-import { MODEL_NAMES, openModel } from '../models/registry.ts';
+import { openModel } from '../engine/registry.ts';
+import {
+  loadModel,
+  MODEL_NAMES,
+  type ModelManifest,
+  manifestPathFor,
+  type Precision,
+} from '../models/manifest.ts';
 import { TRAIN_FACES_DIR } from '../paths.ts';
 import { Progress } from '../report/progress.ts';
+import { interleaved } from '../util/timing.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { alignedFaceCrop, boxCrop } from '../vision/face-crop.ts';
 import { decodeImage, letterbox } from '../vision/image.ts';
 import { rgbToNchw } from '../vision/tensor.ts';
-import { interleaved } from './harness.ts';
 
 export interface ModelBenchRow {
   model: string;

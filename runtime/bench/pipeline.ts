@@ -13,7 +13,7 @@ import { getHeapSpaceStatistics } from 'node:v8';
 import { App } from '../app.ts';
 import { loadConfig } from '../config/index.ts';
 import { Progress } from '../report/progress.ts';
-import { percentile } from './harness.ts';
+import { percentile } from '../util/timing.ts';
 
 export interface PipelineBenchOptions {
   video: string;

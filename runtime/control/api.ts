@@ -8,11 +8,12 @@ import { COMMANDS, type CommandName, type Config } from '../config/index.ts';
 import { formatPath, type PathSegment } from '../config/util.ts';
 import type { ModelRef } from '../events/schema.ts';
 import type { UnknownSummary } from '../matching/unknowns.ts';
+import type { ModelChunk } from '../model-update/download.ts';
+import type { ChunkReceipt } from '../model-update/transfer.ts';
 import type { ModelManifest } from '../models/manifest.ts';
-import type { ModelChunk } from '../models/update/download.ts';
-import type { ChunkReceipt } from '../models/update/transfer.ts';
-import { topicIdProblem } from '../mqtt/topics.ts';
 import type { AppUpdateRequest, AppUpdateResult } from '../service/app-update.ts';
+import type { Awaitable } from '../types.ts';
+import { topicIdProblem } from '../util/topic-id.ts';
 
 export { type ChunkReceipt, COMMANDS, type CommandName, type ModelChunk, type UnknownSummary };
 
@@ -26,8 +27,6 @@ export const MODEL_CHUNK = 'model/chunk';
 /** Everything a request topic may name: the commands, and model/chunk. */
 export type RequestName = CommandName | typeof MODEL_CHUNK;
 export const REQUESTS: readonly RequestName[] = [...COMMANDS, MODEL_CHUNK];
-
-export type Awaitable<T> = T | Promise<T>;
 
 export type Transaction = string | number;
 

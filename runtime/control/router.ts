@@ -13,10 +13,10 @@
 // chunks must reach the transfer waiting for them.
 
 import type { Config } from '../config/index.ts';
-import type { LogLevel } from '../mqtt/client.ts';
 import { parseRequestTopic, type Topics } from '../mqtt/topics.ts';
+import type { Awaitable } from '../types.ts';
+import type { LogLevel } from '../util/log.ts';
 import {
-  type Awaitable,
   type CommandHandlers,
   commandSpec,
   type ErrorResponse,

@@ -2,11 +2,10 @@
 // Network plan (batch 1, NHWC), run once per batch item.
 
 import type { OnnxModel } from '../models/onnx/reader.ts';
-import type { EngineKind } from '../models/registry.ts';
+import type { EngineKind, InferenceEngine, TensorIn } from '../types.ts';
 import { type KernelsBinding, loadKernels, type NetworkOp, type RunMacs } from './kernels-addon.ts';
 import { type LoweredModel, lowerQdqModel } from './lower.ts';
 import { OrtEngine } from './ort.ts';
-import type { InferenceEngine, TensorIn } from './types.ts';
 
 export class KernelsEngine implements InferenceEngine {
   readonly name = 'kernels';

@@ -1,6 +1,6 @@
 // ONNX Runtime behind the InferenceEngine interface.
 import * as ort from 'onnxruntime-node';
-import type { InferenceEngine, TensorIn } from './types.ts';
+import type { InferenceEngine, TensorIn } from '../types.ts';
 
 export interface OrtOptions {
   threads?: number;

@@ -2,8 +2,9 @@
 // with the View-2 protocol: accuracy over folds with each fold's threshold chosen on the others, and
 // TPR at fixed FAR.
 import { join } from 'node:path';
+import { openModel } from '../engine/registry.ts';
 import type { Precision } from '../models/manifest.ts';
-import { MODEL_NAMES, openModel } from '../models/registry.ts';
+import { MODEL_NAMES } from '../models/manifest.ts';
 import { renderRoc } from '../report/plot.ts';
 import { Progress } from '../report/progress.ts';
 import { FaceDetector } from '../vision/detector.ts';

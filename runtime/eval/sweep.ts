@@ -4,16 +4,16 @@
 // each scored with the eval protocol; finally all of them are timed side by side, interleaved, at one
 // thread (per-configuration wall time over the whole set would measure the machine's load instead).
 import { join } from 'node:path';
-import { interleaved } from '../bench/harness.ts';
 import { KernelsEngine } from '../engine/kernels.ts';
 import { loadKernels } from '../engine/kernels-addon.ts';
-import type { InferenceEngine, TensorIn } from '../engine/types.ts';
+import { openModel } from '../engine/registry.ts';
 import { findGates } from '../models/gated/pattern.ts';
-import { loadModel, manifestPathFor } from '../models/manifest.ts';
+import { loadModel, MODEL_NAMES, manifestPathFor } from '../models/manifest.ts';
 import { type OnnxModel, readOnnx } from '../models/onnx/reader.ts';
-import { MODEL_NAMES, openModel } from '../models/registry.ts';
 import { renderLineChart } from '../report/plot.ts';
 import { Progress } from '../report/progress.ts';
+import type { InferenceEngine, TensorIn } from '../types.ts';
+import { interleaved } from '../util/timing.ts';
 import { FaceDetector } from '../vision/detector.ts';
 import { FaceEmbedder } from '../vision/embedder.ts';
 import { alignedFaceCrop } from '../vision/face-crop.ts';

@@ -23,7 +23,6 @@ import { createLogger, type LogLevel } from '../util/log.ts';
 import { limitPacketSize } from './packet-limit.ts';
 import type { AvailabilityPayload, Topics } from './topics.ts';
 
-export type { LogLevel } from '../util/log.ts';
 export type Qos = 0 | 1 | 2;
 
 export interface MqttTlsFiles {

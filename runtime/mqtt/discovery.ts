@@ -15,7 +15,8 @@
 // facegate was stopped) are withdrawn with an empty retained message.
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/index.ts';
-import type { FacegateMqttClient, LogLevel } from './client.ts';
+import type { LogLevel } from '../util/log.ts';
+import type { FacegateMqttClient } from './client.ts';
 import type { Topics } from './topics.ts';
 
 export const EVENT_TYPES = ['recognized', 'unknown', 'spoof'] as const;

@@ -1,14 +1,14 @@
 // The models one camera frame goes through, opened once and shared by every camera and CLI command:
 // detector, embedder and the optional presentation-attack pair. The detector and the embedder come from
-// their update slots (runtime/models/update/slots.ts), so a restart keeps a remotely installed version.
+// their update slots (runtime/model-update/slots.ts), so a restart keeps a remotely installed version.
 import type { Config } from '../config/index.ts';
 import { openEngine } from '../engine/kernels.ts';
-import type { InferenceEngine } from '../engine/types.ts';
 import type { ModelRef } from '../events/schema.ts';
+import { ModelSlots } from '../model-update/slots.ts';
+import type { FrameHealth } from '../model-update/updater.ts';
+import type { OpenedModel } from '../models/manifest.ts';
 import { type LoadedModel, loadModel, type ModelManifest, manifestPathFor } from '../models/manifest.ts';
-import type { OpenedModel } from '../models/registry.ts';
-import { ModelSlots } from '../models/update/slots.ts';
-import type { FrameHealth } from '../models/update/updater.ts';
+import type { InferenceEngine } from '../types.ts';
 import { alignFace } from '../vision/align.ts';
 import { FaceDetector } from '../vision/detector.ts';
 import { FaceEmbedder } from '../vision/embedder.ts';

@@ -3,8 +3,8 @@
 
 import { type ScheduledTask, schedule, validateDetailed } from 'node-cron';
 import type { Config } from '../config/index.ts';
-import type { Awaitable } from '../control/api.ts';
-import type { LogLevel } from '../mqtt/client.ts';
+import type { Awaitable } from '../types.ts';
+import type { LogLevel } from '../util/log.ts';
 
 export const SCHEDULE_JOBS = ['heartbeat', 'modelUpdateCheck', 'galleryBackup'] as const;
 export type ScheduleJob = (typeof SCHEDULE_JOBS)[number];

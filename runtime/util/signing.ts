@@ -1,5 +1,5 @@
 // Ed25519 signatures over canonical JSON: the one scheme behind signed remote commands
-// (control/signing.ts) and signed model manifests (models/update/signature.ts), so both sign the same
+// (control/signing.ts) and signed model manifests (model-update/signature.ts), so both sign the same
 // kind of bytes and name a key the same way.
 //
 // Canonical JSON is RFC 8785 (JCS) for the values those documents carry: no whitespace, object keys

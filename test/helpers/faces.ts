@@ -1,8 +1,8 @@
 // Real aligned faces for engine tests: every training photo of the face_recognition examples, detected
 // and aligned as the pipeline does, as normalised NCHW inputs of the given embedder manifest.
 import { join } from 'node:path';
+import { openModel } from '../../runtime/engine/registry.ts';
 import type { ModelManifest } from '../../runtime/models/manifest.ts';
-import { openModel } from '../../runtime/models/registry.ts';
 import { TRAIN_FACES_DIR } from '../../runtime/paths.ts';
 import { listFaceFolder } from '../../runtime/util/face-folder.ts';
 import { FaceDetector } from '../../runtime/vision/detector.ts';

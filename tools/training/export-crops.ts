@@ -13,7 +13,8 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { MODEL_NAMES, openModel } from '../../runtime/models/registry.ts';
+import { openModel } from '../../runtime/engine/registry.ts';
+import { MODEL_NAMES } from '../../runtime/models/manifest.ts';
 import { dataSetDir, modelsDir, PACKAGE_ROOT } from '../../runtime/paths.ts';
 import { Progress } from '../../runtime/report/progress.ts';
 import { IMAGE_FILE } from '../../runtime/util/face-folder.ts';

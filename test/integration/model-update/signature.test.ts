@@ -3,8 +3,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { signManifest, verifyManifest } from '../../../runtime/model-update/signature.ts';
 import { validateManifest } from '../../../runtime/models/manifest.ts';
-import { signManifest, verifyManifest } from '../../../runtime/models/update/signature.ts';
 import { generateSigningKeyPair, keyIdOf } from '../../../runtime/util/signing.ts';
 import { builtModel, tempDir } from '../../unit/model-update/helpers.ts';
 
@@ -108,7 +108,7 @@ describe('signature CLI', () => {
   it('keygen, sign and verify as the docs show', () => {
     dir = tempDir('sign-cli');
     const cli = (...args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', 'runtime/models/update/signature.ts', ...args], {
+      spawnSync(process.execPath, ['--import', 'tsx', 'runtime/model-update/signature.ts', ...args], {
         encoding: 'utf8',
         timeout: 60_000,
       });

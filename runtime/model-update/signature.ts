@@ -1,13 +1,13 @@
 // Manifest signatures: ed25519 over the canonical JSON of the manifest without its `signature` field.
 // The manifest carries the model's sha256 and size, so one signature covers the model bytes as well.
-//   tsx runtime/models/update/signature.ts keygen <out-prefix>          -> <prefix>.key (private), <prefix>.pub
-//   tsx runtime/models/update/signature.ts sign <manifest.json> <private.key> [keyId]
-//   tsx runtime/models/update/signature.ts verify <manifest.json> <public.pub>...
+//   tsx runtime/model-update/signature.ts keygen <out-prefix>          -> <prefix>.key (private), <prefix>.pub
+//   tsx runtime/model-update/signature.ts sign <manifest.json> <private.key> [keyId]
+//   tsx runtime/model-update/signature.ts verify <manifest.json> <public.pub>...
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../../util/atomic-file.ts';
-import { keyIdOf, signJson, verifyJson, writeSigningKeyPair } from '../../util/signing.ts';
-import type { ModelManifest } from '../manifest.ts';
+import type { ModelManifest } from '../models/manifest.ts';
+import { writeFileAtomic } from '../util/atomic-file.ts';
+import { keyIdOf, signJson, verifyJson, writeSigningKeyPair } from '../util/signing.ts';
 
 /** What a signature covers: the manifest without its signature, signed as its canonical JSON. */
 function signedContent(manifest: ModelManifest): object {
