@@ -15,6 +15,7 @@ import {
 import { TRAIN_FACES_DIR } from '../paths.ts';
 import type { EngineKind, InferenceEngine, TensorIn } from '../types.ts';
 import { listFaceFolder } from '../util/face-folder.ts';
+import type { Logger } from '../util/log.ts';
 import { interleaved } from '../util/timing.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { mirrorRgb } from '../vision/embedder.ts';
@@ -110,7 +111,7 @@ export interface LayerTime {
 export async function benchEmbedder(opts: {
   modelsDir: string;
   rounds: number;
-  log: (line: string) => void;
+  log: Logger;
 }): Promise<{ rows: EmbedderBenchRow[]; layers: LayerTime[] }> {
   const crops = await alignedFaces(opts.modelsDir);
   const open = (v: Variant, threads: number) =>
@@ -135,7 +136,7 @@ export async function benchEmbedder(opts: {
       const model = await open(variant, threads);
       // Without the addon 'kernels' falls back to ORT, which must not be reported as the kernels.
       if (model.engine.name !== variant.engine) {
-        opts.log(`bench embedder: no ${variant.engine} rows (the model opened on ${model.engine.name})`);
+        opts.log.info(`bench embedder: no ${variant.engine} rows (the model opened on ${model.engine.name})`);
         await model.engine.close();
         continue;
       }
@@ -170,7 +171,7 @@ export async function benchEmbedder(opts: {
       run: () => engine.run(batchFeeds[i++ % batchFeeds.length]),
     };
   });
-  opts.log(
+  opts.log.info(
     `bench embedder: ${cases.length} cases x ${opts.rounds} rounds over ${crops.length} aligned faces`,
   );
   const timings = await interleaved(cases, { warmup: 5, rounds: opts.rounds });

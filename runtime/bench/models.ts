@@ -10,6 +10,7 @@ import {
 } from '../models/manifest.ts';
 import { TRAIN_FACES_DIR } from '../paths.ts';
 import { Progress } from '../report/progress.ts';
+import type { Logger } from '../util/log.ts';
 import { interleaved } from '../util/timing.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { alignedFaceCrop, boxCrop } from '../vision/face-crop.ts';
@@ -31,7 +32,7 @@ const PHOTOS = ['obama/obama.jpg', 'biden/biden.jpg', 'rose_leslie/img1.jpg', 'k
 export async function benchModels(opts: {
   modelsDir: string;
   rounds: number;
-  log: (line: string) => void;
+  log: Logger;
 }): Promise<ModelBenchRow[]> {
   const images = await Promise.all(PHOTOS.map((p) => decodeImage(join(TRAIN_FACES_DIR, p))));
   // Each model's input (task, size, normalisation) as its manifest states it.
@@ -62,7 +63,7 @@ export async function benchModels(opts: {
     }
   }
   const rows: ModelBenchRow[] = [];
-  const progress = new Progress('bench models', specs.length * 2, opts.log, 0);
+  const progress = new Progress('bench models', specs.length * 2, opts.log.info, 0);
   for (const threads of [1, 2]) {
     for (const spec of specs) {
       const size = spec.input.shape[3];

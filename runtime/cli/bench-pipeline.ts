@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchPipeline, type PipelineBenchReport } from '../bench/pipeline.ts';
 import { DEMO_DIR, FACES_DIR, modelsDir } from '../paths.ts';
+import { createLogger } from '../util/log.ts';
 import { integerFlag } from './flags.ts';
 
 export async function benchPipelineCommand(args: string[]): Promise<number> {
@@ -26,7 +27,7 @@ export async function benchPipelineCommand(args: string[]): Promise<number> {
     latencySeconds: integerFlag('latency-seconds', values['latency-seconds']),
     soakSeconds: integerFlag('soak-seconds', values['soak-seconds']),
     mirrorAverage: !values['no-mirror'],
-    log: (line) => process.stderr.write(`${line}\n`),
+    log: createLogger({ level: 'info' }),
   });
   console.log(values.json ? JSON.stringify(report) : formatPipelineBench(report));
   return 0;

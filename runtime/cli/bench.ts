@@ -10,6 +10,7 @@ import {
 } from '../bench/embedder.ts';
 import { benchModels, type ModelBenchRow } from '../bench/models.ts';
 import { modelsDir } from '../paths.ts';
+import { createLogger } from '../util/log.ts';
 import { integerFlag } from './flags.ts';
 
 export interface BenchReport {
@@ -32,7 +33,7 @@ export async function benchCommand(args: string[]): Promise<number> {
     },
   });
   const rounds = integerFlag('rounds', values.rounds);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = createLogger({ level: 'info' });
   const dirs = { modelsDir: resolve(values.models), rounds, log };
   const { rows, layers } = await benchEmbedder(dirs);
   const modelRows = await benchModels(dirs);

@@ -12,6 +12,7 @@ import {
 } from '../eval/openset.ts';
 import { sweepLfw } from '../eval/sweep.ts';
 import { dataSetDir, modelsDir } from '../paths.ts';
+import { createLogger } from '../util/log.ts';
 import { integerFlag } from './flags.ts';
 
 const USAGE =
@@ -59,7 +60,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     threads,
     model: values.model,
     rocPath: values.roc,
-    log: (line) => process.stderr.write(`${line}\n`),
+    log: createLogger({ level: 'info' }),
   });
   console.log(values.json ? JSON.stringify(report) : formatReport(report));
   return 0;
@@ -97,7 +98,7 @@ async function sweepCommand(args: string[]): Promise<number> {
     thresholds,
     candidates,
     pngPath: values.png,
-    log: (line) => process.stderr.write(`${line}\n`),
+    log: createLogger({ level: 'info' }),
   });
   console.log(
     values.json
@@ -178,7 +179,7 @@ async function openSetCommand(args: string[]): Promise<number> {
     seed: integerFlag('seed', values.seed, 0),
   };
   if (settings.k > settings.n) throw new Error(`--k (${settings.k}) must not exceed --n (${settings.n})`);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = createLogger({ level: 'info' });
   const precision = parsePrecision('--precision', values.precision);
   const data = await embedOpenSet({
     images: values.images,

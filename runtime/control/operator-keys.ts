@@ -7,6 +7,7 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-file.ts';
+import type { Logger } from '../util/log.ts';
 import { ed25519KeyProblem, keyIdOf, parseEd25519PublicKey } from '../util/signing.ts';
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
@@ -36,7 +37,7 @@ export class OperatorKeyFile {
 
   constructor(
     readonly path: string | undefined,
-    private readonly log: (message: string) => void,
+    private readonly log: Logger,
   ) {}
 
   keys(): string[] {
@@ -53,13 +54,13 @@ export class OperatorKeyFile {
     this.seen = stamp;
     if (stamp === 'missing') {
       this.keys_ = [];
-      this.log(`no operator key file at ${path}: only keys in control.commandPublicKeys are trusted`);
+      this.log.info(`no operator key file at ${path}: only keys in control.commandPublicKeys are trusted`);
       return this.keys_;
     }
     const parsed = parseKeyFile(readFileSync(path, 'utf8'));
-    for (const problem of parsed.problems) this.log(`${path}: ${problem}; it is ignored`);
+    for (const problem of parsed.problems) this.log.info(`${path}: ${problem}; it is ignored`);
     this.keys_ = parsed.keys;
-    this.log(`${path}: ${parsed.keys.length} operator key(s): ${parsed.keys.map(keyIdOf).join(', ')}`);
+    this.log.info(`${path}: ${parsed.keys.length} operator key(s): ${parsed.keys.map(keyIdOf).join(', ')}`);
     return this.keys_;
   }
 }

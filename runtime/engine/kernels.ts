@@ -3,6 +3,7 @@
 
 import type { OnnxModel } from '../models/onnx/reader.ts';
 import type { EngineKind, InferenceEngine, TensorIn } from '../types.ts';
+import { defaultLogger, type Logger } from '../util/log.ts';
 import { type KernelsBinding, loadKernels, type NetworkOp, type RunMacs } from './kernels-addon.ts';
 import { type LoweredModel, lowerQdqModel } from './lower.ts';
 import { OrtEngine } from './ort.ts';
@@ -105,7 +106,8 @@ export interface OpenEngineOptions {
   label: string;
   /** Another addon build (tests); default: the one loadKernels() finds. */
   addonPath?: string;
-  warn?: (message: string) => void;
+  /** Hears the fallback warning; default: defaultLogger's `engine`. */
+  log?: Logger;
 }
 
 /**
@@ -114,13 +116,13 @@ export interface OpenEngineOptions {
  */
 export async function openEngine(onnx: Uint8Array, opts: OpenEngineOptions): Promise<InferenceEngine> {
   if (opts.engine === 'kernels') {
-    const warn = opts.warn ?? ((m: string) => console.warn(m));
-    const binding = loadKernels({ path: opts.addonPath, warn });
+    const log = opts.log ?? defaultLogger.child('engine');
+    const binding = loadKernels({ path: opts.addonPath, log });
     if (binding) {
       try {
         return new KernelsEngine(binding, onnx, opts.threads);
       } catch (err) {
-        warn(`facegate: ${opts.label}: ${(err as Error).message}; using ONNX Runtime`);
+        log.warn(`${opts.label}: ${(err as Error).message}; using ONNX Runtime`);
       }
     }
   }

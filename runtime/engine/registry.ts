@@ -1,6 +1,7 @@
 // Opens a built model by name and precision: manifest verified, then handed to an inference engine.
 import { loadModel, manifestPathFor, type OpenedModel, type Precision } from '../models/manifest.ts';
 import type { EngineKind } from '../types.ts';
+import type { Logger } from '../util/log.ts';
 import { openEngine } from './kernels.ts';
 
 export interface OpenModelOptions {
@@ -10,6 +11,8 @@ export interface OpenModelOptions {
   threads?: number;
   /** 'kernels' runs int8 QDQ models natively, falling back to ORT (with a warning) when it cannot. */
   engine?: EngineKind;
+  /** Hears the kernels' fallback warning (openEngine). */
+  log?: Logger;
 }
 
 export async function openModel(opts: OpenModelOptions): Promise<OpenedModel> {
@@ -18,6 +21,7 @@ export async function openModel(opts: OpenModelOptions): Promise<OpenedModel> {
     engine: opts.engine ?? 'ort',
     threads: opts.threads,
     label: `${opts.name}.${opts.precision}`,
+    log: opts.log,
   });
   return { manifest, engine };
 }

@@ -29,6 +29,7 @@ import { MODEL_NAMES } from '../models/manifest.ts';
 import { lineChartSvg } from '../report/plot.ts';
 import { Progress } from '../report/progress.ts';
 import { listFaceFolder } from '../util/face-folder.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
 import { seededRandom } from '../util/random.ts';
 import { alignFace } from '../vision/align.ts';
 import { FaceDetector } from '../vision/detector.ts';
@@ -54,7 +55,7 @@ export interface OpenSetOptions {
   frames: number;
   /** Where embeddings are cached between runs; recomputed when missing or made otherwise. */
   cachePath?: string;
-  log?: (line: string) => void;
+  log?: Logger;
 }
 
 export interface FrameData {
@@ -152,14 +153,14 @@ function cacheKey(opts: OpenSetOptions, files: number): string {
 
 /** Detects once per image, then embeds the photo and `frames` augmented views of it (or reads the cache). */
 export async function embedOpenSet(opts: OpenSetOptions): Promise<OpenSetData> {
-  const log = opts.log ?? (() => {});
+  const log = opts.log ?? silentLogger;
   const list = listFaceFolder(opts.images);
   if (list.length === 0) throw new Error(`${opts.images}: no <person>/<image> files found`);
   const key = cacheKey(opts, list.length);
   if (opts.cachePath && existsSync(opts.cachePath)) {
     const cached = JSON.parse(readFileSync(opts.cachePath, 'utf8')) as CacheFile;
     if (cached.version === CACHE_VERSION && cached.key === key) {
-      log(`[eval openset] embeddings from ${opts.cachePath}`);
+      log.child('eval openset').info(`embeddings from ${opts.cachePath}`);
       return {
         model: cached.model,
         noFace: cached.noFace,
@@ -189,7 +190,7 @@ export async function embedOpenSet(opts: OpenSetOptions): Promise<OpenSetData> {
   const model = { name: embedderModel.manifest.name, version: embedderModel.manifest.version };
   const images: ImageData[] = [];
   let noFace = 0;
-  const progress = new Progress('eval openset', list.length, log);
+  const progress = new Progress('eval openset', list.length, log.info);
   for (const [index, { person, file }] of list.entries()) {
     const photo = await decodeImage(join(opts.images, file));
     const face = primaryFace(await detector.detect(photo), photo.width, photo.height);

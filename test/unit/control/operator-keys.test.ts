@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { addOperatorKey, OperatorKeyFile } from '../../../runtime/control/operator-keys.ts';
+import { recordingLogger } from '../../../runtime/util/log.ts';
 import { keyIdOf } from '../../../runtime/util/signing.ts';
 import { makeSigningKey } from './fakes.ts';
 
@@ -17,7 +18,10 @@ describe('OperatorKeyFile', () => {
   it('reads the file again when it changes, and skips a key that is not Ed25519 with the reason', () => {
     const file = join(dir, 'keys.pem');
     const logs: string[] = [];
-    const keys = new OperatorKeyFile(file, (m) => logs.push(m));
+    const keys = new OperatorKeyFile(
+      file,
+      recordingLogger((_level, m) => logs.push(m)),
+    );
     expect(keys.keys()).toEqual([]);
     expect(logs).toEqual([
       `no operator key file at ${file}: only keys in control.commandPublicKeys are trusted`,
