@@ -35,7 +35,7 @@ import { enrollPhotos, seedGallery } from './pipeline/enroll.ts';
 import { RecentFaces } from './pipeline/recent-faces.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { AppUpdater } from './service/app-update.ts';
-import { createLogger, type Logger, lineWriter } from './util/log.ts';
+import { createLogger, type Logger } from './util/log.ts';
 import { startWebServer, type WebPort, type WebServer } from './web/server.ts';
 
 export interface AppOptions {
@@ -95,8 +95,7 @@ export class App {
     /** The process's log, at `logging.level` (read at start); `facegate run` writes through it too. */
     readonly logger: Logger,
   ) {
-    const log = (component: string) => logger.child(component).log;
-    const operatorKeys = new OperatorKeyFile(config_.control.operatorKeysFile, logger.child('control').info);
+    const operatorKeys = new OperatorKeyFile(config_.control.operatorKeysFile, logger.child('control'));
     this.faces = { unknowns: new UnknownVisitors(gallery), recent: new RecentFaces() };
     const analyzerConfig = this.analyzerConfig();
     this.models = new ModelControl({
@@ -150,7 +149,7 @@ export class App {
           version: VERSION,
         }),
       }),
-      log: log('control'),
+      log: logger.child('control'),
     });
     this.scheduler = new Scheduler(
       {
@@ -165,9 +164,9 @@ export class App {
         },
         galleryBackup: () => this.backupGallery(),
       },
-      { log: log('scheduler') },
+      { log: logger.child('scheduler') },
     );
-    this.discovery = new HomeAssistantDiscovery(mqtt, VERSION, log('homeassistant'));
+    this.discovery = new HomeAssistantDiscovery(mqtt, VERSION, logger.child('homeassistant'));
   }
 
   static async start(config: Config, opts: AppOptions): Promise<App> {
@@ -177,9 +176,7 @@ export class App {
     const modelsDir = resolve(config.models.dir);
     // The models are built before start (`npm run models`; npm start's prestart builds missing ones):
     // a missing one fails here naming the command. Opening reports only installed versions it skipped.
-    const analyzer = new LiveAnalyzer(
-      await FaceAnalyzer.open(analyzerConfigOf(config, modelsDir), lineWriter(logger, 'warn')),
-    );
+    const analyzer = new LiveAnalyzer(await FaceAnalyzer.open(analyzerConfigOf(config, modelsDir), logger));
 
     mkdirSync(dirname(resolve(config.gallery.path)), { recursive: true });
     const gallery = Gallery.open(config.gallery.path);
@@ -200,7 +197,7 @@ export class App {
           port: config.mqtt.inProcessBrokerPort,
           credentials: username && password ? { username, password } : undefined,
           maxPacketBytes,
-          log: logger.child('broker').warn,
+          log: logger.child('broker'),
         });
     if (broker) logger.child('mqtt').info(`no broker configured: in-process broker on ${broker.url}`);
     const url = config.mqtt.url ?? (broker as InProcessBroker).url;
@@ -223,7 +220,7 @@ export class App {
       maxPacketBytes,
       // The in-process broker (aedes) speaks MQTT 3.1.1 only.
       protocolVersion: broker ? 4 : 5,
-      log: logger.child('mqtt').log,
+      log: logger.child('mqtt'),
     });
     const app = new App(config, opts, modelsDir, analyzer, gallery, queue, mqtt, topics, broker, logger);
     app.publishRetainedState();

@@ -13,6 +13,10 @@ export const DEMO_DIR = join(PACKAGE_ROOT, 'assets', 'demo');
 export const FIXTURES_DIR = join(PACKAGE_ROOT, 'test', 'fixtures');
 /** Committed face photos (MIT / Boost, test/fixtures/faces/ATTRIBUTION.md): tests, bench, golden set. */
 export const FACES_DIR = join(FIXTURES_DIR, 'faces');
+/** The face_recognition examples' training photos: a face folder (util/face-folder.ts) of 7 people. */
+export const TRAIN_FACES_DIR = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train');
+/** dlib's 150x150 aligned face chips of five Johns: a face folder. */
+export const DLIB_CHIPS_DIR = join(FACES_DIR, 'dlib_examples', 'johns');
 /** Committed output of the offline training and calibration (training/output). */
 export const TRAINING_OUTPUT_DIR = join(PACKAGE_ROOT, 'training', 'output');
 

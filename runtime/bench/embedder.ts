@@ -1,20 +1,27 @@
 // The embedder on each engine the native-kernels issue compares: ORT fp32, ORT int8, the kernels dense
 // and the kernels with ReLU-zero prediction (the gated embedder, docs/relu-zero.md), at 1 and 2
 // threads, all interleaved in one process over real aligned faces.
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KernelsEngine } from '../engine/kernels.ts';
 import { type LoweredModel, lowerQdqModel } from '../engine/lower.ts';
-import type { InferenceEngine, TensorIn } from '../engine/types.ts';
-import { loadModel, manifestPathFor, type Precision } from '../models/manifest.ts';
-import { type EngineKind, MODEL_NAMES, type OpenedModel, openModel } from '../models/registry.ts';
-import { FACES_DIR } from '../paths.ts';
+import { openModel } from '../engine/registry.ts';
+import {
+  loadModel,
+  MODEL_NAMES,
+  manifestPathFor,
+  type OpenedModel,
+  type Precision,
+} from '../models/manifest.ts';
+import { TRAIN_FACES_DIR } from '../paths.ts';
+import type { EngineKind, InferenceEngine, TensorIn } from '../types.ts';
+import { listFaceFolder } from '../util/face-folder.ts';
+import type { Logger } from '../util/log.ts';
+import { interleaved } from '../util/timing.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { mirrorRgb } from '../vision/embedder.ts';
 import { alignedFaceCrop } from '../vision/face-crop.ts';
 import { decodeImage } from '../vision/image.ts';
 import { rgbToNchw } from '../vision/tensor.ts';
-import { interleaved } from './harness.ts';
 
 export interface EmbedderBenchRow {
   engine: EngineKind;
@@ -80,14 +87,7 @@ export function embedderRatios(rows: EmbedderBenchRow[]): EmbedderRatios {
 
 /** Every photo of the MIT-licensed face_recognition examples' training set, aligned as the pipeline does. */
 async function alignedFaces(modelsDir: string): Promise<Buffer[]> {
-  const root = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train');
-  const photos = readdirSync(root)
-    .sort()
-    .flatMap((person) =>
-      readdirSync(join(root, person))
-        .sort()
-        .map((f) => join(root, person, f)),
-    );
+  const photos = listFaceFolder(TRAIN_FACES_DIR).map((photo) => join(TRAIN_FACES_DIR, photo.file));
   const detectorModel = await openModel({ dir: modelsDir, name: MODEL_NAMES.detector, precision: 'fp32' });
   const detector = new FaceDetector(detectorModel.engine, DEFAULT_DETECTION);
   const crops: Buffer[] = [];
@@ -111,7 +111,7 @@ export interface LayerTime {
 export async function benchEmbedder(opts: {
   modelsDir: string;
   rounds: number;
-  log: (line: string) => void;
+  log: Logger;
 }): Promise<{ rows: EmbedderBenchRow[]; layers: LayerTime[] }> {
   const crops = await alignedFaces(opts.modelsDir);
   const open = (v: Variant, threads: number) =>
@@ -136,7 +136,7 @@ export async function benchEmbedder(opts: {
       const model = await open(variant, threads);
       // Without the addon 'kernels' falls back to ORT, which must not be reported as the kernels.
       if (model.engine.name !== variant.engine) {
-        opts.log(`bench embedder: no ${variant.engine} rows (the model opened on ${model.engine.name})`);
+        opts.log.info(`bench embedder: no ${variant.engine} rows (the model opened on ${model.engine.name})`);
         await model.engine.close();
         continue;
       }
@@ -171,7 +171,7 @@ export async function benchEmbedder(opts: {
       run: () => engine.run(batchFeeds[i++ % batchFeeds.length]),
     };
   });
-  opts.log(
+  opts.log.info(
     `bench embedder: ${cases.length} cases x ${opts.rounds} rounds over ${crops.length} aligned faces`,
   );
   const timings = await interleaved(cases, { warmup: 5, rounds: opts.rounds });

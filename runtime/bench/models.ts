@@ -1,14 +1,21 @@
 // ONNX Runtime fp32 vs int8 for every face model, at 1 and 2 threads, interleaved in one process.
 import { join } from 'node:path';
-import { loadModel, type ModelManifest, manifestPathFor, type Precision } from '../models/manifest.ts';
-import { MODEL_NAMES, openModel } from '../models/registry.ts';
-import { FACES_DIR } from '../paths.ts';
+import { openModel } from '../engine/registry.ts';
+import {
+  loadModel,
+  MODEL_NAMES,
+  type ModelManifest,
+  manifestPathFor,
+  type Precision,
+} from '../models/manifest.ts';
+import { TRAIN_FACES_DIR } from '../paths.ts';
 import { Progress } from '../report/progress.ts';
+import type { Logger } from '../util/log.ts';
+import { interleaved } from '../util/timing.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
 import { alignedFaceCrop, boxCrop } from '../vision/face-crop.ts';
 import { decodeImage, letterbox } from '../vision/image.ts';
 import { rgbToNchw } from '../vision/tensor.ts';
-import { interleaved } from './harness.ts';
 
 export interface ModelBenchRow {
   model: string;
@@ -25,11 +32,9 @@ const PHOTOS = ['obama/obama.jpg', 'biden/biden.jpg', 'rose_leslie/img1.jpg', 'k
 export async function benchModels(opts: {
   modelsDir: string;
   rounds: number;
-  log: (line: string) => void;
+  log: Logger;
 }): Promise<ModelBenchRow[]> {
-  const images = await Promise.all(
-    PHOTOS.map((p) => decodeImage(join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train', p))),
-  );
+  const images = await Promise.all(PHOTOS.map((p) => decodeImage(join(TRAIN_FACES_DIR, p))));
   // Each model's input (task, size, normalisation) as its manifest states it.
   const specs: ModelManifest[] = Object.values(MODEL_NAMES).map(
     (name) => loadModel(manifestPathFor(opts.modelsDir, name, 'fp32')).manifest,
@@ -58,7 +63,7 @@ export async function benchModels(opts: {
     }
   }
   const rows: ModelBenchRow[] = [];
-  const progress = new Progress('bench models', specs.length * 2, opts.log, 0);
+  const progress = new Progress('bench models', specs.length * 2, opts.log.info, 0);
   for (const threads of [1, 2]) {
     for (const spec of specs) {
       const size = spec.input.shape[3];

@@ -13,7 +13,8 @@ import { getHeapSpaceStatistics } from 'node:v8';
 import { App } from '../app.ts';
 import { loadConfig } from '../config/index.ts';
 import { Progress } from '../report/progress.ts';
-import { percentile } from './harness.ts';
+import type { Logger } from '../util/log.ts';
+import { percentile } from '../util/timing.ts';
 
 export interface PipelineBenchOptions {
   video: string;
@@ -24,7 +25,7 @@ export interface PipelineBenchOptions {
   soakSeconds: number;
   /** detection.mirrorAverage: the mirror pass doubles the detector's cost. */
   mirrorAverage: boolean;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 export interface PipelineBenchReport {
@@ -121,15 +122,15 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
   // Memory first, in a process that has only started the app, as on a device: the unpaced throughput
   // runs touch far more of V8's young generation than a 30 fps camera does, and until V8 shrinks it
   // again (minutes later) those pages would read as the soak's starting RSS.
-  opts.log(`[bench pipeline] memory: paced video looping for ${opts.soakSeconds} s`);
+  opts.log.child('bench pipeline').info(`memory: paced video looping for ${opts.soakSeconds} s`);
   const memory = await withApp(opts, { realtime: true, loop: true, fps: 30 }, 'int8', async () => {
     const samples: [number, number][] = [];
-    const soak = new Progress('bench pipeline soak (s)', opts.soakSeconds, opts.log, 30_000);
+    const soak = new Progress('bench pipeline soak (s)', opts.soakSeconds, opts.log.info, 30_000);
     const start = Date.now();
     while (Date.now() - start < opts.soakSeconds * 1000) {
       await new Promise((r) => setTimeout(r, 1000));
       samples.push([(Date.now() - start) / 60_000, process.memoryUsage.rss() / 2 ** 20]);
-      if (samples.length % 30 === 0) opts.log(memoryLine(samples.length));
+      if (samples.length % 30 === 0) opts.log.info(memoryLine(samples.length));
       soak.tick();
     }
     soak.done();
@@ -151,7 +152,7 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
   const runs: Record<'int8' | 'fp32', number[]> = { int8: [], fp32: [] };
   let frames = 0;
   let faces = 0;
-  const progress = new Progress('bench pipeline throughput', opts.runs * 2, opts.log, 0);
+  const progress = new Progress('bench pipeline throughput', opts.runs * 2, opts.log.info, 0);
   for (let r = 0; r < opts.runs; r++) {
     for (const precision of ['int8', 'fp32'] as const) {
       await withApp(opts, { realtime: false, loop: false, fps: 120 }, precision, async (app, latencies) => {
@@ -181,7 +182,7 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
     faces_per_frame: round(faces),
   }));
 
-  opts.log(`[bench pipeline] latency: paced video for ${opts.latencySeconds} s`);
+  opts.log.child('bench pipeline').info(`latency: paced video for ${opts.latencySeconds} s`);
   // One decision per frame (k = n = 1, every frame a new track, no cooldown), so every frame with the
   // enrolled face publishes an event and capture-to-PUBACK has a distribution, not one sample.
   const perFrameDecisions = { k: 1, n: 1, cooldownSeconds: 0, trackMaxAgeMs: 1 };

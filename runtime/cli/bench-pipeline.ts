@@ -3,6 +3,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchPipeline, type PipelineBenchReport } from '../bench/pipeline.ts';
 import { DEMO_DIR, FACES_DIR, modelsDir } from '../paths.ts';
+import { createLogger } from '../util/log.ts';
+import { integerFlag } from './flags.ts';
 
 export async function benchPipelineCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -16,21 +18,16 @@ export async function benchPipelineCommand(args: string[]): Promise<number> {
       models: { type: 'string', default: modelsDir() },
     },
   });
-  const positive = (flag: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, not "${v}"`);
-    return n;
-  };
   const report = await benchPipeline({
     // The demo clip (face_recognition's short_hamilton_clip.mp4) and the committed photo of its person.
     video: join(DEMO_DIR, 'door.mp4'),
     enrolPhoto: join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png'),
     modelsDir: resolve(values.models),
-    runs: positive('runs', values.runs),
-    latencySeconds: positive('latency-seconds', values['latency-seconds']),
-    soakSeconds: positive('soak-seconds', values['soak-seconds']),
+    runs: integerFlag('runs', values.runs),
+    latencySeconds: integerFlag('latency-seconds', values['latency-seconds']),
+    soakSeconds: integerFlag('soak-seconds', values['soak-seconds']),
     mirrorAverage: !values['no-mirror'],
-    log: (line) => process.stderr.write(`${line}\n`),
+    log: createLogger({ level: 'info' }),
   });
   console.log(values.json ? JSON.stringify(report) : formatPipelineBench(report));
   return 0;

@@ -10,6 +10,8 @@ import {
 } from '../bench/embedder.ts';
 import { benchModels, type ModelBenchRow } from '../bench/models.ts';
 import { modelsDir } from '../paths.ts';
+import { createLogger } from '../util/log.ts';
+import { integerFlag } from './flags.ts';
 
 export interface BenchReport {
   /** The embedder on every engine (the native-kernels issue's format). */
@@ -30,10 +32,8 @@ export async function benchCommand(args: string[]): Promise<number> {
       models: { type: 'string', default: modelsDir() },
     },
   });
-  const rounds = Number(values.rounds);
-  if (!Number.isInteger(rounds) || rounds < 1)
-    throw new Error(`--rounds must be a positive integer, not "${values.rounds}"`);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const rounds = integerFlag('rounds', values.rounds);
+  const log = createLogger({ level: 'info' });
   const dirs = { modelsDir: resolve(values.models), rounds, log };
   const { rows, layers } = await benchEmbedder(dirs);
   const modelRows = await benchModels(dirs);

@@ -12,6 +12,8 @@ import {
 } from '../eval/openset.ts';
 import { sweepLfw } from '../eval/sweep.ts';
 import { dataSetDir, modelsDir } from '../paths.ts';
+import { createLogger } from '../util/log.ts';
+import { integerFlag } from './flags.ts';
 
 const USAGE =
   'usage: facegate eval lfw [--images DIR --pairs FILE] [--precision fp32|int8] [--detector-precision fp32|int8] [--engine ort|kernels] [--model facerec|facerec-gated] [--threads N] [--models DIR] [--json] [--roc FILE.png]\n' +
@@ -46,9 +48,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   const detectorPrecision = parsePrecision('--detector-precision', values['detector-precision']);
   if (values.engine !== 'ort' && values.engine !== 'kernels')
     throw new Error(`--engine must be ort or kernels, not "${values.engine}"`);
-  const threads = Number(values.threads);
-  if (!Number.isInteger(threads) || threads < 1)
-    throw new Error(`--threads must be a positive integer, not "${values.threads}"`);
+  const threads = integerFlag('threads', values.threads);
 
   const report = await evalLfw({
     images,
@@ -60,7 +60,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     threads,
     model: values.model,
     rocPath: values.roc,
-    log: (line) => process.stderr.write(`${line}\n`),
+    log: createLogger({ level: 'info' }),
   });
   console.log(values.json ? JSON.stringify(report) : formatReport(report));
   return 0;
@@ -98,7 +98,7 @@ async function sweepCommand(args: string[]): Promise<number> {
     thresholds,
     candidates,
     pngPath: values.png,
-    log: (line) => process.stderr.write(`${line}\n`),
+    log: createLogger({ level: 'info' }),
   });
   console.log(
     values.json
@@ -151,12 +151,6 @@ async function openSetCommand(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  const int = (flag: string, value: string, min: number) => {
-    const v = Number(value);
-    if (!Number.isInteger(v) || v < min)
-      throw new Error(`--${flag} must be an integer >= ${min}, not "${value}"`);
-    return v;
-  };
   const num = (flag: string, value: string) => {
     const v = Number(value);
     if (!Number.isFinite(v) || v < 0) throw new Error(`--${flag} must be a number >= 0, not "${value}"`);
@@ -169,23 +163,23 @@ async function openSetCommand(args: string[]): Promise<number> {
     );
   const thresholds: number[] = [];
   for (let t = from; t <= to + step / 2; t += step) thresholds.push(Math.round(t * 1e6) / 1e6);
-  const frames = int('frames', values.frames, 1);
+  const frames = integerFlag('frames', values.frames);
   const settings: DecisionSettings = {
-    k: int('k', values.k, 1),
-    n: int('n', values.n, 1),
+    k: integerFlag('k', values.k),
+    n: integerFlag('n', values.n),
     gates: { minSize: 40, minSharpness: 20, maxYaw: 35, maxRoll: 25 },
     rules: {
       margin: num('margin', values.margin),
-      weakBelowEmbeddings: int('weak-below', values['weak-below'], 0),
+      weakBelowEmbeddings: integerFlag('weak-below', values['weak-below'], 0),
       weakRaise: num('weak-raise', values['weak-raise']),
       qualityRaise: num('quality-raise', values['quality-raise']),
     },
-    gallerySize: int('gallery-size', values['gallery-size'], 1),
-    probesPerPerson: int('probes', values.probes, 1),
-    seed: int('seed', values.seed, 0),
+    gallerySize: integerFlag('gallery-size', values['gallery-size']),
+    probesPerPerson: integerFlag('probes', values.probes),
+    seed: integerFlag('seed', values.seed, 0),
   };
   if (settings.k > settings.n) throw new Error(`--k (${settings.k}) must not exceed --n (${settings.n})`);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = createLogger({ level: 'info' });
   const precision = parsePrecision('--precision', values.precision);
   const data = await embedOpenSet({
     images: values.images,

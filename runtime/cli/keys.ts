@@ -5,12 +5,12 @@
 //   keys list [--keys-file FILE]                   the installed keys and their ids
 //   keys sign --key PRIVATE.key --topic TOPIC [JSON]   the request body, signed, for mosquitto_pub
 // The key file defaults to control.operatorKeysFile of the configuration (--config FILE, --board).
-import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.ts';
 import { addOperatorKey, parseKeyFile, removeOperatorKey } from '../control/operator-keys.ts';
-import { commandKeyId, signCommand } from '../control/signing.ts';
+import { signCommand } from '../control/signing.ts';
+import { keyIdOf, writeSigningKeyPair } from '../util/signing.ts';
 
 const USAGE =
   'usage: facegate keys generate --out PREFIX | add PUBLIC.pem | remove KEYID | list  [--keys-file FILE] [--config FILE] | sign --key PRIVATE.key --topic TOPIC [JSON]';
@@ -39,14 +39,7 @@ export async function keysCommand(args: string[]): Promise<number> {
   switch (action) {
     case 'generate': {
       if (!values.out) break;
-      const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-      // 'wx': never overwrite a key; 0600: the private key is the operator's secret.
-      writeFileSync(`${values.out}.key`, privateKey.export({ type: 'pkcs8', format: 'pem' }), {
-        mode: 0o600,
-        flag: 'wx',
-      });
-      writeFileSync(`${values.out}.pub`, publicKey.export({ type: 'spki', format: 'pem' }), { flag: 'wx' });
-      console.log(`key id ${commandKeyId(publicKey)}`);
+      console.log(`key id ${writeSigningKeyPair(values.out)}`);
       console.log(`private key ${values.out}.key: keep it with the operator, never on a device`);
       console.log(`public key  ${values.out}.pub: install it on each device with`);
       console.log(
@@ -90,7 +83,7 @@ export async function keysCommand(args: string[]): Promise<number> {
       }
       const { keys, problems } = parseKeyFile(text);
       console.log(`${file}: ${keys.length} operator key(s)`);
-      for (const key of keys) console.log(`  ${commandKeyId(key)}`);
+      for (const key of keys) console.log(`  ${keyIdOf(key)}`);
       for (const problem of problems) console.log(`  ignored: ${problem}`);
       return 0;
     }
@@ -98,7 +91,7 @@ export async function keysCommand(args: string[]): Promise<number> {
       if (!values.key || !values.topic) break;
       const body = JSON.parse(arg ?? '{}') as object;
       const privateKey = readFileSync(values.key, 'utf8');
-      console.log(JSON.stringify(signCommand(body, privateKey, commandKeyId(privateKey), values.topic)));
+      console.log(JSON.stringify(signCommand(body, privateKey, keyIdOf(privateKey), values.topic)));
       return 0;
     }
   }

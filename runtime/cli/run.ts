@@ -5,7 +5,7 @@ import { App } from '../app.ts';
 import { loadConfig } from '../config/index.ts';
 import type { FaceEvent } from '../events/schema.ts';
 import { ServiceNotifier } from '../service/notify.ts';
-import { writeStderr } from '../util/log.ts';
+import { createLogger, writeStderr } from '../util/log.ts';
 
 const STATS_EVERY_MS = 15_000;
 
@@ -20,7 +20,7 @@ export async function runCommand(args: string[]): Promise<number> {
   const config = loadConfig({ file: values.config, board: values.board, env: process.env });
   // Under systemd (Type=notify): ready once frames flow, then the watchdog while they keep flowing.
   const notifier = ServiceNotifier.fromEnv(process.env, {
-    warn: (message) => writeStderr(`[service] warn: ${message}`),
+    log: createLogger({ level: config.logging.level }).child('service'),
     onReady: () => confirmRelease(process.env.FACEGATE_RELEASE_PENDING),
   });
   // Log lines go to stderr at logging.level; the events are this command's output, on stdout.

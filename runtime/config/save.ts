@@ -1,14 +1,13 @@
 // A config rewritten by a remote config/set must survive power loss at any instant: either the old file or
 // the new one is on disk afterwards, never a truncated mix, or the camera would not boot.
 
-import { randomBytes } from 'node:crypto';
-import { open, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
 import { stringify } from 'yaml';
+import { writeFileAtomic } from '../util/atomic-file.ts';
 import type { Config } from './schema.ts';
 import { ConfigError, validateConfig } from './validate.ts';
 
-/** Writes `config` as YAML via temp file + fsync + rename + directory fsync. Refuses an invalid config. */
+/** Writes `config` as YAML with writeFileAtomic. Refuses an invalid config. */
 export async function saveConfigAtomic(path: string, config: Config): Promise<void> {
   const result = validateConfig(config);
   if (!result.ok) {
@@ -17,34 +16,11 @@ export async function saveConfigAtomic(path: string, config: Config): Promise<vo
       result.errors,
     );
   }
-  const target = resolve(path);
-  const dir = dirname(target);
-  const temp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   // The file may hold the broker password: keep an existing file's mode, otherwise owner-only.
-  const mode = await stat(target).then(
+  const mode = await stat(path).then(
     (s) => s.mode & 0o777,
     () => 0o600,
   );
   const text = `# Written by facegate at ${new Date().toISOString()}; comments are not preserved.\n${stringify(config)}`;
-  try {
-    const file = await open(temp, 'wx', mode);
-    try {
-      await file.chmod(mode);
-      await file.writeFile(text, 'utf8');
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temp, target);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
-  // The rename itself is only durable once the directory entry is flushed.
-  const dirHandle = await open(dir, 'r');
-  try {
-    await dirHandle.sync();
-  } finally {
-    await dirHandle.close();
-  }
+  writeFileAtomic(path, text, { mode });
 }

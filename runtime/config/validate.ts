@@ -3,7 +3,7 @@
 
 import { Ajv, type ErrorObject } from 'ajv';
 import { validate as isCronExpression } from 'node-cron';
-import { ed25519KeyProblem } from '../util/ed25519.ts';
+import { ed25519KeyProblem } from '../util/signing.ts';
 import { cameraSettings } from './camera.ts';
 import { CONFIG_JSON_SCHEMA as schema } from './json-schema.ts';
 import type { Config } from './schema.ts';

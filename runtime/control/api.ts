@@ -9,20 +9,19 @@ import type { Config } from '../config/index.ts';
 import { formatPath, type PathSegment } from '../config/util.ts';
 import type { ModelRef } from '../events/schema.ts';
 import type { UnknownSummary } from '../matching/unknowns.ts';
+import type { ModelChunk } from '../model-update/download.ts';
+import type { ChunkReceipt } from '../model-update/transfer.ts';
 import type { ModelManifest } from '../models/manifest.ts';
-import type { ModelChunk } from '../models/update/download.ts';
-import type { ChunkReceipt } from '../models/update/transfer.ts';
-import { topicIdProblem } from '../mqtt/topics.ts';
 import type { AppUpdateRequest, AppUpdateResult } from '../service/app-update.ts';
+import type { Awaitable } from '../types.ts';
+import { topicIdProblem } from '../util/topic-id.ts';
 
 export type { ChunkReceipt, ModelChunk, UnknownSummary };
-
-export type Awaitable<T> = T | Promise<T>;
 
 export type Transaction = string | number;
 
 export interface CommandSignature {
-  /** commandKeyId() of the signing key: hex SHA-256 of its DER SubjectPublicKeyInfo. */
+  /** keyIdOf() of the signing key (util/signing.ts): hex SHA-256 of its DER SubjectPublicKeyInfo. */
   keyId: string;
   /** Signing time, milliseconds since the Unix epoch. */
   timestamp: number;

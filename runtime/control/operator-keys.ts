@@ -7,8 +7,8 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-file.ts';
-import { ed25519KeyProblem, parseEd25519PublicKey } from '../util/ed25519.ts';
-import { commandKeyId } from './signing.ts';
+import type { Logger } from '../util/log.ts';
+import { ed25519KeyProblem, keyIdOf, parseEd25519PublicKey } from '../util/signing.ts';
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
 
@@ -37,7 +37,7 @@ export class OperatorKeyFile {
 
   constructor(
     readonly path: string | undefined,
-    private readonly log: (message: string) => void,
+    private readonly log: Logger,
   ) {}
 
   keys(): string[] {
@@ -54,13 +54,13 @@ export class OperatorKeyFile {
     this.seen = stamp;
     if (stamp === 'missing') {
       this.keys_ = [];
-      this.log(`no operator key file at ${path}: only keys in control.commandPublicKeys are trusted`);
+      this.log.info(`no operator key file at ${path}: only keys in control.commandPublicKeys are trusted`);
       return this.keys_;
     }
     const parsed = parseKeyFile(readFileSync(path, 'utf8'));
-    for (const problem of parsed.problems) this.log(`${path}: ${problem}; it is ignored`);
+    for (const problem of parsed.problems) this.log.info(`${path}: ${problem}; it is ignored`);
     this.keys_ = parsed.keys;
-    this.log(`${path}: ${parsed.keys.length} operator key(s): ${parsed.keys.map(commandKeyId).join(', ')}`);
+    this.log.info(`${path}: ${parsed.keys.length} operator key(s): ${parsed.keys.map(keyIdOf).join(', ')}`);
     return this.keys_;
   }
 }
@@ -71,9 +71,9 @@ export class OperatorKeyFile {
  */
 export function addOperatorKey(path: string, pem: string): { keyId: string; added: boolean } {
   const key = parseEd25519PublicKey(pem);
-  const keyId = commandKeyId(key);
+  const keyId = keyIdOf(key);
   const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
-  const present = parseKeyFile(text).keys.some((k) => commandKeyId(k) === keyId);
+  const present = parseKeyFile(text).keys.some((k) => keyIdOf(k) === keyId);
   if (present) return { keyId, added: false };
   const exported = key.export({ type: 'spki', format: 'pem' }).toString();
   const header = text === '' ? '# facegate operator keys (docs/security.md); one PEM public key each\n' : '';
@@ -88,7 +88,7 @@ export function removeOperatorKey(path: string, keyId: string): boolean {
   const text = readFileSync(path, 'utf8');
   let removed = false;
   const kept = text.replace(PEM_BLOCK, (block) => {
-    if (ed25519KeyProblem(block) !== null || commandKeyId(block) !== keyId) return block;
+    if (ed25519KeyProblem(block) !== null || keyIdOf(block) !== keyId) return block;
     removed = true;
     return '';
   });

@@ -4,15 +4,14 @@
 import type { ChangeClassification, Config } from '../config/index.ts';
 import type { ModelRef } from '../events/schema.ts';
 import { type Gallery, normalizePersonName } from '../matching/gallery.ts';
+import { downloadModel, type ModelChunk } from '../model-update/download.ts';
+import type { ModelSlots } from '../model-update/slots.ts';
+import { type ChunkReceipt, ChunkTransfer } from '../model-update/transfer.ts';
+import { ModelUpdater, type UpdateResult, type UpdateState } from '../model-update/updater.ts';
 import { type ModelManifest, validateManifest } from '../models/manifest.ts';
-import { downloadModel, type ModelChunk } from '../models/update/download.ts';
-import type { ModelSlots } from '../models/update/slots.ts';
-import { type ChunkReceipt, ChunkTransfer } from '../models/update/transfer.ts';
-import { ModelUpdater, type UpdateResult, type UpdateState } from '../models/update/updater.ts';
 import { type LiveAnalyzer, openModelEngine, type UpdatableRole } from '../pipeline/analyzer.ts';
 import type { CameraPipeline, FaceMemory } from '../pipeline/camera-pipeline.ts';
 import { enrollPhotos } from '../pipeline/enroll.ts';
-import { createHeartbeat } from '../scheduler/heartbeat.ts';
 import {
   type CommandParams,
   DEFAULT_TRANSFER_TIMEOUT_SECONDS,
@@ -21,6 +20,7 @@ import {
   type ModelUpdateResult,
 } from './api.ts';
 import type { ConfigPort, DevicePort, GalleryPort, ModelPort } from './handlers/index.ts';
+import { createHeartbeat } from './heartbeat.ts';
 
 /** A manifest is a few KB; anything much larger is not one. */
 const MAX_MANIFEST_BYTES = 64 * 1024;

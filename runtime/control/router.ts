@@ -13,10 +13,10 @@
 // chunks must reach the transfer waiting for them.
 
 import type { Config } from '../config/index.ts';
-import type { LogLevel } from '../mqtt/client.ts';
 import { parseRequestTopic, type Topics } from '../mqtt/topics.ts';
+import type { Awaitable } from '../types.ts';
+import type { Logger } from '../util/log.ts';
 import {
-  type Awaitable,
   type CommandHandlers,
   commandSpec,
   type ErrorResponse,
@@ -53,7 +53,7 @@ export interface ControlRouterOptions {
   /** Read for every request, so a config/set of `control` governs the next request. */
   control: () => ControlConfig;
   handlers: CommandHandlers;
-  log: (level: LogLevel, message: string) => void;
+  log: Logger;
   /** Clock for signature ages; Date.now by default. */
   now?: () => number;
   /** Operator keys beyond control.commandPublicKeys (the key file), read for every signed request. */
@@ -89,7 +89,7 @@ export class ControlRouter {
   private readonly client: ControlMqttClient;
   private readonly control: () => ControlConfig;
   private readonly handlers: CommandHandlers;
-  private readonly log: (level: LogLevel, message: string) => void;
+  private readonly log: Logger;
   private readonly verifier: CommandVerifier;
   private readonly operatorKeys: () => readonly string[];
   private readonly privateBroker: boolean;
@@ -159,7 +159,7 @@ export class ControlRouter {
 
   private unsubscribe(topics: Topics): void {
     this.client.unsubscribe([...topics.requestSubscriptions], (err) => {
-      if (err) this.log('warn', `unsubscribing from requests failed: ${err.message}`);
+      if (err) this.log.warn(`unsubscribing from requests failed: ${err.message}`);
     });
   }
 
@@ -168,7 +168,7 @@ export class ControlRouter {
     if (!request) return;
     if (packet?.retain) {
       // Not answered either: the broker delivers it again on every reconnect, and nobody is waiting.
-      this.log('warn', `ignored a retained request on ${topic}: requests must not be retained`);
+      this.log.warn(`ignored a retained request on ${topic}: requests must not be retained`);
       return;
     }
     const { maxPayloadBytes } = this.control();
@@ -180,7 +180,7 @@ export class ControlRouter {
       );
       return;
     }
-    const failed = (err: unknown) => this.log('error', `request ${topic} failed: ${(err as Error).message}`);
+    const failed = (err: unknown) => this.log.error(`request ${topic} failed: ${(err as Error).message}`);
     if (runsOnArrival(request.command, payload)) {
       if (this.running.size >= MAX_QUEUED_REQUESTS) {
         this.refuseNow(request.command, `busy: ${this.running.size} requests are running; try again later`);
@@ -215,7 +215,7 @@ export class ControlRouter {
   };
 
   private refuseNow(command: string, error: string): void {
-    this.log('warn', `refused ${command}: ${error}`);
+    this.log.warn(`refused ${command}: ${error}`);
     void this.publish(command, { status: 'error', error });
   }
 
@@ -237,7 +237,7 @@ export class ControlRouter {
       try {
         await fn();
       } catch (err) {
-        this.log('error', `${command}: ${(err as Error).message}`);
+        this.log.error(`${command}: ${(err as Error).message}`);
       }
     }
   }
@@ -254,11 +254,11 @@ export class ControlRouter {
       transaction = transactionOf(body);
       const run = this.authorize(command, topic, body);
       const data = await run(context);
-      this.log('info', `${command}: ok`);
+      this.log.info(`${command}: ok`);
       return withTransaction({ status: 'ok', data }, transaction);
     } catch (err) {
       const error = (err as Error).message;
-      this.log(err instanceof Refusal ? 'warn' : 'error', `${command}: ${error}`);
+      this.log.log(err instanceof Refusal ? 'warn' : 'error', `${command}: ${error}`);
       return withTransaction({ status: 'error', error }, transaction);
     }
   }
@@ -296,12 +296,12 @@ export class ControlRouter {
   private publish(command: string, response: Response): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.log('warn', `response to ${command} not acknowledged within ${RESPONSE_TIMEOUT_MS} ms`);
+        this.log.warn(`response to ${command} not acknowledged within ${RESPONSE_TIMEOUT_MS} ms`);
         resolve();
       }, RESPONSE_TIMEOUT_MS);
       this.client.publish(this.topics.response(command), JSON.stringify(response), { qos: 1 }, (err) => {
         clearTimeout(timer);
-        if (err) this.log('warn', `response to ${command} not sent: ${err.message}`);
+        if (err) this.log.warn(`response to ${command} not sent: ${err.message}`);
         resolve();
       });
     });

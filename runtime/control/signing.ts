@@ -4,12 +4,12 @@
 //
 // Signed message: the UTF-8 bytes of the canonical JSON of the request body with `signature` removed and
 // `timestamp`, `nonce` (both as in `signature`) and `topic` (the full request topic) added at the top
-// level. Canonical JSON is RFC 8785 (JCS) for the values requests carry: no whitespace, object keys
-// sorted by UTF-16 code units, strings and numbers as JSON.stringify writes them.
+// level (canonical JSON and key ids: util/signing.ts).
 
-import { createHash, createPublicKey, type KeyObject, randomBytes, sign, verify } from 'node:crypto';
+import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
 import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-file.ts';
+import { keyIdOf, signJson, verifyJson } from '../util/signing.ts';
 import type { CommandSignature, RequestEnvelope } from './api.ts';
 
 /** How far in the future a signature's timestamp may be, for clocks that disagree a little. */
@@ -28,34 +28,11 @@ export interface SignatureSettings {
   maxCommandAgeSeconds: number;
 }
 
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : 1));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-/** The bytes a signature covers (see the top of this file). */
-export function signedMessage(body: Body, topic: string): Buffer {
+/** What a signature covers (see the top of this file): signed as its canonical JSON. */
+export function signedContent(body: Body, topic: string): object {
   const { signature, ...params } = body;
   if (!signature) throw new Error('the request has no signature');
-  return Buffer.from(
-    canonicalJson({ ...params, timestamp: signature.timestamp, nonce: signature.nonce, topic }),
-    'utf8',
-  );
-}
-
-/** Hex SHA-256 of the DER SubjectPublicKeyInfo: `openssl pkey -pubin -outform DER <key.pem | sha256sum`. */
-export function commandKeyId(key: KeyObject | string): string {
-  // createPublicKey() also derives the public key from a private one, but refuses a public KeyObject.
-  const publicKey = typeof key !== 'string' && key.type === 'public' ? key : createPublicKey(key);
-  return createHash('sha256')
-    .update(publicKey.export({ type: 'spki', format: 'der' }))
-    .digest('hex');
+  return { ...params, timestamp: signature.timestamp, nonce: signature.nonce, topic };
 }
 
 export interface SignOptions {
@@ -78,8 +55,8 @@ export function signCommand<T extends object>(
     timestamp: opts.timestamp ?? Date.now(),
     nonce: opts.nonce ?? randomBytes(16).toString('base64url'),
   };
-  const message = signedMessage({ ...body, signature: { ...stamp, value: '' } }, topic);
-  return { ...body, signature: { ...stamp, value: sign(null, message, privateKey).toString('base64') } };
+  const content = signedContent({ ...body, signature: { ...stamp, value: '' } }, topic);
+  return { ...body, signature: { ...stamp, value: signJson(content, privateKey) } };
 }
 
 /**
@@ -124,7 +101,7 @@ export class CommandVerifier {
     const key = trustedKey(settings.commandPublicKeys, signature.keyId);
     if (!key)
       return `unknown signing key ${signature.keyId}: not an installed operator key (control.commandPublicKeys, control.operatorKeysFile)`;
-    if (!verify(null, signedMessage(body, topic), key, Buffer.from(signature.value, 'base64'))) {
+    if (!verifyJson(signedContent(body, topic), key, signature.value)) {
       return 'bad signature';
     }
     if (this.nonces.has(signature.nonce)) return 'replayed request: this nonce was already used';
@@ -175,7 +152,7 @@ function trustedKey(pems: readonly string[], keyId: string): KeyObject | undefin
     } catch {
       continue;
     }
-    if (key.asymmetricKeyType === 'ed25519' && commandKeyId(key) === keyId) return key;
+    if (key.asymmetricKeyType === 'ed25519' && keyIdOf(key) === keyId) return key;
   }
   return undefined;
 }

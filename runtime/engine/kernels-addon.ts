@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { defaultLogger, type Logger } from '../util/log.ts';
 
 export type KernelIsa = 'avx512-vnni' | 'avx-vnni' | 'avx2' | 'neon-dotprod' | 'neon' | 'scalar';
 
@@ -237,20 +238,18 @@ let cached: { binding: KernelsBinding | null } | undefined;
  * The native kernels, or null (after one warning) when the addon is not built or cannot load.
  * The result is cached; pass `path` to load another build (not cached).
  */
-export function loadKernels(
-  options: { path?: string; warn?: (message: string) => void } = {},
-): KernelsBinding | null {
+export function loadKernels(options: { path?: string; log?: Logger } = {}): KernelsBinding | null {
   if (cached && options.path === undefined) return cached.binding;
   const path = options.path ?? KERNELS_ADDON_PATH;
-  const warn = options.warn ?? ((m: string) => console.warn(m));
+  const log = options.log ?? defaultLogger.child('engine');
   let binding: KernelsBinding | null = null;
   if (!existsSync(path)) {
-    warn(`facegate: native kernels not found at ${path} (run 'node kernels/build.mjs'); using ONNX Runtime`);
+    log.warn(`native kernels not found at ${path} (run 'node kernels/build.mjs'); using ONNX Runtime`);
   } else {
     try {
       binding = createRequire(import.meta.url)(path) as KernelsBinding;
     } catch (err) {
-      warn(`facegate: native kernels failed to load (${(err as Error).message}); using ONNX Runtime`);
+      log.warn(`native kernels failed to load (${(err as Error).message}); using ONNX Runtime`);
     }
   }
   if (options.path === undefined) cached = { binding };

@@ -2,9 +2,9 @@
 // Network plan (batch 1, NHWC), run once per batch item.
 
 import type { OnnxModel } from '../models/onnx/reader.ts';
+import type { InferenceEngine, TensorIn } from '../types.ts';
 import type { KernelsBinding, NetworkOp, RunMacs } from './kernels-addon.ts';
 import { type LoweredModel, lowerQdqModel } from './lower.ts';
-import type { InferenceEngine, TensorIn } from './types.ts';
 
 export class KernelsEngine implements InferenceEngine {
   readonly name = 'kernels';

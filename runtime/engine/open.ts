@@ -1,11 +1,11 @@
 // Opens the engine a configuration asks for: the native kernels when they are built and can run the model,
 // ONNX Runtime otherwise (and when asked for).
 
-import type { EngineKind } from '../models/registry.ts';
+import type { EngineKind, InferenceEngine } from '../types.ts';
+import { defaultLogger, type Logger } from '../util/log.ts';
 import { KernelsEngine } from './kernels.ts';
 import { loadKernels } from './kernels-addon.ts';
 import { OrtEngine } from './ort.ts';
-import type { InferenceEngine } from './types.ts';
 
 export interface OpenEngineOptions {
   engine: EngineKind;
@@ -14,7 +14,8 @@ export interface OpenEngineOptions {
   label: string;
   /** Another addon build (tests); default: the one loadKernels() finds. */
   addonPath?: string;
-  warn?: (message: string) => void;
+  /** Hears the fallback warning; default: defaultLogger's `engine`. */
+  log?: Logger;
 }
 
 /**
@@ -23,13 +24,13 @@ export interface OpenEngineOptions {
  */
 export async function openEngine(onnx: Uint8Array, opts: OpenEngineOptions): Promise<InferenceEngine> {
   if (opts.engine === 'kernels') {
-    const warn = opts.warn ?? ((m: string) => console.warn(m));
-    const binding = loadKernels({ path: opts.addonPath, warn });
+    const log = opts.log ?? defaultLogger.child('engine');
+    const binding = loadKernels({ path: opts.addonPath, log });
     if (binding) {
       try {
         return new KernelsEngine(binding, onnx, opts.threads);
       } catch (err) {
-        warn(`facegate: ${opts.label}: ${(err as Error).message}; using ONNX Runtime`);
+        log.warn(`${opts.label}: ${(err as Error).message}; using ONNX Runtime`);
       }
     }
   }

@@ -1,7 +1,7 @@
 // ONNX Runtime behind the InferenceEngine interface.
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import type { InferenceEngine, TensorIn } from './types.ts';
+import type { InferenceEngine, TensorIn } from '../types.ts';
 
 /**
  * Whether ONNX Runtime's int8 convolutions can saturate on this CPU. On x86-64 without VNNI, its MLAS

@@ -2,10 +2,12 @@
 // with the View-2 protocol: accuracy over folds with each fold's threshold chosen on the others, and
 // TPR at fixed FAR.
 import { join } from 'node:path';
+import { openModel } from '../engine/registry.ts';
 import type { Precision } from '../models/manifest.ts';
-import { MODEL_NAMES, openModel } from '../models/registry.ts';
+import { MODEL_NAMES } from '../models/manifest.ts';
 import { renderRoc } from '../report/plot.ts';
 import { Progress } from '../report/progress.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
 import { FaceDetector } from '../vision/detector.ts';
 import { cosine, FaceEmbedder } from '../vision/embedder.ts';
 import { alignedFaceCrop } from '../vision/face-crop.ts';
@@ -28,7 +30,7 @@ export interface LfwEvalOptions {
   model?: string;
   rocPath?: string;
   /** Progress lines go here (stderr), so stdout can stay one JSON object. */
-  log?: (line: string) => void;
+  log?: Logger;
 }
 
 export interface LfwReport {
@@ -53,7 +55,7 @@ export interface LfwReport {
 const BATCH = 8;
 
 export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
-  const log = opts.log ?? (() => {});
+  const log = opts.log ?? silentLogger;
   const { pairs } = await readLfwPairs(opts.pairs);
   const files = [...new Set(pairs.flatMap((p) => [p.a, p.b]))].sort();
   const detectorModel = await openModel({
@@ -74,7 +76,7 @@ export async function evalLfw(opts: LfwEvalOptions): Promise<LfwReport> {
 
   const embeddings = new Map<string, Float32Array>();
   let noFace = 0;
-  const progress = new Progress('eval lfw', files.length, log);
+  const progress = new Progress('eval lfw', files.length, log.info);
   const started = performance.now();
   for (let i = 0; i < files.length; i += BATCH) {
     const batch = files.slice(i, i + BATCH);

@@ -14,19 +14,22 @@
 //
 // Detection, augmentation and embedding run once per image and are cached (`cachePath`); the sweep over
 // thresholds and rules is then a matter of seconds.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
+import { openModel } from '../engine/registry.ts';
 import type { ModelRef } from '../events/schema.ts';
 import { DecisionEngine } from '../matching/decision.ts';
 import { Gallery } from '../matching/gallery.ts';
 import { matchFrame, type OpenSetRules } from '../matching/match.ts';
 import type { Precision } from '../models/manifest.ts';
-import { MODEL_NAMES, openModel } from '../models/registry.ts';
+import { MODEL_NAMES } from '../models/manifest.ts';
 import { lineChartSvg } from '../report/plot.ts';
 import { Progress } from '../report/progress.ts';
+import { listFaceFolder } from '../util/face-folder.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
 import { seededRandom } from '../util/random.ts';
 import { alignFace } from '../vision/align.ts';
 import { FaceDetector } from '../vision/detector.ts';
@@ -52,7 +55,7 @@ export interface OpenSetOptions {
   frames: number;
   /** Where embeddings are cached between runs; recomputed when missing or made otherwise. */
   cachePath?: string;
-  log?: (line: string) => void;
+  log?: Logger;
 }
 
 export interface FrameData {
@@ -134,20 +137,6 @@ function jitter(face: FaceDetection, random: () => number): FaceDetection {
   };
 }
 
-/** The person of every image: `<dir>/<Person>/<file>`. */
-function listImages(dir: string): { person: string; file: string }[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((d) => d.isDirectory())
-    .map((d) => d.name)
-    .sort()
-    .flatMap((person) =>
-      readdirSync(join(dir, person))
-        .filter((f) => /\.(jpe?g|png)$/i.test(f))
-        .sort()
-        .map((f) => ({ person, file: `${person}/${f}` })),
-    );
-}
-
 const CACHE_VERSION = 1;
 
 interface CacheFile {
@@ -164,14 +153,14 @@ function cacheKey(opts: OpenSetOptions, files: number): string {
 
 /** Detects once per image, then embeds the photo and `frames` augmented views of it (or reads the cache). */
 export async function embedOpenSet(opts: OpenSetOptions): Promise<OpenSetData> {
-  const log = opts.log ?? (() => {});
-  const list = listImages(opts.images);
+  const log = opts.log ?? silentLogger;
+  const list = listFaceFolder(opts.images);
   if (list.length === 0) throw new Error(`${opts.images}: no <person>/<image> files found`);
   const key = cacheKey(opts, list.length);
   if (opts.cachePath && existsSync(opts.cachePath)) {
     const cached = JSON.parse(readFileSync(opts.cachePath, 'utf8')) as CacheFile;
     if (cached.version === CACHE_VERSION && cached.key === key) {
-      log(`[eval openset] embeddings from ${opts.cachePath}`);
+      log.child('eval openset').info(`embeddings from ${opts.cachePath}`);
       return {
         model: cached.model,
         noFace: cached.noFace,
@@ -201,7 +190,7 @@ export async function embedOpenSet(opts: OpenSetOptions): Promise<OpenSetData> {
   const model = { name: embedderModel.manifest.name, version: embedderModel.manifest.version };
   const images: ImageData[] = [];
   let noFace = 0;
-  const progress = new Progress('eval openset', list.length, log);
+  const progress = new Progress('eval openset', list.length, log.info);
   for (const [index, { person, file }] of list.entries()) {
     const photo = await decodeImage(join(opts.images, file));
     const face = primaryFace(await detector.detect(photo), photo.width, photo.height);

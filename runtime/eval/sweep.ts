@@ -4,16 +4,17 @@
 // each scored with the eval protocol; finally all of them are timed side by side, interleaved, at one
 // thread (per-configuration wall time over the whole set would measure the machine's load instead).
 import { join } from 'node:path';
-import { interleaved } from '../bench/harness.ts';
 import { KernelsEngine } from '../engine/kernels.ts';
 import { loadKernels } from '../engine/kernels-addon.ts';
-import type { InferenceEngine, TensorIn } from '../engine/types.ts';
+import { openModel } from '../engine/registry.ts';
 import { findGates } from '../models/gated/pattern.ts';
-import { loadModel, manifestPathFor } from '../models/manifest.ts';
+import { loadModel, MODEL_NAMES, manifestPathFor } from '../models/manifest.ts';
 import { type OnnxModel, readOnnx } from '../models/onnx/reader.ts';
-import { MODEL_NAMES, openModel } from '../models/registry.ts';
 import { renderLineChart } from '../report/plot.ts';
 import { Progress } from '../report/progress.ts';
+import type { InferenceEngine, TensorIn } from '../types.ts';
+import { type Logger, silentLogger } from '../util/log.ts';
+import { interleaved } from '../util/timing.ts';
 import { FaceDetector } from '../vision/detector.ts';
 import { FaceEmbedder } from '../vision/embedder.ts';
 import { alignedFaceCrop } from '../vision/face-crop.ts';
@@ -32,7 +33,7 @@ export interface SweepOptions {
    * its facerec-gated.int8 model. The one in `modelsDir` is always swept, named 'kernels ReLU-zero'. */
   candidates?: { name: string; modelsDir: string }[];
   pngPath?: string;
-  log?: (line: string) => void;
+  log?: Logger;
 }
 
 export interface SweepPoint {
@@ -101,8 +102,8 @@ const TIMING_ROUNDS = 300;
 const TIMING_FACES = 50;
 
 export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
-  const log = opts.log ?? (() => {});
-  const binding = loadKernels({ warn: log });
+  const log = opts.log ?? silentLogger;
+  const binding = loadKernels({ log });
   if (!binding) throw new Error('eval sweep needs the native kernels (node kernels/build.mjs)');
   const { pairs } = await readLfwPairs(opts.pairs);
   const files = [...new Set(pairs.flatMap((p) => [p.a, p.b]))].sort();
@@ -115,7 +116,7 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
   });
   const detector = new FaceDetector(detectorModel.engine);
   const crops: Buffer[] = [];
-  const aligning = new Progress('eval sweep: align', files.length, log);
+  const aligning = new Progress('eval sweep: align', files.length, log.info);
   for (const f of files) {
     crops.push((await alignedFaceCrop(detector, await decodeImage(join(opts.images, f)))).crop);
     aligning.tick(1);
@@ -167,7 +168,7 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
     const engine = new SkipCounter(await open());
     const embedder = new FaceEmbedder(engine, manifest);
     const embeddings = new Map<string, Float32Array>();
-    const progress = new Progress(`eval sweep: ${point.name}`, files.length, log);
+    const progress = new Progress(`eval sweep: ${point.name}`, files.length, log.info);
     for (let i = 0; i < files.length; i += BATCH) {
       (await embedder.embed(crops.slice(i, i + BATCH))).forEach((e, k) => {
         embeddings.set(files[i + k], e);
@@ -204,7 +205,7 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
         }),
     };
   });
-  const timing = new Progress('eval sweep: timing', TIMING_ROUNDS, log);
+  const timing = new Progress('eval sweep: timing', TIMING_ROUNDS, log.info);
   const timings = await interleaved(cases, {
     warmup: 5,
     rounds: TIMING_ROUNDS,

@@ -17,10 +17,11 @@
 // - One process per directory; nothing guards against two writers.
 
 import { closeSync, fdatasync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
+import { writeFileAtomic } from '../util/atomic-file.ts';
 import type { FaceEvent } from './schema.ts';
 
 export type OverflowPolicy = 'drop-oldest' | 'drop-newest';
@@ -377,23 +378,14 @@ export class EventQueue {
 
     if (this.ackedThrough > this.persistedAck) {
       const ackedThrough = this.ackedThrough;
-      await this.writeAck(ackedThrough);
+      this.writeAck(ackedThrough);
       this.persistedAck = ackedThrough;
     }
     await this.deleteAckedSegments();
   }
 
-  private async writeAck(ackedThrough: number): Promise<void> {
-    const tmp = join(this.dir, `${ACK_FILE}.tmp`);
-    const handle = await open(tmp, 'w');
-    try {
-      await handle.writeFile(`${JSON.stringify({ ackedThrough })}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, join(this.dir, ACK_FILE));
-    await fsyncPath(this.dir);
+  private writeAck(ackedThrough: number): void {
+    writeFileAtomic(join(this.dir, ACK_FILE), `${JSON.stringify({ ackedThrough })}\n`);
   }
 
   /** Compaction: a segment goes once every record in it is acknowledged on disk. */

@@ -4,15 +4,13 @@
 import { randomUUID } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
 import ajvFormats from 'ajv-formats';
-import { assertTopicId } from '../mqtt/topics.ts';
+import type { Box } from '../types.ts';
+import { assertTopicId } from '../util/topic-id.ts';
 
 export const EVENT_SCHEMA_VERSION = 1;
 
 export const EVENT_TYPES = ['recognized', 'unknown', 'spoof'] as const;
 export type FaceEventType = (typeof EVENT_TYPES)[number];
-
-/** [x, y, width, height] in pixels of the camera frame. */
-export type Box = [number, number, number, number];
 
 export interface ModelRef {
   name: string;

@@ -7,7 +7,8 @@
 //
 // Pure and deterministic: time comes in with every result.
 
-import type { Box, FaceEventType } from '../events/schema.ts';
+import type { FaceEventType } from '../events/schema.ts';
+import type { Box } from '../types.ts';
 
 export interface DecisionOptions {
   /** Results (out of the last n of a track) that must agree. */

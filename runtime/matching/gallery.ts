@@ -12,11 +12,11 @@
 // are created 0600 (SQLite gives its -wal/-shm files the database's mode), and remove() runs with
 // secure_delete and a WAL truncation so an erased person's crop is not left in free pages of the file.
 
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { ModelRef } from '../events/schema.ts';
-import { fsyncDir } from '../util/atomic-file.ts';
+import { commitTempFile, tempPathFor } from '../util/atomic-file.ts';
 
 export const EMBEDDING_DIM = 128;
 /** Side of the aligned RGB face crop (FaceRecognitionNet's 150x150 dlib chip). */
@@ -211,15 +211,6 @@ export function decodeVector(buf: Buffer, into: Float32Array, offset: number): v
 function clampCosine(x: number): number {
   // Float32 rounding can push the dot product of identical unit vectors just past 1.
   return Math.max(-1, Math.min(1, x));
-}
-
-function fsyncFile(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 interface MatrixCache {
@@ -533,18 +524,16 @@ export class Gallery {
   async backup(toPath: string): Promise<void> {
     const target = resolve(toPath);
     if (target === resolve(this.path)) throw new GalleryError('backup: target is the gallery itself');
-    const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
+    const tmp = tempPathFor(target);
     try {
       rmSync(tmp, { force: true });
       // Created here so the copy of everyone's face crops is private from its first byte.
       closeSync(openSync(tmp, 'wx', 0o600));
       await this.db.backup(tmp);
-      fsyncFile(tmp);
       // A -wal left beside an older file of that name would be replayed into the new one.
       rmSync(`${target}-wal`, { force: true });
       rmSync(`${target}-shm`, { force: true });
-      renameSync(tmp, target);
-      fsyncDir(dirname(target));
+      commitTempFile(tmp, target);
     } catch (e) {
       rmSync(tmp, { force: true });
       throw new GalleryError(`backup of gallery ${this.path} to ${toPath} failed: ${(e as Error).message}`);

@@ -2,7 +2,7 @@
 // the track whose last box overlaps it most is enough to follow it, and it needs no appearance model.
 // Track ids give the decision stage several frames of the same face to agree on.
 
-import type { Box } from '../events/schema.ts';
+import type { Box } from '../types.ts';
 import type { FaceDetection } from '../vision/types.ts';
 
 export interface TrackerOptions {

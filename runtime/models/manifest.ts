@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { Ajv } from 'ajv';
+import type { InferenceEngine } from '../types.ts';
 import schema from './manifest.schema.json' with { type: 'json' };
 
 export type ModelTask = 'face-detection' | 'face-embedding' | 'anti-spoof' | 'liveness';
@@ -118,4 +119,18 @@ export function loadModel(manifestPath: string): LoadedModel {
     );
   }
   return { manifest, manifestPath, onnx };
+}
+
+export const MODEL_NAMES = {
+  detector: 'blazeface',
+  embedder: 'facerec',
+  /** The embedder with ReLU-zero gates (docs/relu-zero.md); an alternative to `embedder`. */
+  gatedEmbedder: 'facerec-gated',
+  antispoof: 'antispoof',
+  liveness: 'liveness',
+} as const;
+
+export interface OpenedModel {
+  manifest: ModelManifest;
+  engine: InferenceEngine;
 }

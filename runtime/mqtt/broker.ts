@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
+import { defaultLogger, type Logger } from '../util/log.ts';
 import { limitPacketSize } from './packet-limit.ts';
 
 export interface InProcessBrokerOptions {
@@ -17,8 +18,8 @@ export interface InProcessBrokerOptions {
   credentials?: { username: string; password: string };
   /** Largest packet a client may send. */
   maxPacketBytes?: number;
-  /** Where refused clients are reported. */
-  log?: (message: string) => void;
+  /** Where refused clients are reported, at warn. */
+  log?: Logger;
 }
 
 export interface InProcessBroker {
@@ -31,7 +32,7 @@ export interface InProcessBroker {
 
 export async function startInProcessBroker(opts: InProcessBrokerOptions = {}): Promise<InProcessBroker> {
   const host = opts.host ?? '127.0.0.1';
-  const { credentials, maxPacketBytes, log = () => {} } = opts;
+  const { credentials, maxPacketBytes, log = defaultLogger.child('broker') } = opts;
   const aedes = await Aedes.createBroker(
     credentials
       ? {
@@ -40,7 +41,7 @@ export async function startInProcessBroker(opts: InProcessBrokerOptions = {}): P
               username === credentials.username &&
               password !== undefined &&
               sameBytes(password, Buffer.from(credentials.password));
-            if (!ok) log(`refused client ${client.id}: wrong user name or password`);
+            if (!ok) log.warn(`refused client ${client.id}: wrong user name or password`);
             done(null, ok);
           },
         }
@@ -54,7 +55,7 @@ export async function startInProcessBroker(opts: InProcessBrokerOptions = {}): P
       limitPacketSize(socket, {
         maxPacketBytes,
         onOversize: (bytes) =>
-          log(
+          log.warn(
             `closed a client connection that announced a packet of ${bytes} bytes (limit ${maxPacketBytes})`,
           ),
       });

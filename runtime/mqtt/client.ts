@@ -19,11 +19,10 @@ import type { Duplex } from 'node:stream';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { EventQueue, QueueStats } from '../events/queue.ts';
 import type { FaceEvent } from '../events/schema.ts';
-import { createLogger, type LogLevel } from '../util/log.ts';
+import { defaultLogger, type Logger } from '../util/log.ts';
 import { limitPacketSize } from './packet-limit.ts';
 import type { AvailabilityPayload, Topics } from './topics.ts';
 
-export type { LogLevel } from '../util/log.ts';
 export type Qos = 0 | 1 | 2;
 
 export interface MqttTlsFiles {
@@ -69,7 +68,7 @@ export interface FacegateMqttOptions {
   maxPacketBytes?: number;
   /** 4 = MQTT 3.1.1 (default, which every broker speaks, the in-process one included) or 5. */
   protocolVersion?: 4 | 5;
-  log?: (level: LogLevel, message: string) => void;
+  log?: Logger;
 }
 
 export type PublishOutcome = 'published' | 'queued' | 'dropped';
@@ -102,7 +101,7 @@ interface ClientEvents {
   drained: [];
 }
 
-const defaultLog = createLogger({ level: 'warn', component: 'mqtt' }).log;
+const defaultLog = defaultLogger.child('mqtt');
 
 /** Why a publish is given up as lost, by QoS: what did not come in time. */
 const NOT_CONFIRMED: Record<Qos, string> = {
@@ -140,7 +139,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
   private readonly publishTimeoutMs: number;
   private readonly replayWindow: number;
   private readonly stopTimeoutMs: number;
-  private readonly log: (level: LogLevel, message: string) => void;
+  private readonly log: Logger;
 
   /** Connected and not known to be broken; direct publishes and replays only happen while true. */
   private online = false;
@@ -172,7 +171,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
         limitPacketSize(stream, {
           maxPacketBytes,
           onOversize: (bytes) =>
-            this.log(
+            this.log.log(
               'warn',
               `the broker sent a packet of ${bytes} bytes, over the ${maxPacketBytes} the device takes: reconnecting`,
             ),
@@ -313,7 +312,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     this.online = true;
     this.lastError = '';
     this.counters.connects++;
-    this.log('info', 'connected');
+    this.log.info('connected');
     this.sendRetained(this.topics.availability, 'online' satisfies AvailabilityPayload);
     for (const [topic, payload] of this.retained) this.sendRetained(topic, payload);
     this.emit('connect');
@@ -337,7 +336,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     }
     if (this.client.connected) this.client.stream.destroy();
     if (wasOnline) {
-      this.log('warn', `disconnected: ${reason}`);
+      this.log.warn(`disconnected: ${reason}`);
       this.emit('disconnect');
     }
   }
@@ -388,7 +387,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
   /** Publishes the queue head in windows; acknowledges only the prefix the broker confirmed. */
   private async replay(): Promise<void> {
     this.draining = true;
-    this.log('info', `replaying ${this.queue.size} queued event(s) at QoS ${this.eventQos}`);
+    this.log.info(`replaying ${this.queue.size} queued event(s) at QoS ${this.eventQos}`);
     let failed = false;
     try {
       while (this.online && this.queue.size > 0) {
@@ -425,7 +424,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
       this.kickReplay();
       return;
     }
-    this.log('info', 'offline queue replayed');
+    this.log.info('offline queue replayed');
     this.emit('drained');
   }
 
@@ -453,7 +452,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     const message = err instanceof Error ? err.message : String(err);
     if (message === this.lastError) return;
     this.lastError = message;
-    this.log('error', message);
+    this.log.error(message);
   }
 }
 

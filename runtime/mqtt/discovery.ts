@@ -15,7 +15,8 @@
 // facegate was stopped) are withdrawn with an empty retained message.
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/index.ts';
-import type { FacegateMqttClient, LogLevel } from './client.ts';
+import type { Logger } from '../util/log.ts';
+import type { FacegateMqttClient } from './client.ts';
 import type { Topics } from './topics.ts';
 
 export const EVENT_TYPES = ['recognized', 'unknown', 'spoof'] as const;
@@ -189,7 +190,7 @@ export class HomeAssistantDiscovery {
   constructor(
     private readonly mqtt: Pick<FacegateMqttClient, 'publishRetained' | 'connection'>,
     private readonly version: string,
-    private readonly log: (level: LogLevel, message: string) => void,
+    private readonly log: Logger,
   ) {
     mqtt.connection.on('message', this.onMessage);
   }
@@ -227,13 +228,13 @@ export class HomeAssistantDiscovery {
     if (statusTopic === undefined) return;
     if (topic === statusTopic) {
       if (payload.toString() !== 'online') return;
-      this.log('info', 'Home Assistant came online: discovery sent again');
+      this.log.info('Home Assistant came online: discovery sent again');
       this.announce();
       return;
     }
     if (payload.length === 0 || !matchesDeviceConfig(configs, topic)) return;
     if (this.messages.some((m) => m.topic === topic)) return;
-    this.log('info', `withdrawing ${topic}: no longer part of this device`);
+    this.log.info(`withdrawing ${topic}: no longer part of this device`);
     this.mqtt.publishRetained(topic, '');
   };
 }

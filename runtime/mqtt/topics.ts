@@ -1,8 +1,7 @@
 // Every MQTT topic facegate publishes or subscribes to is built here, so the topic tree documented in
 // docs/mqtt.md has exactly one implementation.
 
-/** Identifiers are short enough that a full topic stays far below MQTT's 65535-byte limit. */
-export const MAX_TOPIC_ID_LENGTH = 64;
+import { assertTopicId, TopicError, topicIdProblem } from '../util/topic-id.ts';
 
 /** The device-id slot that addresses every device at once; a device may not be called this. */
 export const ALL_DEVICES = 'all';
@@ -73,34 +72,6 @@ export interface Topics {
 export interface ParsedRequest {
   scope: 'device' | 'all';
   command: string;
-}
-
-export class TopicError extends Error {
-  override readonly name = 'TopicError';
-}
-
-/** Why `value` cannot be one topic level, or null when it can. */
-export function topicIdProblem(value: string, maxLength = MAX_TOPIC_ID_LENGTH): string | null {
-  if (typeof value !== 'string' || value.length === 0) return 'is empty';
-  if (value.length > maxLength) return `is longer than ${maxLength} characters`;
-  if (value.includes('+') || value.includes('#')) return 'contains an MQTT wildcard (+ or #)';
-  if (value.includes('/')) return 'contains the topic separator /';
-  // NUL is forbidden by the MQTT spec; other control characters break logs and HA entity ids.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-  if (/[\u0000-\u001f\u007f]/.test(value)) return 'contains a control character';
-  if (value.trim() !== value) return 'has leading or trailing whitespace';
-  return null;
-}
-
-export function isValidTopicId(value: string, maxLength = MAX_TOPIC_ID_LENGTH): boolean {
-  return topicIdProblem(value, maxLength) === null;
-}
-
-/** Returns `value` when it is usable as a single topic level; throws a TopicError naming `what` otherwise. */
-export function assertTopicId(value: string, what = 'identifier', maxLength = MAX_TOPIC_ID_LENGTH): string {
-  const problem = topicIdProblem(value, maxLength);
-  if (problem !== null) throw new TopicError(`${what} ${JSON.stringify(value)} ${problem}`);
-  return value;
 }
 
 /** Why `command` cannot be a command name (one or more levels, each a valid topic level), or null. */

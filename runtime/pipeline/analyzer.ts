@@ -1,14 +1,15 @@
 // The models one camera frame goes through, opened once and shared by every camera and CLI command:
 // detector, embedder and the optional presentation-attack pair. The detector and the embedder come from
-// their update slots (runtime/models/update/slots.ts), so a restart keeps a remotely installed version.
+// their update slots (runtime/model-update/slots.ts), so a restart keeps a remotely installed version.
 import type { Config } from '../config/index.ts';
 import { openEngine } from '../engine/open.ts';
-import type { InferenceEngine } from '../engine/types.ts';
 import type { ModelRef } from '../events/schema.ts';
+import { ModelSlots } from '../model-update/slots.ts';
+import type { FrameHealth } from '../model-update/updater.ts';
+import type { OpenedModel } from '../models/manifest.ts';
 import { type LoadedModel, loadModel, type ModelManifest, manifestPathFor } from '../models/manifest.ts';
-import type { OpenedModel } from '../models/registry.ts';
-import { ModelSlots } from '../models/update/slots.ts';
-import type { FrameHealth } from '../models/update/updater.ts';
+import type { InferenceEngine } from '../types.ts';
+import { defaultLogger, type Logger } from '../util/log.ts';
 import { alignFace } from '../vision/align.ts';
 import { FaceDetector } from '../vision/detector.ts';
 import { FaceEmbedder } from '../vision/embedder.ts';
@@ -53,12 +54,14 @@ export function modelSlots(config: AnalyzerConfig, role: UpdatableRole): ModelSl
 export function openModelEngine(
   model: { onnx: Uint8Array; manifest: ModelManifest },
   models: Config['models'],
+  log: Logger = defaultLogger,
 ): Promise<InferenceEngine> {
   const { manifest } = model;
   return openEngine(model.onnx, {
     engine: manifest.task === 'face-embedding' ? models.engine : 'ort',
     threads: models.threads,
     label: `${manifest.name}.${manifest.precision}`,
+    log: log.child('engine'),
   });
 }
 
@@ -82,14 +85,14 @@ export class FaceAnalyzer {
   }
 
   /** `log` hears why an installed version was skipped (and an older one or the bundled model used). */
-  static async open(config: AnalyzerConfig, log: (line: string) => void = () => {}): Promise<FaceAnalyzer> {
+  static async open(config: AnalyzerConfig, log: Logger = defaultLogger): Promise<FaceAnalyzer> {
     const open = async (model: LoadedModel): Promise<OpenedModel> => ({
       manifest: model.manifest,
-      engine: await openModelEngine(model, config.models),
+      engine: await openModelEngine(model, config.models, log),
     });
     const installed = (role: UpdatableRole) => {
       const active = modelSlots(config, role).resolveActive();
-      for (const problem of active.problems) log(`[models] ${role}: skipped ${problem}`);
+      for (const problem of active.problems) log.child('models').warn(`${role}: skipped ${problem}`);
       return open(active.model);
     };
     const bundled = (name: string) =>

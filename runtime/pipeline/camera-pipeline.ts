@@ -4,12 +4,13 @@
 import sharp from 'sharp';
 import type { FrameSource } from '../capture/types.ts';
 import type { CameraConfig, Config } from '../config/index.ts';
-import { type Box, buildEvent, type FaceEvent, type ModelRef } from '../events/schema.ts';
+import { buildEvent, type FaceEvent, type ModelRef } from '../events/schema.ts';
 import { type Decision, DecisionEngine } from '../matching/decision.ts';
 import { CROP_SIZE, type Gallery } from '../matching/gallery.ts';
 import { matchFrame } from '../matching/match.ts';
 import { FaceTracker } from '../matching/tracker.ts';
 import type { UnknownVisitors } from '../matching/unknowns.ts';
+import type { Box } from '../types.ts';
 import type { RgbImage } from '../vision/image.ts';
 import { faceQuality, passesQuality, qualityScore } from '../vision/quality.ts';
 import type { FaceAnalyzer, LiveAnalyzer } from './analyzer.ts';

@@ -3,6 +3,7 @@
 import { readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { Gallery } from '../matching/gallery.ts';
+import { IMAGE_FILE } from '../util/face-folder.ts';
 import { decodeImage } from '../vision/image.ts';
 import type { FaceAnalyzer } from './analyzer.ts';
 
@@ -44,7 +45,7 @@ export async function seedGallery(analyzer: FaceAnalyzer, gallery: Gallery, dir:
   if (gallery.list().length > 0) return [];
   const names: string[] = [];
   for (const file of readdirSync(dir)
-    .filter((f) => /\.(jpe?g|png)$/i.test(f))
+    .filter((f) => IMAGE_FILE.test(f))
     .sort()) {
     const name = basename(file, extname(file));
     await enrollPhotos(analyzer, gallery, name, [{ source: file, data: join(dir, file) }]);

@@ -3,8 +3,8 @@
 
 import { type ScheduledTask, schedule, validateDetailed } from 'node-cron';
 import type { Config } from '../config/index.ts';
-import type { Awaitable } from '../control/api.ts';
-import type { LogLevel } from '../mqtt/client.ts';
+import type { Awaitable } from '../types.ts';
+import type { Logger } from '../util/log.ts';
 
 export const SCHEDULE_JOBS = ['heartbeat', 'modelUpdateCheck', 'galleryBackup'] as const;
 export type ScheduleJob = (typeof SCHEDULE_JOBS)[number];
@@ -17,7 +17,7 @@ export class ScheduleError extends Error {
 }
 
 export interface SchedulerOptions {
-  log: (level: LogLevel, message: string) => void;
+  log: Logger;
   /** IANA time zone for the expressions; the system's by default. */
   timezone?: string;
 }
@@ -76,7 +76,7 @@ export class Scheduler {
       try {
         await this.tasks[job]();
       } catch (err) {
-        this.opts.log('error', `${job} failed: ${(err as Error).message}`);
+        this.opts.log.error(`${job} failed: ${(err as Error).message}`);
       }
     };
     return schedule(expression, run, {
@@ -85,9 +85,9 @@ export class Scheduler {
       // A slow gallery backup or model download is skipped a turn rather than run twice at once.
       noOverlap: true,
       logger: {
-        info: (message) => this.opts.log('info', `${job}: ${message}`),
-        warn: (message) => this.opts.log('warn', `${job}: ${message}`),
-        error: (message) => this.opts.log('error', `${job}: ${String(message)}`),
+        info: (message) => this.opts.log.info(`${job}: ${message}`),
+        warn: (message) => this.opts.log.warn(`${job}: ${message}`),
+        error: (message) => this.opts.log.error(`${job}: ${String(message)}`),
         debug: () => {},
       },
     });

@@ -9,7 +9,7 @@ import { createPublicKey, verify } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { downloadModel, verifyModelBytes } from '../models/update/download.ts';
+import { downloadModel, verifyModelBytes } from '../model-update/download.ts';
 
 export interface AppUpdateRequest {
   url: string;

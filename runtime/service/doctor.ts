@@ -14,6 +14,7 @@ import { loadKernels } from '../engine/kernels-addon.ts';
 import { ortInt8Saturates } from '../engine/ort.ts';
 import { loadModel, manifestPathFor } from '../models/manifest.ts';
 import { modelSlots } from '../pipeline/analyzer.ts';
+import { recordingLogger } from '../util/log.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -100,7 +101,7 @@ function checkModels(config: Config): CheckResult {
 
 function checkKernels(config: Config): CheckResult {
   const warnings: string[] = [];
-  const kernels = loadKernels({ warn: (m) => warnings.push(m) });
+  const kernels = loadKernels({ log: recordingLogger((_level, message) => warnings.push(message)) });
   const engine = config.models.engine;
   if (!kernels) {
     return engine === 'kernels'

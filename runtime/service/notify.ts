@@ -8,6 +8,7 @@
 // period, but only while frames keep going through, so a stalled pipeline stops the pings and systemd
 // restarts facegate (WatchdogSec in firmware-scripts/facegate.service).
 import { createRequire } from 'node:module';
+import type { Logger } from '../util/log.ts';
 
 interface UnixDgramSocket {
   send(buf: Buffer, offset: number, length: number, path: string, callback?: (err?: Error) => void): void;
@@ -23,7 +24,7 @@ export interface NotifyTransport {
 
 export interface ServiceNotifierOptions {
   /** Where send failures are reported (once each kind); they never stop the runtime. */
-  warn: (message: string) => void;
+  log: Logger;
   /** Called once, right after READY=1 was sent. */
   onReady?: () => void;
   now?: () => number;
@@ -51,7 +52,7 @@ export class ServiceNotifier {
     // WATCHDOG_PID names the process the watchdog is meant for; another process's setting is not ours.
     const forUs = !env.WATCHDOG_PID || Number(env.WATCHDOG_PID) === process.pid;
     const watchdogUsec = forUs ? Number(env.WATCHDOG_USEC ?? 0) : 0;
-    return new ServiceNotifier(dgramSender(socket, opts.warn), watchdogUsec / 1000, opts);
+    return new ServiceNotifier(dgramSender(socket, opts.log), watchdogUsec / 1000, opts);
   }
 
   constructor(
@@ -97,7 +98,7 @@ export class ServiceNotifier {
   }
 }
 
-function dgramSender(path: string, warn: (message: string) => void): NotifyTransport {
+function dgramSender(path: string, log: Logger): NotifyTransport {
   // unix-dgram is CommonJS with a native binding; createRequire keeps its load failure a clear error.
   const require = createRequire(import.meta.url);
   let socket: UnixDgramSocket;
@@ -115,7 +116,7 @@ function dgramSender(path: string, warn: (message: string) => void): NotifyTrans
   const report = (err: Error) => {
     if (warned.has(err.message)) return;
     warned.add(err.message);
-    warn(`systemd notification to ${path} failed: ${err.message}`);
+    log.warn(`systemd notification to ${path} failed: ${err.message}`);
   };
   socket.on('error', report);
   return {

@@ -79,16 +79,24 @@ export function createLogger({ level, write = writeStderr, component }: LoggerOp
   };
 }
 
-const TAGGED = /^\[([^\]]+)\] ([\s\S]*)$/;
+/** For library calls made without a logger (tools, tests, one-off scripts): warnings and errors, to stderr. */
+export const defaultLogger: Logger = createLogger({ level: 'warn' });
 
-/**
- * For modules that take a `(line) => void` and tag their lines themselves (`[models] building ...`): the
- * lines go to `logger` at `level`, a leading `[tag]` becoming the component.
- */
-export function lineWriter(logger: Logger, level: LogLevel): LogSink {
-  return (line) => {
-    const tagged = TAGGED.exec(line);
-    if (tagged) logger.child(tagged[1]).log(level, tagged[2]);
-    else logger.log(level, line);
+/** A logger at every level that hands each message, untagged, to `record` (a check that reports what a
+ * component said, tests); its children are itself. */
+export function recordingLogger(record: (level: LogLevel, message: string) => void): Logger {
+  const logger: Logger = {
+    level: 'debug',
+    enabled: () => true,
+    log: record,
+    debug: (message) => record('debug', message),
+    info: (message) => record('info', message),
+    warn: (message) => record('warn', message),
+    error: (message) => record('error', message),
+    child: () => logger,
   };
+  return logger;
 }
+
+/** Writes nothing. */
+export const silentLogger: Logger = createLogger({ level: 'silent' });

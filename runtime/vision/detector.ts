@@ -1,5 +1,5 @@
 // Face detection: letterbox the frame, run BlazeFace on an inference engine, decode, map back.
-import type { InferenceEngine } from '../engine/types.ts';
+import type { InferenceEngine } from '../types.ts';
 import {
   BLAZEFACE_INPUT_SIZE,
   type BlazeFaceDecodeOptions,

@@ -1,6 +1,7 @@
 // Face embedding: aligned RGB crops -> normalised NCHW batch -> engine -> unit-length embeddings.
-import type { InferenceEngine } from '../engine/types.ts';
+
 import type { ModelManifest } from '../models/manifest.ts';
+import type { InferenceEngine } from '../types.ts';
 import { rgbToNchw } from './tensor.ts';
 
 export class FaceEmbedder {

@@ -5,7 +5,7 @@
 // detector's anchors and of sharp's resize, so mapping between them needs no half-pixel terms.
 
 import sharp from 'sharp';
-import type { TensorIn } from '../engine/types.ts';
+import type { TensorIn } from '../types.ts';
 import type { Point } from './types.ts';
 
 /** Packed RGB, 3 bytes per pixel, row-major, no padding (runtime/capture Frame satisfies it). */

@@ -1,6 +1,6 @@
 // Test doubles for the control plane: an in-memory MQTT client and ports that record what they are asked.
 
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import {
   type ChangeClassification,
   type Config,
@@ -10,7 +10,7 @@ import {
 import type { HealthReport, ModelChunk, ModelStatus } from '../../runtime/control/api.ts';
 import type { ControlPorts } from '../../runtime/control/handlers/index.ts';
 import type { ControlMqttClient } from '../../runtime/control/router.ts';
-import { commandKeyId } from '../../runtime/control/signing.ts';
+import { generateSigningKeyPair } from '../../runtime/util/signing.ts';
 
 export const defaultConfig = (patch: unknown = {}): Config =>
   mergeConfig(loadConfig({ env: {} }), patch) as Config;
@@ -26,11 +26,11 @@ export interface SigningKey {
 }
 
 export function makeSigningKey(): SigningKey {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const pair = generateSigningKeyPair();
   return {
-    privateKey,
-    publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-    keyId: commandKeyId(publicKey),
+    privateKey: createPrivateKey(pair.privateKeyPem),
+    publicPem: pair.publicKeyPem,
+    keyId: pair.keyId,
   };
 }
 

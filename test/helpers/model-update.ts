@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import { DownloadError } from '../../runtime/model-update/download.ts';
 import {
   type LoadedModel,
   loadModel,
@@ -14,7 +15,6 @@ import {
   sha256,
 } from '../../runtime/models/manifest.ts';
 import { Graph } from '../../runtime/models/onnx/graph.ts';
-import { DownloadError } from '../../runtime/models/update/download.ts';
 import { serializeModel } from '../../tools/models/onnx/writer.ts';
 import { MODELS_DIR } from './paths.ts';
 

@@ -9,10 +9,11 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openEventQueue } from '../../runtime/events/queue.ts';
 import { buildEvent } from '../../runtime/events/schema.ts';
 import { CROP_BYTES, EMBEDDING_DIM, Gallery } from '../../runtime/matching/gallery.ts';
+import { ModelSlots } from '../../runtime/model-update/slots.ts';
 import { loadModel, manifestPathFor, sha256 } from '../../runtime/models/manifest.ts';
-import { ModelSlots } from '../../runtime/models/update/slots.ts';
 import { startMqttClient } from '../../runtime/mqtt/client.ts';
 import { buildTopics } from '../../runtime/mqtt/topics.ts';
+import { silentLogger } from '../../runtime/util/log.ts';
 import { freePort } from '../helpers/mosquitto.ts';
 import { MODELS_DIR } from '../helpers/paths.ts';
 
@@ -70,7 +71,7 @@ describe.skipIf(!mounted)('disk full (1 MiB tmpfs)', () => {
       topics: buildTopics({ baseTopic: 'facegate', deviceId: 'door' }),
       queue,
       reconnectPeriodMs: 60_000,
-      log: () => {},
+      log: silentLogger,
     });
     const filler = fill(64 * 1024);
     const outcomes = { queued: 0, failed: 0 };

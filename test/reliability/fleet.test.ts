@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandlers } from '../../runtime/control/handlers/index.ts';
 import { ControlRouter } from '../../runtime/control/router.ts';
 import { buildTopics } from '../../runtime/mqtt/topics.ts';
+import { silentLogger } from '../../runtime/util/log.ts';
 import { defaultConfig, fakePorts } from '../helpers/control-fakes.ts';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.ts';
 import { Subscriber, waitUntil } from '../integration/mqtt/support.ts';
@@ -36,7 +37,7 @@ async function startDevice(id: string): Promise<SimulatedDevice> {
     topics: buildTopics({ baseTopic: BASE, deviceId: id }),
     control: () => control,
     handlers: createHandlers(fakePorts('/nonexistent/config.yaml')),
-    log: () => {},
+    log: silentLogger,
   });
   await router.start();
   return { id, client, router };

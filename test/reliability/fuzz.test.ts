@@ -16,10 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { ConfigError, loadConfig } from '../../runtime/config/index.ts';
 import { isPrivileged, isRequestName } from '../../runtime/control/api.ts';
-import { commandKeyId, signCommand } from '../../runtime/control/signing.ts';
+import { signCommand } from '../../runtime/control/signing.ts';
 import { loadModel, ManifestError, manifestPathFor } from '../../runtime/models/manifest.ts';
 import { buildTopics } from '../../runtime/mqtt/topics.ts';
 import { seededRandom } from '../../runtime/util/random.ts';
+import { keyIdOf } from '../../runtime/util/signing.ts';
 import { type Mosquitto, startMosquitto } from '../helpers/mosquitto.ts';
 import { FACES_DIR, MODELS_DIR } from '../helpers/paths.ts';
 import { DEVICE, LIN, type RunningApp, startApp } from '../integration/app/harness.ts';
@@ -36,7 +37,7 @@ const RAW_ERROR =
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const OPERATOR = {
   privateKey,
-  keyId: commandKeyId(publicKey),
+  keyId: keyIdOf(publicKey),
   pem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
 };
 

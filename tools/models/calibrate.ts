@@ -3,13 +3,12 @@
 // calibrated with every method and the most faithful one kept, and the embedders' FAR thresholds are
 // measured over every different-person pair. The alignment template is re-derived from the committed
 // dlib chips with the same detector.
-import { join } from 'node:path';
 import { OrtEngine } from '../../runtime/engine/ort.ts';
 import { thresholdForFar } from '../../runtime/eval/metrics.ts';
 import { allPairScores } from '../../runtime/eval/pair-scores.ts';
 import type { ModelManifest } from '../../runtime/models/manifest.ts';
 import { sha256 } from '../../runtime/models/manifest.ts';
-import { FACES_DIR } from '../../runtime/paths.ts';
+import { DLIB_CHIPS_DIR } from '../../runtime/paths.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../../runtime/vision/detector.ts';
 import { cosine, FaceEmbedder } from '../../runtime/vision/embedder.ts';
 import { FACEREC_TEMPLATE } from '../../runtime/vision/face-template.ts';
@@ -51,11 +50,7 @@ export async function measureCalibration(opts: CalibrateOptions): Promise<Calibr
     liveness: specSize('liveness'),
   });
   log(`[calibrate] faces: ${samples.length - noFace} found, ${noFace} centre-cropped`);
-  const points = await deriveTemplatePoints(
-    detector,
-    FACEREC_TEMPLATE.indices,
-    join(FACES_DIR, 'dlib_examples', 'johns'),
-  );
+  const points = await deriveTemplatePoints(detector, FACEREC_TEMPLATE.indices, DLIB_CHIPS_DIR);
 
   const models: Record<string, ModelCalibration> = {};
   for (const spec of specs) {

@@ -1,8 +1,8 @@
 // Calibration samples from lfw/calib (never lfw/dev), produced by the project's own fp32 detector and
 // alignment, exactly as the runtime will produce them.
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Progress } from '../../runtime/report/progress.ts';
+import { listFaceFolder } from '../../runtime/util/face-folder.ts';
 import { BLAZEFACE_INPUT_SIZE } from '../../runtime/vision/blazeface.ts';
 import type { FaceDetector } from '../../runtime/vision/detector.ts';
 import { alignedFaceCrop, boxCrop } from '../../runtime/vision/face-crop.ts';
@@ -22,14 +22,7 @@ export interface CalibrationSample {
 }
 
 export function listCalibrationImages(dir: string, limit = Number.POSITIVE_INFINITY): string[] {
-  const files = readdirSync(dir)
-    .sort()
-    .flatMap((person) =>
-      readdirSync(join(dir, person))
-        .filter((f) => /\.(jpe?g|png)$/i.test(f))
-        .sort()
-        .map((f) => `${person}/${f}`),
-    );
+  const files = listFaceFolder(dir).map((photo) => photo.file);
   if (files.length === 0) throw new Error(`no calibration images under ${dir}`);
   return files.slice(0, limit);
 }

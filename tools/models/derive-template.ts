@@ -1,27 +1,21 @@
 // Derives FACEREC_TEMPLATE: runs the detector on dlib-aligned 150x150 chips and averages where its
 // keypoints land.
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { listFaceFolder } from '../../runtime/util/face-folder.ts';
 import type { FaceDetector } from '../../runtime/vision/detector.ts';
 import { decodeImage } from '../../runtime/vision/image.ts';
 import type { Point } from '../../runtime/vision/types.ts';
 
 const CANVAS_PAD = 150;
 
-/** `chipsDir`: folders of 150x150 dlib face chips (test/fixtures/faces/dlib_examples/johns). */
+/** `chipsDir`: a face folder of 150x150 dlib face chips (DLIB_CHIPS_DIR). */
 export async function deriveTemplatePoints(
   detector: FaceDetector,
   indices: number[],
   chipsDir: string,
 ): Promise<Point[]> {
-  const files = readdirSync(chipsDir)
-    .sort()
-    .flatMap((d) =>
-      readdirSync(join(chipsDir, d))
-        .sort()
-        .map((f) => join(chipsDir, d, f)),
-    );
+  const files = listFaceFolder(chipsDir).map((photo) => join(chipsDir, photo.file));
   const sums = indices.map(() => [0, 0]);
   let found = 0;
   for (const file of files) {

@@ -1,4 +1,4 @@
-// Regenerates the self-test's golden set (runtime/models/update/golden/) from face_recognition's MIT
+// Regenerates the self-test's golden set (runtime/model-update/golden/) from face_recognition's MIT
 // example photos, through the pipeline itself: the fp32 detector, alignedFaceCrop, and then the
 // self-test run on the built fp32 and int8 models to show the set is passable.
 //   tsx tools/models/make-golden.ts
@@ -6,9 +6,9 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { openModel } from '../../runtime/models/registry.ts';
-import { GOLDEN_DIR, type GoldenSet, selfTest } from '../../runtime/models/update/selftest.ts';
-import { FACES_DIR, modelsDir } from '../../runtime/paths.ts';
+import { openModel } from '../../runtime/engine/registry.ts';
+import { GOLDEN_DIR, type GoldenSet, selfTest } from '../../runtime/model-update/selftest.ts';
+import { modelsDir, TRAIN_FACES_DIR } from '../../runtime/paths.ts';
 import { writeFileAtomic } from '../../runtime/util/atomic-file.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../../runtime/vision/detector.ts';
 import { alignedFaceCrop } from '../../runtime/vision/face-crop.ts';
@@ -112,5 +112,5 @@ async function makeGolden(modelsDir: string, photosDir: string): Promise<void> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await makeGolden(modelsDir(), join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train'));
+  await makeGolden(modelsDir(), TRAIN_FACES_DIR);
 }

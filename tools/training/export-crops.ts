@@ -13,9 +13,11 @@
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { MODEL_NAMES, openModel } from '../../runtime/models/registry.ts';
+import { openModel } from '../../runtime/engine/registry.ts';
+import { MODEL_NAMES } from '../../runtime/models/manifest.ts';
 import { dataSetDir, modelsDir, PACKAGE_ROOT } from '../../runtime/paths.ts';
 import { Progress } from '../../runtime/report/progress.ts';
+import { IMAGE_FILE } from '../../runtime/util/face-folder.ts';
 import { alignFace, centreCrop } from '../../runtime/vision/align.ts';
 import { FaceDetector } from '../../runtime/vision/detector.ts';
 import { primaryFace } from '../../runtime/vision/face-crop.ts';
@@ -34,15 +36,13 @@ export interface CropEntry {
   detected: boolean;
 }
 
-const IMAGE = /\.(jpe?g|png)$/i;
-
 function listImages(dir: string): string[] {
   return readdirSync(dir)
     .sort()
     .flatMap((name) => {
       const path = join(dir, name);
       if (statSync(path).isDirectory()) return listImages(path);
-      return IMAGE.test(name) ? [path] : [];
+      return IMAGE_FILE.test(name) ? [path] : [];
     });
 }
 

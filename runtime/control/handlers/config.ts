@@ -21,7 +21,8 @@ import {
 } from '../../config/index.ts';
 import { formatPath, isPlainObject, type PathSegment } from '../../config/util.ts';
 import { SECRET_KEY } from '../../config/validate.ts';
-import type { Awaitable, CommandHandlers } from '../api.ts';
+import type { Awaitable } from '../../types.ts';
+import type { CommandHandlers } from '../api.ts';
 
 export interface ConfigPort {
   /** The accepted configuration: as loaded at start, then as written by the last config/set. */

@@ -1,6 +1,7 @@
 // health, snapshot and restart: the device as a whole.
 
-import type { Awaitable, CommandHandlers, HealthReport } from '../api.ts';
+import type { Awaitable } from '../../types.ts';
+import type { CommandHandlers, HealthReport } from '../api.ts';
 
 export interface DevicePort {
   health(): Awaitable<HealthReport>;

@@ -1,7 +1,8 @@
 // face/list, face/remove, face/enroll, face/reject and the unknown visitors, over whatever stores the
 // gallery.
 
-import type { Awaitable, CommandHandlers, FaceSummary, UnknownSummary } from '../api.ts';
+import type { Awaitable } from '../../types.ts';
+import type { CommandHandlers, FaceSummary, UnknownSummary } from '../api.ts';
 
 export interface GalleryPort {
   list(): Awaitable<FaceSummary[]>;

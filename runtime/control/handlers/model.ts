@@ -1,7 +1,7 @@
 // model/update, model/chunk, model/rollback and model/status, over the model updater.
 
+import type { Awaitable } from '../../types.ts';
 import type {
-  Awaitable,
   ChunkReceipt,
   CommandHandlers,
   CommandParams,

@@ -10,10 +10,10 @@ import { mergeConfig } from '../../../runtime/config/index.ts';
 import type { ChunkReceipt, ModelStatus } from '../../../runtime/control/api.ts';
 import type { FaceEvent } from '../../../runtime/events/schema.ts';
 import { Gallery } from '../../../runtime/matching/gallery.ts';
+import { signManifest } from '../../../runtime/model-update/signature.ts';
+import { modelChunks } from '../../../runtime/model-update/transfer.ts';
+import type { UpdateState } from '../../../runtime/model-update/updater.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
-import { signManifest } from '../../../runtime/models/update/signature.ts';
-import { modelChunks } from '../../../runtime/models/update/transfer.ts';
-import type { UpdateState } from '../../../runtime/models/update/updater.ts';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { waitUntil } from '../mqtt/support.ts';
 import {

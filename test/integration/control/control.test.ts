@@ -12,6 +12,7 @@ import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import { ControlRouter } from '../../../runtime/control/router.ts';
 import { signCommand } from '../../../runtime/control/signing.ts';
 import { buildTopics } from '../../../runtime/mqtt/topics.ts';
+import { recordingLogger } from '../../../runtime/util/log.ts';
 import { defaultConfig, fakePorts, JPEG, makeSigningKey, PNG } from '../../helpers/control-fakes.ts';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { Subscriber, useCleanup, waitUntil } from '../mqtt/support.ts';
@@ -48,7 +49,7 @@ async function startDevice(url: string, deviceId: string, patch: unknown = {}, o
     topics,
     control: () => ports.config.current().control,
     handlers: createHandlers(ports),
-    log: (level, message) => logs.push(`${level}: ${message}`),
+    log: recordingLogger((level, message) => logs.push(`${level}: ${message}`)),
   });
   await router.start();
   cleanup(() => router.stop());

@@ -4,15 +4,16 @@
 // suite shows it drifts while the kernels stay bit-exact to their scalar reference.
 import { join } from 'node:path';
 import * as ortRuntime from 'onnxruntime-node';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KernelsEngine } from '../../../runtime/engine/kernels.ts';
 import { lowerQdqModel } from '../../../runtime/engine/lower.ts';
 import { openEngine } from '../../../runtime/engine/open.ts';
 import { OrtEngine, ortInt8Saturates } from '../../../runtime/engine/ort.ts';
-import type { TensorIn } from '../../../runtime/engine/types.ts';
+import { openModel } from '../../../runtime/engine/registry.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
-import { openModel } from '../../../runtime/models/registry.ts';
+import type { TensorIn } from '../../../runtime/types.ts';
+import { recordingLogger } from '../../../runtime/util/log.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
 import { alignedTrainFeeds } from '../../helpers/faces.ts';
 import { expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../helpers/kernels.ts';
@@ -152,7 +153,7 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
 
 describe('engine selection and fallback', () => {
   const warnings: string[] = [];
-  const warn = (m: string) => warnings.push(m);
+  const log = recordingLogger((_level, m) => warnings.push(m));
 
   it('falls back to ORT, with one warning line, when the addon is missing', async () => {
     warnings.length = 0;
@@ -160,7 +161,7 @@ describe('engine selection and fallback', () => {
       engine: 'kernels',
       label: 'facerec.int8',
       addonPath: join(MODELS_DIR, 'no-such-addon.node'),
-      warn,
+      log,
     });
     expect(engine.name).toBe('ort');
     expect(warnings).toHaveLength(1);
@@ -173,36 +174,28 @@ describe('engine selection and fallback', () => {
   it.skipIf(!k)(
     'openModel: kernels for the int8 embedder, ORT with a warning for what it cannot lower',
     async () => {
-      const spy = vi.spyOn(console, 'warn').mockImplementation(() => {});
-      try {
-        const open = (name: string, precision: 'fp32' | 'int8') =>
-          openModel({ dir: MODELS_DIR, name, precision, engine: 'kernels' });
-        const int8 = await open('facerec', 'int8');
-        expect(int8.engine.name).toBe('kernels');
-        expect(spy).not.toHaveBeenCalled();
-        for (const [name, precision, pattern] of [
-          [
-            'facerec',
-            'fp32',
-            /^facegate: facerec\.fp32: cannot lower Conv node "conv32_down".*; using ONNX Runtime$/,
-          ],
-          ['blazeface', 'int8', /^facegate: blazeface\.int8: cannot lower \w+ node .*; using ONNX Runtime$/],
-        ] as const) {
-          spy.mockClear();
-          const m = await open(name, precision);
-          expect(m.engine.name).toBe('ort');
-          expect(spy).toHaveBeenCalledTimes(1);
-          expect(String(spy.mock.calls[0][0])).toMatch(pattern);
-          await m.engine.close();
-        }
-        await int8.engine.close();
-        // The default stays ORT.
-        const ort = await openModel({ dir: MODELS_DIR, name: 'facerec', precision: 'int8' });
-        expect(ort.engine.name).toBe('ort');
-        await ort.engine.close();
-      } finally {
-        spy.mockRestore();
+      warnings.length = 0;
+      const open = (name: string, precision: 'fp32' | 'int8') =>
+        openModel({ dir: MODELS_DIR, name, precision, engine: 'kernels', log });
+      const int8 = await open('facerec', 'int8');
+      expect(int8.engine.name).toBe('kernels');
+      expect(warnings).toEqual([]);
+      for (const [name, precision, pattern] of [
+        ['facerec', 'fp32', /^facerec\.fp32: cannot lower Conv node "conv32_down".*; using ONNX Runtime$/],
+        ['blazeface', 'int8', /^blazeface\.int8: cannot lower \w+ node .*; using ONNX Runtime$/],
+      ] as const) {
+        warnings.length = 0;
+        const m = await open(name, precision);
+        expect(m.engine.name).toBe('ort');
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatch(pattern);
+        await m.engine.close();
       }
+      await int8.engine.close();
+      // The default stays ORT.
+      const ort = await openModel({ dir: MODELS_DIR, name: 'facerec', precision: 'int8' });
+      expect(ort.engine.name).toBe('ort');
+      await ort.engine.close();
     },
   );
 });

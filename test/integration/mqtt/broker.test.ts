@@ -1,6 +1,7 @@
 import { connect as netConnect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { startInProcessBroker } from '../../../runtime/mqtt/broker.ts';
+import { recordingLogger } from '../../../runtime/util/log.ts';
 import {
   connectError,
   makeEvent,
@@ -98,7 +99,10 @@ describe('in-process aedes broker', () => {
 
   it('ends a connection whose packet announces more than maxPacketBytes, reading only its start', async () => {
     const logs: string[] = [];
-    const broker = await startInProcessBroker({ maxPacketBytes: 64 * 1024, log: (m) => logs.push(m) });
+    const broker = await startInProcessBroker({
+      maxPacketBytes: 64 * 1024,
+      log: recordingLogger((_level, m) => logs.push(m)),
+    });
     cleanup(() => broker.stop());
     const socket = netConnect({ host: '127.0.0.1', port: broker.port });
     cleanup(() => socket.destroy());

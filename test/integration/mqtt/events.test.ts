@@ -6,6 +6,7 @@ import { openEventQueue } from '../../../runtime/events/queue.ts';
 import type { FaceEvent } from '../../../runtime/events/schema.ts';
 import { startMqttClient } from '../../../runtime/mqtt/client.ts';
 import { buildTopics } from '../../../runtime/mqtt/topics.ts';
+import { silentLogger } from '../../../runtime/util/log.ts';
 import { createMosquitto, type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { makeEvent, Subscriber, startDevice, useCleanup, waitUntil } from './support.ts';
 
@@ -166,7 +167,7 @@ describe('events (mosquitto)', () => {
       topics,
       reconnectPeriodMs: 200,
       stopTimeoutMs: 2_000,
-      log: () => {},
+      log: silentLogger,
     };
 
     const queue1 = await openEventQueue(dir, queueOpts);

@@ -15,6 +15,7 @@ import {
   startMqttClient,
 } from '../../../runtime/mqtt/client.ts';
 import { buildTopics, type Topics } from '../../../runtime/mqtt/topics.ts';
+import { recordingLogger } from '../../../runtime/util/log.ts';
 
 export interface Received {
   topic: string;
@@ -164,7 +165,7 @@ export async function startDevice(
     connectTimeoutMs: 3_000,
     publishTimeoutMs: 3_000,
     stopTimeoutMs: 3_000,
-    log: (level, message) => logs.push(`${level}: ${message}`),
+    log: recordingLogger((level, message) => logs.push(`${level}: ${message}`)),
     ...opts,
   });
   cleanup(() => client.stop());

@@ -9,6 +9,7 @@ import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import { ControlRouter } from '../../../runtime/control/router.ts';
 import { signCommand } from '../../../runtime/control/signing.ts';
 import { buildTopics } from '../../../runtime/mqtt/topics.ts';
+import { recordingLogger } from '../../../runtime/util/log.ts';
 import { defaultConfig, fakePorts, JPEG, makeSigningKey } from '../../helpers/control-fakes.ts';
 import { startMosquitto } from '../../helpers/mosquitto.ts';
 import { connectError, Subscriber, useCleanup, waitUntil } from '../mqtt/support.ts';
@@ -56,7 +57,7 @@ async function startDevice(url: string, opts: IClientOptions) {
     topics,
     control: () => ({ ...ports.config.current().control, commandPublicKeys: [operatorKey.publicPem] }),
     handlers: createHandlers(ports),
-    log: (_level, message) => requests.push(message),
+    log: recordingLogger((_level, message) => requests.push(message)),
   });
   await router.start();
   cleanup(() => router.stop());

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { IClientOptions } from 'mqtt';
-import { commandKeyId, signCommand } from '../../../runtime/control/signing.ts';
+import { signCommand } from '../../../runtime/control/signing.ts';
 import { buildTopics } from '../../../runtime/mqtt/topics.ts';
+import { keyIdOf } from '../../../runtime/util/signing.ts';
 import { Subscriber, waitUntil } from '../mqtt/support.ts';
 
 const run = promisify(execFile);
@@ -125,7 +126,7 @@ export class BrokerClient {
   ): Promise<void> {
     const topic = topics.request(command);
     const key = opts.key ?? this.privateKeyPem;
-    const payload = key && !opts.unsigned ? signCommand(body, key, commandKeyId(key), topic) : body;
+    const payload = key && !opts.unsigned ? signCommand(body, key, keyIdOf(key), topic) : body;
     await this.sub.client.publishAsync(topic, JSON.stringify(payload), { qos: 1 });
   }
 

@@ -13,9 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandKeyId, signCommand } from '../../../runtime/control/signing.ts';
+import { signCommand } from '../../../runtime/control/signing.ts';
+import { signManifest } from '../../../runtime/model-update/signature.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
-import { generateSigningKeyPair, signManifest } from '../../../runtime/models/update/signature.ts';
+import { generateSigningKeyPair, keyIdOf } from '../../../runtime/util/signing.ts';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { embedderRelease, FileServer, LIN } from '../app/harness.ts';
@@ -375,7 +376,7 @@ describe('after a restart', () => {
     const removal = signCommand(
       { name: 'lin', transaction: 'once' },
       operatorKey,
-      commandKeyId(operatorKey),
+      keyIdOf(operatorKey),
       topic,
     );
     await operator.sub.client.publishAsync(topics.request('face/remove'), JSON.stringify(removal), {

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../../runtime/config/index.ts';
-import type { Awaitable, RequestContext } from '../../../runtime/control/api.ts';
+import type { RequestContext } from '../../../runtime/control/api.ts';
 import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import type { ModelManifest } from '../../../runtime/models/manifest.ts';
+import type { Awaitable } from '../../../runtime/types.ts';
 import {
   defaultConfig,
   fakePorts,

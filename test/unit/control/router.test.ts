@@ -7,6 +7,7 @@ import { createHandlers } from '../../../runtime/control/handlers/index.ts';
 import { type ControlConfig, ControlRouter, MAX_QUEUED_REQUESTS } from '../../../runtime/control/router.ts';
 import { CommandVerifier, MAX_CLOCK_SKEW_MS, signCommand } from '../../../runtime/control/signing.ts';
 import { buildTopics } from '../../../runtime/mqtt/topics.ts';
+import { recordingLogger } from '../../../runtime/util/log.ts';
 import {
   defaultConfig,
   FakeMqttClient,
@@ -41,7 +42,7 @@ async function setup(
     topics,
     control: () => state.control,
     handlers: { ...createHandlers(ports), ...handlers },
-    log: (level, message) => logs.push(`${level}: ${message}`),
+    log: recordingLogger((level, message) => logs.push(`${level}: ${message}`)),
     now: () => state.clock,
     privateBroker: opts.privateBroker ?? true,
     operatorKeys: opts.operatorKeys,

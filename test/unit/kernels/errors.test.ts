@@ -1,6 +1,7 @@
 // Bad arguments must throw a JS Error with a clear message, never crash the process.
 import { describe, expect, it } from 'vitest';
 import { loadKernels } from '../../../runtime/engine/kernels-addon.ts';
+import { recordingLogger } from '../../../runtime/util/log.ts';
 import { seededRandom } from '../../../runtime/util/random.ts';
 import { kernelsOrBuild, randomConv } from '../../helpers/kernels.ts';
 
@@ -10,7 +11,10 @@ describe('kernels loader', () => {
   it('returns null with one warning when the addon is missing', () => {
     const warnings: string[] = [];
     expect(
-      loadKernels({ path: '/nonexistent/facegate_kernels.node', warn: (m) => warnings.push(m) }),
+      loadKernels({
+        path: '/nonexistent/facegate_kernels.node',
+        log: recordingLogger((_level, m) => warnings.push(m)),
+      }),
     ).toBeNull();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/native kernels not found.*ONNX Runtime/);
@@ -19,7 +23,10 @@ describe('kernels loader', () => {
   it('returns null with a warning when the file is not a loadable addon', () => {
     const warnings: string[] = [];
     expect(
-      loadKernels({ path: new URL(import.meta.url).pathname, warn: (m) => warnings.push(m) }),
+      loadKernels({
+        path: new URL(import.meta.url).pathname,
+        log: recordingLogger((_level, m) => warnings.push(m)),
+      }),
     ).toBeNull();
     expect(warnings[0]).toMatch(/failed to load/);
   });

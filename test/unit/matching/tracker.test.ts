@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Box } from '../../../runtime/events/schema.ts';
 import { boxIou, FaceTracker } from '../../../runtime/matching/tracker.ts';
+import type { Box } from '../../../runtime/types.ts';
 import type { FaceDetection } from '../../../runtime/vision/types.ts';
 
 const OPTIONS = { trackIou: 0.3, trackMaxAgeMs: 1500 };

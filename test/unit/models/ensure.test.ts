@@ -4,8 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { manifestPathFor } from '../../../runtime/models/manifest.ts';
-import { MODEL_NAMES } from '../../../runtime/models/registry.ts';
+import { MODEL_NAMES, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { ensureModels, missingModels } from '../../../tools/models/ensure.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'facegate-ensure-'));

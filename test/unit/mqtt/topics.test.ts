@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { buildTopics, parseRequestTopic } from '../../../runtime/mqtt/topics.ts';
 import {
   assertTopicId,
-  buildTopics,
   isValidTopicId,
   MAX_TOPIC_ID_LENGTH,
-  parseRequestTopic,
   TopicError,
   topicIdProblem,
-} from '../../../runtime/mqtt/topics.ts';
+} from '../../../runtime/util/topic-id.ts';
 
 const topics = buildTopics({ baseTopic: 'facegate', deviceId: 'cam-01' });
 

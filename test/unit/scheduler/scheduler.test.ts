@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ScheduleError, type ScheduleJob, Scheduler } from '../../../runtime/scheduler/scheduler.ts';
+import { recordingLogger } from '../../../runtime/util/log.ts';
 import { waitUntil } from '../../integration/mqtt/support.ts';
 
 const EVERY_SECOND = '*/1 * * * * *';
@@ -21,7 +22,7 @@ function start(fail: Partial<Record<ScheduleJob, Error>> = {}) {
       modelUpdateCheck: task('modelUpdateCheck'),
       galleryBackup: task('galleryBackup'),
     },
-    { log: (level, message) => logs.push(`${level}: ${message}`) },
+    { log: recordingLogger((level, message) => logs.push(`${level}: ${message}`)) },
   );
   return { scheduler, runs, logs };
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ServiceNotifier } from '../../../runtime/service/notify.ts';
+import { recordingLogger, silentLogger } from '../../../runtime/util/log.ts';
 import { NotifyListener } from '../../helpers/notify-socket.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,11 +27,11 @@ describe('ServiceNotifier', () => {
   }
 
   it('is absent without NOTIFY_SOCKET', () => {
-    expect(ServiceNotifier.fromEnv({}, { warn: () => {} })).toBeNull();
+    expect(ServiceNotifier.fromEnv({}, { log: silentLogger })).toBeNull();
   });
 
   it('refuses an abstract socket with a clear reason', () => {
-    expect(() => ServiceNotifier.fromEnv({ NOTIFY_SOCKET: '@x' }, { warn: () => {} })).toThrow(
+    expect(() => ServiceNotifier.fromEnv({ NOTIFY_SOCKET: '@x' }, { log: silentLogger })).toThrow(
       /abstract socket/,
     );
   });
@@ -40,7 +41,7 @@ describe('ServiceNotifier', () => {
     let readyCalls = 0;
     const notifier = ServiceNotifier.fromEnv(
       { NOTIFY_SOCKET: listener.path, WATCHDOG_USEC: '400000', WATCHDOG_PID: String(process.pid) },
-      { warn: (m) => expect.fail(m), onReady: () => readyCalls++ },
+      { log: recordingLogger((_level, m) => expect.fail(m)), onReady: () => readyCalls++ },
     ) as ServiceNotifier;
     cleanup.push(() => notifier.stopping());
     expect(notifier.watchdogMs).toBe(400);
@@ -70,7 +71,7 @@ describe('ServiceNotifier', () => {
     const listener = listen();
     const notifier = ServiceNotifier.fromEnv(
       { NOTIFY_SOCKET: listener.path, WATCHDOG_USEC: '400000', WATCHDOG_PID: '1' },
-      { warn: () => {} },
+      { log: silentLogger },
     ) as ServiceNotifier;
     cleanup.push(() => notifier.stopping());
     expect(notifier.watchdogMs).toBe(0);

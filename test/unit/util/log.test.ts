@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, LOG_LEVELS, type LogThreshold, lineWriter } from '../../../runtime/util/log.ts';
+import { createLogger, LOG_LEVELS, type LogThreshold } from '../../../runtime/util/log.ts';
 
 function capture(level: LogThreshold) {
   const lines: string[] = [];
@@ -73,16 +73,6 @@ describe('createLogger', () => {
     expect(() => createLogger({ level: 'loud' as LogThreshold, write: () => {} })).toThrow(
       "unknown log level 'loud'",
     );
-  });
-});
-
-describe('lineWriter', () => {
-  it('turns the [tag] a line starts with into the component, at the given level and subject to the filter', () => {
-    const { lines, logger } = capture('warn');
-    lineWriter(logger, 'warn')('[models] embedder: skipped 1.1.0 (bad checksum)');
-    lineWriter(logger, 'warn')('untagged');
-    lineWriter(logger, 'info')('[models] building: not written at warn');
-    expect(lines).toEqual(['[models] warn: embedder: skipped 1.1.0 (bad checksum)', 'warn: untagged']);
   });
 });
 

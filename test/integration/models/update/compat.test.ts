@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { checkCompatibility } from '../../../../runtime/model-update/compat.ts';
 import type { ModelManifest } from '../../../../runtime/models/manifest.ts';
-import { checkCompatibility } from '../../../../runtime/models/update/compat.ts';
 import {
   builtModel,
   manifestFor,

@@ -6,8 +6,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
+import { ModelSlots } from '../../../../runtime/model-update/slots.ts';
 import { loadModel, manifestPathFor } from '../../../../runtime/models/manifest.ts';
-import { ModelSlots } from '../../../../runtime/models/update/slots.ts';
 import { tempDir } from '../../../helpers/model-update.ts';
 import { MODELS_DIR } from '../../../helpers/paths.ts';
 

@@ -3,15 +3,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openEngine } from '../../../../runtime/engine/open.ts';
 import { OrtEngine } from '../../../../runtime/engine/ort.ts';
-import type { LoadedModel } from '../../../../runtime/models/manifest.ts';
-import type { Graph } from '../../../../runtime/models/onnx/graph.ts';
-import { checkCompatibility } from '../../../../runtime/models/update/compat.ts';
+import { checkCompatibility } from '../../../../runtime/model-update/compat.ts';
 import {
   GOLDEN_DIR,
   loadGoldenSet,
   type SelfTestReport,
   selfTest,
-} from '../../../../runtime/models/update/selftest.ts';
+} from '../../../../runtime/model-update/selftest.ts';
+import type { LoadedModel } from '../../../../runtime/models/manifest.ts';
+import type { Graph } from '../../../../runtime/models/onnx/graph.ts';
 import { buildFaceRecGraph, loadFaceRecWeights } from '../../../../tools/models/facerec/build.ts';
 import { serializeModel } from '../../../../tools/models/onnx/writer.ts';
 import { FACE_API, sourceFile, sourcePackage } from '../../../../tools/models/sources.ts';

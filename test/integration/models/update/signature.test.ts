@@ -3,27 +3,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { signManifest, verifyManifest } from '../../../../runtime/model-update/signature.ts';
 import { validateManifest } from '../../../../runtime/models/manifest.ts';
-import {
-  canonicalJson,
-  generateSigningKeyPair,
-  keyIdOf,
-  signManifest,
-  verifyManifest,
-} from '../../../../runtime/models/update/signature.ts';
+import { generateSigningKeyPair, keyIdOf } from '../../../../runtime/util/signing.ts';
 import { builtModel, tempDir } from '../../../helpers/model-update.ts';
 
 const manifest = builtModel('facerec').manifest;
 const alice = generateSigningKeyPair();
 const mallory = generateSigningKeyPair();
-
-describe('canonicalJson', () => {
-  it('sorts keys at every depth and keeps array order, without whitespace', () => {
-    expect(canonicalJson({ b: 1, a: { d: [3, { z: null, c: 'x' }], a: true } })).toBe(
-      '{"a":{"a":true,"d":[3,{"c":"x","z":null}]},"b":1}',
-    );
-  });
-});
 
 describe('signManifest / verifyManifest', () => {
   it('a signed manifest verifies and is still schema-valid', () => {
@@ -37,7 +24,7 @@ describe('signManifest / verifyManifest', () => {
     });
   });
 
-  it('plain PEM keys (as in the config) are matched by fingerprint, the default key id', () => {
+  it('plain PEM keys (as in the config) are matched by their key id, the default one', () => {
     const signed = signManifest(manifest, alice.privateKeyPem);
     expect(signed.signature?.keyId).toBe(alice.keyId);
     expect(alice.keyId).toBe(keyIdOf(alice.publicKeyPem));
@@ -121,7 +108,7 @@ describe('signature CLI', () => {
   it('keygen, sign and verify as the docs show', () => {
     dir = tempDir('sign-cli');
     const cli = (...args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', 'runtime/models/update/signature.ts', ...args], {
+      spawnSync(process.execPath, ['--import', 'tsx', 'runtime/model-update/signature.ts', ...args], {
         encoding: 'utf8',
         timeout: 60_000,
       });

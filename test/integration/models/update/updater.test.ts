@@ -3,18 +3,19 @@ import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ModelUpdateConfig } from '../../../../runtime/config/schema.ts';
 import { OrtEngine } from '../../../../runtime/engine/ort.ts';
-import type { OpenedModel } from '../../../../runtime/models/registry.ts';
-import type { ModelChunk } from '../../../../runtime/models/update/download.ts';
-import { GOLDEN_DIR } from '../../../../runtime/models/update/selftest.ts';
-import { generateSigningKeyPair, signManifest } from '../../../../runtime/models/update/signature.ts';
-import { ModelSlots, slotName } from '../../../../runtime/models/update/slots.ts';
+import type { ModelChunk } from '../../../../runtime/model-update/download.ts';
+import { GOLDEN_DIR } from '../../../../runtime/model-update/selftest.ts';
+import { signManifest } from '../../../../runtime/model-update/signature.ts';
+import { ModelSlots, slotName } from '../../../../runtime/model-update/slots.ts';
 import {
   type FrameHealth,
   ModelUpdater,
   type UpdateRequest,
   type UpdaterDeps,
   type UpdateState,
-} from '../../../../runtime/models/update/updater.ts';
+} from '../../../../runtime/model-update/updater.ts';
+import type { OpenedModel } from '../../../../runtime/models/manifest.ts';
+import { generateSigningKeyPair } from '../../../../runtime/util/signing.ts';
 import {
   builtModel,
   type Handler,

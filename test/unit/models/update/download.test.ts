@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256 } from '../../../../runtime/models/manifest.ts';
 import {
   ChunkAssembler,
   collectChunks,
   downloadModel,
   type ModelChunk,
-} from '../../../../runtime/models/update/download.ts';
-import { modelChunks } from '../../../../runtime/models/update/transfer.ts';
+} from '../../../../runtime/model-update/download.ts';
+import { modelChunks } from '../../../../runtime/model-update/transfer.ts';
+import { sha256 } from '../../../../runtime/models/manifest.ts';
 import { downloadFailure, sendBytes, serve } from '../../../helpers/model-update.ts';
 
 const model = randomBytes(300_000);

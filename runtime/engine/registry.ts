@@ -1,18 +1,8 @@
 // Opens a built model by name and precision: manifest verified, then handed to an inference engine.
-import { openEngine } from '../engine/open.ts';
-import type { InferenceEngine } from '../engine/types.ts';
-import { loadModel, type ModelManifest, manifestPathFor, type Precision } from './manifest.ts';
-
-export const MODEL_NAMES = {
-  detector: 'blazeface',
-  embedder: 'facerec',
-  /** The embedder with ReLU-zero gates (docs/relu-zero.md); an alternative to `embedder`. */
-  gatedEmbedder: 'facerec-gated',
-  antispoof: 'antispoof',
-  liveness: 'liveness',
-} as const;
-
-export type EngineKind = 'ort' | 'kernels';
+import { loadModel, manifestPathFor, type OpenedModel, type Precision } from '../models/manifest.ts';
+import type { EngineKind } from '../types.ts';
+import type { Logger } from '../util/log.ts';
+import { openEngine } from './open.ts';
 
 export interface OpenModelOptions {
   dir: string;
@@ -21,11 +11,8 @@ export interface OpenModelOptions {
   threads?: number;
   /** 'kernels' runs int8 QDQ models natively, falling back to ORT (with a warning) when it cannot. */
   engine?: EngineKind;
-}
-
-export interface OpenedModel {
-  manifest: ModelManifest;
-  engine: InferenceEngine;
+  /** Hears the kernels' fallback warning (openEngine). */
+  log?: Logger;
 }
 
 export async function openModel(opts: OpenModelOptions): Promise<OpenedModel> {
@@ -34,6 +21,7 @@ export async function openModel(opts: OpenModelOptions): Promise<OpenedModel> {
     engine: opts.engine ?? 'ort',
     threads: opts.threads,
     label: `${opts.name}.${opts.precision}`,
+    log: opts.log,
   });
   return { manifest, engine };
 }

@@ -2,7 +2,7 @@
 // post-processing was written for the running model's manifest, and the candidate's manifest must not
 // lie about its graph, so both are checked: manifest against manifest, then graph against manifest.
 import * as ort from 'onnxruntime-node';
-import type { ModelManifest } from '../manifest.ts';
+import type { ModelManifest } from '../models/manifest.ts';
 
 export interface CompatResult {
   ok: boolean;

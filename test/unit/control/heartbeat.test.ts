@@ -6,7 +6,7 @@ import {
   createHeartbeat,
   type PipelineStats,
   readCpuTemperature,
-} from '../../../runtime/scheduler/heartbeat.ts';
+} from '../../../runtime/control/heartbeat.ts';
 
 let dir: string;
 beforeEach(() => {

@@ -6,7 +6,7 @@
 //   - an unsigned manifest (models.update.allowUnsigned) may not lower them at all;
 //   - a version older than the running one is refused unless the manifest is signed and says
 //     `"rollback": true` (the same version with other bytes counts as older: it is not an upgrade).
-import type { ModelManifest } from '../manifest.ts';
+import type { ModelManifest } from '../models/manifest.ts';
 
 /** How far (cosine) a new embedder's thresholds may move from the running model's. */
 export const MAX_THRESHOLD_SHIFT = 0.05;

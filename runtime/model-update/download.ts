@@ -1,6 +1,6 @@
 // Getting a model's bytes onto the device: an http(s) download or MQTT chunks, both size-limited so an
 // operator (or an attacker with a URL) cannot fill the disk or the memory of the device.
-import { sha256 } from '../manifest.ts';
+import { sha256 } from '../models/manifest.ts';
 
 export type DownloadErrorCode =
   | 'bad-url'

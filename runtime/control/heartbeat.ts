@@ -3,7 +3,8 @@
 
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Awaitable, HealthReport } from '../control/api.ts';
+import type { Awaitable } from '../types.ts';
+import type { HealthReport } from './api.ts';
 
 export type PipelineStats = Pick<HealthReport, 'cameras' | 'stageLatencyMs' | 'models' | 'queueDepth'>;
 

@@ -5,12 +5,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import type { InferenceEngine } from '../../engine/types.ts';
-import { iou } from '../../vision/blazeface.ts';
-import { DEFAULT_DETECTION, FaceDetector } from '../../vision/detector.ts';
-import { cosine, FaceEmbedder } from '../../vision/embedder.ts';
-import { decodeImage } from '../../vision/image.ts';
-import type { ModelManifest } from '../manifest.ts';
+import type { ModelManifest } from '../models/manifest.ts';
+import type { InferenceEngine } from '../types.ts';
+import { iou } from '../vision/blazeface.ts';
+import { DEFAULT_DETECTION, FaceDetector } from '../vision/detector.ts';
+import { cosine, FaceEmbedder } from '../vision/embedder.ts';
+import { decodeImage } from '../vision/image.ts';
 
 export const GOLDEN_DIR = fileURLToPath(new URL('./golden/', import.meta.url));
 

@@ -9,7 +9,6 @@
 // active.json is the old or the new pointer and both name complete slots.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fsyncDir, writeFileAtomic } from '../../util/atomic-file.ts';
 import {
   type LoadedModel,
   loadModel,
@@ -17,7 +16,8 @@ import {
   manifestPathFor,
   type Precision,
   validateManifest,
-} from '../manifest.ts';
+} from '../models/manifest.ts';
+import { fsyncDir, writeFileAtomic } from '../util/atomic-file.ts';
 
 export interface SlotOptions {
   /** Writable device storage; slots live in <dataDir>/models/<name>/. */

@@ -8,12 +8,11 @@
 // health check, so a power cut or a crash in that window restarts on the old model. A manifest is also
 // judged against the running model (policy.ts: threshold range, no downgrade) and its self-test beside
 // the running model's judgement. Nothing in a request can throw out of update().
-import type { ModelUpdateConfig } from '../../config/schema.ts';
-import { OrtEngine } from '../../engine/ort.ts';
-import type { InferenceEngine } from '../../engine/types.ts';
-import { FaceEmbedder } from '../../vision/embedder.ts';
-import { type LoadedModel, type ModelManifest, validateManifest } from '../manifest.ts';
-import type { OpenedModel } from '../registry.ts';
+import type { ModelUpdateConfig } from '../config/schema.ts';
+import type { OpenedModel } from '../models/manifest.ts';
+import { type LoadedModel, type ModelManifest, validateManifest } from '../models/manifest.ts';
+import type { InferenceEngine } from '../types.ts';
+import { FaceEmbedder } from '../vision/embedder.ts';
 import { checkCompatibility } from './compat.ts';
 import { collectChunks, downloadModel, type ModelChunk, verifyModelBytes } from './download.ts';
 import { manifestPolicyProblems } from './policy.ts';
@@ -84,7 +83,8 @@ export interface UpdaterDeps {
   health(): Promise<FrameHealth>;
   /** Replaces every gallery embedding with `embed`'s of the enrolled crops; throws to refuse the swap. */
   reembedGallery(embed: EmbedFn, manifest: ModelManifest): Promise<void>;
-  createEngine?(onnx: Uint8Array, manifest: ModelManifest): Promise<InferenceEngine>;
+  /** Opens a candidate model on the engine the configuration chooses. */
+  createEngine(onnx: Uint8Array, manifest: ModelManifest): Promise<InferenceEngine>;
   downloadTimeoutMs?: number;
   /** Default: 1 s per health frame, at least 30 s. */
   healthTimeoutMs?: number;
@@ -394,7 +394,7 @@ export class ModelUpdater {
   }
 
   private createEngine(onnx: Uint8Array, manifest: ModelManifest): Promise<InferenceEngine> {
-    return this.deps.createEngine ? this.deps.createEngine(onnx, manifest) : OrtEngine.create(onnx);
+    return this.deps.createEngine(onnx, manifest);
   }
 
   private slotsFor(name: string): ModelSlots {
