@@ -1,8 +1,8 @@
 // Child process for crash-safety.test.ts: installs new versions of a model, one after another, until it
 // is killed.   node --import tsx install-child.ts <dataDir> <bundledDir> <source manifest>
 
-import { ModelSlots } from '../../../../runtime/model-update/slots.ts';
-import { loadModel } from '../../../../runtime/models/manifest.ts';
+import { ModelSlots } from '../../../runtime/model-update/slots.ts';
+import { loadModel } from '../../../runtime/models/manifest.ts';
 
 const [dataDir, bundledDir, sourceManifest] = process.argv.slice(2);
 const { manifest, onnx } = loadModel(sourceManifest);

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { checkCompatibility } from '../../../../runtime/model-update/compat.ts';
-import type { ModelManifest } from '../../../../runtime/models/manifest.ts';
+import { checkCompatibility } from '../../../runtime/model-update/compat.ts';
+import type { ModelManifest } from '../../../runtime/models/manifest.ts';
 import {
   builtModel,
   manifestFor,
   type TinyEmbedderOptions,
   tinyEmbedder,
-} from '../../../helpers/model-update.ts';
+} from '../../helpers/model-update.ts';
 
 const facerec = builtModel('facerec');
 const blazeface = builtModel('blazeface');

@@ -1,21 +1,21 @@
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ModelUpdateConfig } from '../../../../runtime/config/schema.ts';
-import { OrtEngine } from '../../../../runtime/engine/ort.ts';
-import type { ModelChunk } from '../../../../runtime/model-update/download.ts';
-import { GOLDEN_DIR } from '../../../../runtime/model-update/selftest.ts';
-import { signManifest } from '../../../../runtime/model-update/signature.ts';
-import { ModelSlots, slotName } from '../../../../runtime/model-update/slots.ts';
+import type { ModelUpdateConfig } from '../../../runtime/config/schema.ts';
+import { OrtEngine } from '../../../runtime/engine/ort.ts';
+import type { ModelChunk } from '../../../runtime/model-update/download.ts';
+import { GOLDEN_DIR } from '../../../runtime/model-update/selftest.ts';
+import { signManifest } from '../../../runtime/model-update/signature.ts';
+import { ModelSlots, slotName } from '../../../runtime/model-update/slots.ts';
 import {
   type FrameHealth,
   ModelUpdater,
   type UpdateRequest,
   type UpdaterDeps,
   type UpdateState,
-} from '../../../../runtime/model-update/updater.ts';
-import type { OpenedModel } from '../../../../runtime/models/manifest.ts';
-import { generateSigningKeyPair } from '../../../../runtime/util/signing.ts';
+} from '../../../runtime/model-update/updater.ts';
+import type { OpenedModel } from '../../../runtime/models/manifest.ts';
+import { generateSigningKeyPair } from '../../../runtime/util/signing.ts';
 import {
   builtModel,
   type Handler,
@@ -24,8 +24,8 @@ import {
   serve,
   tempDir,
   tinyEmbedder,
-} from '../../../helpers/model-update.ts';
-import { MODELS_DIR } from '../../../helpers/paths.ts';
+} from '../../helpers/model-update.ts';
+import { MODELS_DIR } from '../../helpers/paths.ts';
 
 const base = builtModel('facerec');
 const keys = generateSigningKeyPair();

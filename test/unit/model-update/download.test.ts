@@ -5,10 +5,10 @@ import {
   collectChunks,
   downloadModel,
   type ModelChunk,
-} from '../../../../runtime/model-update/download.ts';
-import { modelChunks } from '../../../../runtime/model-update/transfer.ts';
-import { sha256 } from '../../../../runtime/models/manifest.ts';
-import { downloadFailure, sendBytes, serve } from '../../../helpers/model-update.ts';
+} from '../../../runtime/model-update/download.ts';
+import { modelChunks } from '../../../runtime/model-update/transfer.ts';
+import { sha256 } from '../../../runtime/models/manifest.ts';
+import { downloadFailure, sendBytes, serve } from '../../helpers/model-update.ts';
 
 const model = randomBytes(300_000);
 let server: Awaited<ReturnType<typeof serve>>;

@@ -6,10 +6,10 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
-import { ModelSlots } from '../../../../runtime/model-update/slots.ts';
-import { loadModel, manifestPathFor } from '../../../../runtime/models/manifest.ts';
-import { tempDir } from '../../../helpers/model-update.ts';
-import { MODELS_DIR } from '../../../helpers/paths.ts';
+import { ModelSlots } from '../../../runtime/model-update/slots.ts';
+import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
+import { tempDir } from '../../helpers/model-update.ts';
+import { MODELS_DIR } from '../../helpers/paths.ts';
 
 const CHILD = fileURLToPath(new URL('./install-child.ts', import.meta.url));
 /** The 22 MB fp32 embedder: the longer each write takes, the likelier a kill lands inside one. */

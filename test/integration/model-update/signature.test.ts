@@ -3,10 +3,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { signManifest, verifyManifest } from '../../../../runtime/model-update/signature.ts';
-import { validateManifest } from '../../../../runtime/models/manifest.ts';
-import { generateSigningKeyPair, keyIdOf } from '../../../../runtime/util/signing.ts';
-import { builtModel, tempDir } from '../../../helpers/model-update.ts';
+import { signManifest, verifyManifest } from '../../../runtime/model-update/signature.ts';
+import { validateManifest } from '../../../runtime/models/manifest.ts';
+import { generateSigningKeyPair, keyIdOf } from '../../../runtime/util/signing.ts';
+import { builtModel, tempDir } from '../../helpers/model-update.ts';
 
 const manifest = builtModel('facerec').manifest;
 const alice = generateSigningKeyPair();

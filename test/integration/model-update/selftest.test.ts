@@ -1,22 +1,22 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openEngine } from '../../../../runtime/engine/open.ts';
-import { OrtEngine } from '../../../../runtime/engine/ort.ts';
-import { checkCompatibility } from '../../../../runtime/model-update/compat.ts';
+import { openEngine } from '../../../runtime/engine/open.ts';
+import { OrtEngine } from '../../../runtime/engine/ort.ts';
+import { checkCompatibility } from '../../../runtime/model-update/compat.ts';
 import {
   GOLDEN_DIR,
   loadGoldenSet,
   type SelfTestReport,
   selfTest,
-} from '../../../../runtime/model-update/selftest.ts';
-import type { LoadedModel } from '../../../../runtime/models/manifest.ts';
-import type { Graph } from '../../../../runtime/models/onnx/graph.ts';
-import { buildFaceRecGraph, loadFaceRecWeights } from '../../../../tools/models/facerec/build.ts';
-import { serializeModel } from '../../../../tools/models/onnx/writer.ts';
-import { FACE_API, sourceFile, sourcePackage } from '../../../../tools/models/sources.ts';
-import { MODEL_SPECS } from '../../../../tools/models/specs.ts';
-import { builtModel, manifestFor, tinyEmbedder } from '../../../helpers/model-update.ts';
+} from '../../../runtime/model-update/selftest.ts';
+import type { LoadedModel } from '../../../runtime/models/manifest.ts';
+import type { Graph } from '../../../runtime/models/onnx/graph.ts';
+import { buildFaceRecGraph, loadFaceRecWeights } from '../../../tools/models/facerec/build.ts';
+import { serializeModel } from '../../../tools/models/onnx/writer.ts';
+import { FACE_API, sourceFile, sourcePackage } from '../../../tools/models/sources.ts';
+import { MODEL_SPECS } from '../../../tools/models/specs.ts';
+import { builtModel, manifestFor, tinyEmbedder } from '../../helpers/model-update.ts';
 
 /** The self-test on the engine a device runs by default (configs/default.yaml: models.engine kernels). */
 async function run(model: Pick<LoadedModel, 'manifest' | 'onnx'>): Promise<SelfTestReport> {

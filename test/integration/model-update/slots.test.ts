@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ModelSlots, slotName } from '../../../../runtime/model-update/slots.ts';
-import type { ModelManifest } from '../../../../runtime/models/manifest.ts';
-import { builtModel, tempDir } from '../../../helpers/model-update.ts';
-import { MODELS_DIR } from '../../../helpers/paths.ts';
+import { ModelSlots, slotName } from '../../../runtime/model-update/slots.ts';
+import type { ModelManifest } from '../../../runtime/models/manifest.ts';
+import { builtModel, tempDir } from '../../helpers/model-update.ts';
+import { MODELS_DIR } from '../../helpers/paths.ts';
 
 const source = builtModel('facerec');
 const version = (v: string): ModelManifest => ({ ...source.manifest, version: v });
