@@ -3,7 +3,7 @@
 // calibrated with every method and the most faithful one kept, and the embedders' FAR thresholds are
 // measured over every different-person pair. The alignment template is re-derived from the committed
 // dlib chips with the same detector.
-import { OrtEngine } from '../../runtime/engine/ort.ts';
+import { OrtEngine, ortInt8Saturates } from '../../runtime/engine/ort.ts';
 import { thresholdForFar } from '../../runtime/eval/metrics.ts';
 import { allPairScores } from '../../runtime/eval/pair-scores.ts';
 import type { ModelManifest } from '../../runtime/models/manifest.ts';
@@ -37,6 +37,12 @@ export interface CalibrateOptions {
 /** The table for the models in `only` (default: all). */
 export async function measureCalibration(opts: CalibrateOptions): Promise<CalibrationTable> {
   const { log } = opts;
+  // Each method's fidelity and the int8 thresholds are measured on ONNX Runtime's int8, which must be
+  // exact: where it saturates, the table would choose methods by its errors.
+  if (ortInt8Saturates())
+    throw new Error(
+      'calibration needs exact int8 in ONNX Runtime, and this CPU (x86 without VNNI) saturates it: calibrate on a CPU with AVX-512 VNNI or AVX-VNNI, or on arm64',
+    );
   const specs = selectSpecs(opts.only);
   const detectorSpec = MODEL_SPECS.find((s) => s.task === 'face-detection') as ModelSpec;
   const detector = new FaceDetector(
