@@ -9,6 +9,7 @@ import {
   type ChangeClassification,
   type Config,
   cameraSettings,
+  checkTargetFars,
   isLoopback,
   redactSecrets,
 } from './config/index.ts';
@@ -138,6 +139,7 @@ export class App {
         config: configPort({
           current: () => this.config_,
           file: opts.configFile,
+          check: (config) => checkTargetFars(config, (far) => this.analyzer.current.thresholdFor(far)),
           apply: (config, changes) => this.applyConfig(config, changes),
         }),
         gallery: this.galleryPort,
@@ -180,6 +182,7 @@ export class App {
     const analyzer = new LiveAnalyzer(
       await FaceAnalyzer.open(analyzerConfigOf(config, modelsDir), lineWriter(logger, 'warn')),
     );
+    checkTargetFars(config, (far) => analyzer.current.thresholdFor(far));
 
     mkdirSync(dirname(resolve(config.gallery.path)), { recursive: true });
     const gallery = Gallery.open(config.gallery.path);

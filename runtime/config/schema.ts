@@ -106,7 +106,7 @@ export interface Config {
   };
   quality: { minSharpness: number; maxYawDeg: number; maxRollDeg: number };
   recognition: {
-    targetFar: 0.01 | 0.001;
+    targetFar: number;
     k: number;
     n: number;
     cooldownSeconds: number;

@@ -5,6 +5,7 @@ import type { Config } from '../config/index.ts';
 import { openEngine } from '../engine/kernels.ts';
 import type { InferenceEngine } from '../engine/types.ts';
 import type { ModelRef } from '../events/schema.ts';
+import { thresholdForTargetFar } from '../matching/threshold.ts';
 import { type LoadedModel, loadModel, type ModelManifest, manifestPathFor } from '../models/manifest.ts';
 import type { OpenedModel } from '../models/registry.ts';
 import { ModelSlots } from '../models/update/slots.ts';
@@ -133,11 +134,8 @@ export class FaceAnalyzer {
   }
 
   /** The cosine threshold for a target false-accept rate, from the embedder's manifest. */
-  thresholdFor(targetFar: 0.01 | 0.001): number {
-    const thresholds = this.embedder.manifest.thresholds;
-    if (!thresholds)
-      throw new Error(`embedder ${this.embedder.manifest.name} has no thresholds in its manifest`);
-    return thresholds.far[targetFar === 0.01 ? '0.01' : '0.001'];
+  thresholdFor(targetFar: number): number {
+    return thresholdForTargetFar(this.embedder.manifest, targetFar);
   }
 
   detect(image: RgbImage): Promise<FaceDetection[]> {

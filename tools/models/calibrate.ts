@@ -13,7 +13,7 @@ import { FACES_DIR } from '../../runtime/paths.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../../runtime/vision/detector.ts';
 import { cosine, FaceEmbedder } from '../../runtime/vision/embedder.ts';
 import { FACEREC_TEMPLATE } from '../../runtime/vision/face-template.ts';
-import { PRODUCER, selectSpecs } from './build.ts';
+import { PRODUCER, quantizedModel, selectSpecs } from './build.ts';
 import { buildCalibrationSet, type CalibrationSample, listCalibrationImages } from './calibration-set.ts';
 import type { CalibrationTable, MeasuredThresholds, ModelCalibration } from './calibration-table.ts';
 import { deriveTemplatePoints } from './derive-template.ts';
@@ -35,22 +35,59 @@ export interface CalibrateOptions {
   log: (line: string) => void;
 }
 
-/** The table for the models in `only` (default: all). */
-export async function measureCalibration(opts: CalibrateOptions): Promise<CalibrationTable> {
-  const { log } = opts;
-  const specs = selectSpecs(opts.only);
+/** The calibration faces of `opts.dir`, found and aligned by the fp32 detector as the runtime does. */
+async function calibrationFaces(opts: CalibrateOptions) {
   const detectorSpec = MODEL_SPECS.find((s) => s.task === 'face-detection') as ModelSpec;
   const detector = new FaceDetector(
     await OrtEngine.create(serializeModel(detectorSpec.build(), PRODUCER)),
     DEFAULT_DETECTION,
   );
   const files = listCalibrationImages(opts.dir, opts.limit);
-  log(`[calibrate] ${files.length} images from ${opts.dir}`);
+  opts.log(`[calibrate] ${files.length} images from ${opts.dir}`);
   const { samples, noFace } = await buildCalibrationSet(opts.dir, files, detector, {
     antispoof: specSize('anti-spoof'),
     liveness: specSize('liveness'),
   });
-  log(`[calibrate] faces: ${samples.length - noFace} found, ${noFace} centre-cropped`);
+  opts.log(`[calibrate] faces: ${samples.length - noFace} found, ${noFace} centre-cropped`);
+  return { detector, files, samples, noFace };
+}
+
+/**
+ * `table` with its embedders' thresholds measured again, on the models its ranges build: the ranges, and
+ * so every model's bytes, stay as they are (a full recalibration on another CPU moves them by float noise).
+ */
+export async function measureThresholds(
+  opts: CalibrateOptions,
+  table: CalibrationTable,
+  tablePath: string,
+): Promise<CalibrationTable> {
+  const { samples } = await calibrationFaces(opts);
+  const models = { ...table.models };
+  for (const spec of selectSpecs(opts.only).filter((s) => s.task === 'face-embedding')) {
+    const calibration = models[spec.name];
+    const fp32 = serializeModel(spec.build(), PRODUCER);
+    if (!calibration || calibration.fp32Sha256 !== sha256(fp32))
+      throw new Error(
+        `${tablePath}: ${spec.name} has no calibration of this fp32 graph; calibrate it in full`,
+      );
+    const { int8 } = quantizedModel(spec, calibration, tablePath);
+    opts.log(`[calibrate] ${spec.name}: thresholds over every impostor pair`);
+    models[spec.name] = {
+      ...calibration,
+      thresholds: {
+        fp32: await embedderThresholds(fp32, spec, samples),
+        int8: await embedderThresholds(int8, spec, samples),
+      },
+    };
+  }
+  return { ...table, models };
+}
+
+/** The table for the models in `only` (default: all). */
+export async function measureCalibration(opts: CalibrateOptions): Promise<CalibrationTable> {
+  const { log } = opts;
+  const specs = selectSpecs(opts.only);
+  const { detector, files, samples, noFace } = await calibrationFaces(opts);
   const points = await deriveTemplatePoints(
     detector,
     FACEREC_TEMPLATE.indices,
@@ -97,7 +134,22 @@ function specSize(task: ModelSpec['task']): number {
   return (MODEL_SPECS.find((s) => s.task === task) as ModelSpec).input.shape[3];
 }
 
-/** Cosine thresholds for FAR 1e-2 and 1e-3 over every different-person pair of calibration faces. */
+/** FARs measured per decade on the curve: 10^(-i/4), so 1e-2 and 1e-3 are points of it. */
+const CURVE_STEPS_PER_DECADE = 4;
+/** The curve stops where fewer impostor pairs than this lie above the threshold: below, it is noise. */
+const MIN_PAIRS_ABOVE = 10;
+
+/** The curve's FARs: 0.1, 0.056, 0.032, ... down to the last one with MIN_PAIRS_ABOVE impostor pairs. */
+export function curveFars(impostorPairs: number): number[] {
+  const fars: number[] = [];
+  for (let i = CURVE_STEPS_PER_DECADE; ; i++) {
+    const far = Number((10 ** (-i / CURVE_STEPS_PER_DECADE)).toPrecision(6));
+    if (far * impostorPairs < MIN_PAIRS_ABOVE) return fars;
+    fars.push(far);
+  }
+}
+
+/** Cosine thresholds for FAR 1e-2, 1e-3 and the curve over every different-person pair of calibration faces. */
 async function embedderThresholds(
   onnx: Uint8Array,
   spec: ModelSpec,
@@ -125,5 +177,6 @@ async function embedderThresholds(
     far: { '0.01': round(thresholdForFar(impostor, 0.01)), '0.001': round(thresholdForFar(impostor, 0.001)) },
     impostorPairs: impostor.length,
     genuinePairs: genuine.length,
+    curve: curveFars(impostor.length).map((far) => [far, round(thresholdForFar(impostor, far))]),
   };
 }
