@@ -220,7 +220,12 @@ async function openSetCommand(args: string[]): Promise<number> {
     points: thresholds.map((threshold) => scoreTracks(splits, settings, { threshold, ...c.rules }, decision)),
   }));
   if (values.png)
-    await renderOpenSet(curves, values.png, `Open set, LFW (${data.model.name} ${precision})`, GOAL);
+    await renderOpenSet(
+      curves,
+      values.png,
+      `Open set (${data.model.name} ${precision}, ${settings.tracks}, ${settings.people})`,
+      GOAL,
+    );
   const best = curves.map((c) => ({
     name: c.name,
     point: c.points.find((p) => p.faPer1000 <= GOAL.faPer1000) ?? null,
