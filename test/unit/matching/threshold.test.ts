@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { thresholdForTargetFar } from '../../../runtime/matching/threshold.ts';
 import { type ModelManifest, validateManifest } from '../../../runtime/models/manifest.ts';
+import { manifestPolicyProblems } from '../../../runtime/models/update/policy.ts';
 
 function embedder(thresholds: ModelManifest['thresholds']): ModelManifest {
   return {
@@ -97,6 +98,35 @@ describe('a manifest FAR curve', () => {
     });
     expect(validateManifest(disagreeing)).toEqual([
       'field thresholds.curve must contain [0.001, 0.94], the point of thresholds.far',
+    ]);
+  });
+});
+
+describe('a model update’s FAR curve', () => {
+  const curve = (points: [number, number][]) =>
+    embedder({ ...(withCurve.thresholds as NonNullable<ModelManifest['thresholds']>), curve: points });
+
+  it('is held to the running model’s curve where that measured the FAR', () => {
+    const loose = curve([
+      [0.1, 0.5],
+      [0.01, 0.91],
+      [0.001, 0.93],
+      [0.0001, 0.96],
+    ]);
+    expect(manifestPolicyProblems(loose, withCurve, true)).toEqual([
+      "its FAR 0.1 threshold 0.5 is more than 0.05 from the running facerec's 0.850000",
+    ]);
+    const lower = curve([
+      [0.1, 0.84],
+      [0.01, 0.91],
+      [0.001, 0.93],
+      [0.0001, 0.96],
+      [0.00001, 0.97],
+    ]);
+    expect(manifestPolicyProblems(lower, withCurve, true)).toEqual([]);
+    // 1e-5 lies beyond the running curve: not compared; 0.84 is below 0.85, which only a signed manifest may do.
+    expect(manifestPolicyProblems(lower, withCurve, false)).toEqual([
+      "its FAR 0.1 threshold 0.84 is below the running model's 0.850000, which only a signed manifest may do",
     ]);
   });
 });
