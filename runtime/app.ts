@@ -9,6 +9,7 @@ import {
   type ChangeClassification,
   type Config,
   cameraSettings,
+  checkTargetFars,
   isLoopback,
   redactSecrets,
 } from './config/index.ts';
@@ -137,6 +138,7 @@ export class App {
         config: configPort({
           current: () => this.config_,
           file: opts.configFile,
+          check: (config) => checkTargetFars(config, (far) => this.analyzer.current.thresholdFor(far)),
           apply: (config, changes) => this.applyConfig(config, changes),
         }),
         gallery: this.galleryPort,
@@ -177,6 +179,7 @@ export class App {
     // The models are built before start (`npm run models`; npm start's prestart builds missing ones):
     // a missing one fails here naming the command. Opening reports only installed versions it skipped.
     const analyzer = new LiveAnalyzer(await FaceAnalyzer.open(analyzerConfigOf(config, modelsDir), logger));
+    checkTargetFars(config, (far) => analyzer.current.thresholdFor(far));
 
     mkdirSync(dirname(resolve(config.gallery.path)), { recursive: true });
     const gallery = Gallery.open(config.gallery.path);

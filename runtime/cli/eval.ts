@@ -18,7 +18,7 @@ import { integerFlag } from './flags.ts';
 const USAGE =
   'usage: facegate eval lfw [--images DIR --pairs FILE] [--precision fp32|int8] [--detector-precision fp32|int8] [--engine ort|kernels] [--model facerec|facerec-gated] [--threads N] [--models DIR] [--json] [--roc FILE.png]\n' +
   '       facegate eval sweep [--images DIR --pairs FILE] [--thresholds T,T,...] [--models DIR] [--candidate NAME=MODELS_DIR ...] [--json] [--png FILE.png]\n' +
-  '       facegate eval openset --images DIR [--precision fp32|int8] [--frames F] [--k K] [--n N] [--gallery-size G] [--probes P] [--margin M] [--weak-below E] [--weak-raise W] [--quality-raise Q] [--thresholds FROM:TO:STEP] [--cache FILE] [--models DIR] [--json] [--png FILE.png]';
+  '       facegate eval openset --images DIR [--precision fp32|int8] [--frames F] [--k K] [--n N] [--gallery-size G] [--probes P] [--margin M] [--weak-below E] [--weak-raise W] [--quality-raise Q] [--thresholds FROM:TO:STEP] [--tracks still|photos] [--people all|tune|report] [--decision k-of-n|mean] [--cache FILE] [--models DIR] [--json] [--png FILE.png]';
 
 export async function evalCommand(args: string[]): Promise<number> {
   const [target, ...rest] = args;
@@ -141,6 +141,9 @@ async function openSetCommand(args: string[]): Promise<number> {
       'quality-raise': { type: 'string', default: '0' },
       thresholds: { type: 'string', default: '0.92:0.97:0.005' },
       seed: { type: 'string', default: '14' },
+      tracks: { type: 'string', default: 'still' },
+      people: { type: 'string', default: 'all' },
+      decision: { type: 'string', default: 'k-of-n' },
       cache: { type: 'string' },
       models: { type: 'string', default: modelsDir() },
       json: { type: 'boolean', default: false },
@@ -177,7 +180,10 @@ async function openSetCommand(args: string[]): Promise<number> {
     gallerySize: integerFlag('gallery-size', values['gallery-size']),
     probesPerPerson: integerFlag('probes', values.probes),
     seed: integerFlag('seed', values.seed, 0),
+    tracks: oneOf('--tracks', values.tracks, ['still', 'photos'] as const),
+    people: oneOf('--people', values.people, ['all', 'tune', 'report'] as const),
   };
+  const decision = oneOf('--decision', values.decision, ['k-of-n', 'mean'] as const);
   if (settings.k > settings.n) throw new Error(`--k (${settings.k}) must not exceed --n (${settings.n})`);
   const log = createLogger({ level: 'info' });
   const precision = parsePrecision('--precision', values.precision);
@@ -192,17 +198,28 @@ async function openSetCommand(args: string[]): Promise<number> {
   const splits = buildTracks(data, settings);
   const plain = { margin: 0, weakBelowEmbeddings: 0, weakRaise: 0, qualityRaise: 0 };
   const curves = [
-    { name: `k-of-n only (${settings.k} of ${settings.n})`, rules: plain },
+    {
+      name:
+        decision === 'mean'
+          ? `track mean only (>= ${settings.k} frames)`
+          : `k-of-n only (${settings.k} of ${settings.n})`,
+      rules: plain,
+    },
     {
       name: `+ margin ${settings.rules.margin}, weak +${settings.rules.weakRaise}, quality +${settings.rules.qualityRaise}`,
       rules: settings.rules,
     },
   ].map((c) => ({
     name: c.name,
-    points: thresholds.map((threshold) => scoreTracks(splits, settings, { threshold, ...c.rules })),
+    points: thresholds.map((threshold) => scoreTracks(splits, settings, { threshold, ...c.rules }, decision)),
   }));
   if (values.png)
-    await renderOpenSet(curves, values.png, `Open set, LFW (${data.model.name} ${precision})`, GOAL);
+    await renderOpenSet(
+      curves,
+      values.png,
+      `Open set (${data.model.name} ${precision}, ${settings.tracks}, ${settings.people})`,
+      GOAL,
+    );
   const best = curves.map((c) => ({
     name: c.name,
     point: c.points.find((p) => p.faPer1000 <= GOAL.faPer1000) ?? null,
@@ -225,7 +242,7 @@ async function openSetCommand(args: string[]): Promise<number> {
   const row = (p: OpenSetPoint) =>
     `${p.threshold.toFixed(4)}  ${String(p.falseAccepts).padStart(5)} / ${p.strangerTracks}  ${p.faPer1000.toFixed(3).padStart(7)}   ${pct(p.recognitionRate).padStart(7)} (${p.recognized}/${p.genuineTracks})  ${p.misidentified}`;
   const lines = [
-    `model ${data.model.name}@${data.model.version} ${precision}; ${data.images.length} images (${data.noFace} without a face), ${splits.length} galleries of ${settings.gallerySize}, tracks of ${frames} frames, ${settings.k} of ${settings.n}`,
+    `model ${data.model.name}@${data.model.version} ${precision}; ${data.images.length} images (${data.noFace} without a face), ${splits.length} galleries of ${settings.gallerySize} (${settings.people} people), tracks of ${frames} frames (${settings.tracks}), decided by ${decision === 'mean' ? 'the track mean' : `${settings.k} of ${settings.n}`}`,
     `rules: margin ${settings.rules.margin}, weak enrolment (< ${settings.rules.weakBelowEmbeddings} embeddings) +${settings.rules.weakRaise}, quality raise ${settings.rules.qualityRaise}`,
   ];
   for (const c of curves) {
@@ -241,6 +258,12 @@ async function openSetCommand(args: string[]): Promise<number> {
     );
   console.log(lines.join('\n'));
   return 0;
+}
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value))
+    throw new Error(`${flag} must be one of ${allowed.join(', ')}, not "${value}"`);
+  return value as T;
 }
 
 function parsePrecision(flag: string, value: string): 'fp32' | 'int8' {

@@ -11,7 +11,7 @@ const COMMON = { gallery: { type: 'string' }, config: { type: 'string' } } as co
 
 async function withAnalyzer<T>(
   configFile: string | undefined,
-  fn: (analyzer: FaceAnalyzer, targetFar: 0.01 | 0.001) => Promise<T>,
+  fn: (analyzer: FaceAnalyzer, targetFar: number) => Promise<T>,
 ): Promise<T> {
   const config = loadConfig({ file: configFile, env: process.env });
   const analyzer = await FaceAnalyzer.open(config);

@@ -1,6 +1,6 @@
 // Public API of the configuration subsystem.
 
-export { type CameraSettings, cameraSettings } from './camera.ts';
+export { type CameraSettings, cameraSettings, checkTargetFars } from './camera.ts';
 export { type ChangeClassification, classifyChange, LIVE_KEYS } from './changes.ts';
 export {
   CONFIG_DIR,

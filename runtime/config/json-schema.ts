@@ -62,9 +62,10 @@ const QUALITY_FIELDS = {
 const RECOGNITION_FIELDS = {
   targetFar: {
     description:
-      'Target false accept rate per comparison. The cosine-similarity threshold for it is read from the embedder model manifest.',
+      "Target false accept rate per comparison. The cosine-similarity threshold for it is interpolated from the embedder model manifest's FAR curve; a target outside the range it was calibrated for is refused.",
     type: 'number',
-    enum: [0.01, 0.001],
+    exclusiveMinimum: 0,
+    exclusiveMaximum: 1,
   },
   k: {
     description:

@@ -30,6 +30,8 @@ export interface ConfigPortOptions {
   current(): Config;
   /** The file the configuration was loaded from; without one config/set is refused. */
   file: string | undefined;
+  /** Refuses a configuration the device cannot run, before it is written. */
+  check(config: Config): void;
   apply(config: Config, changes: ChangeClassification): Promise<void>;
 }
 
@@ -42,6 +44,7 @@ export function configPort(opts: ConfigPortOptions): ConfigPort {
       if (!opts.file) throw new Error('no config file to persist to: start facegate with --config FILE');
       return opts.file;
     },
+    check: opts.check,
     applyLive: opts.apply,
   };
 }

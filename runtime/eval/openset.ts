@@ -86,6 +86,17 @@ export interface DecisionSettings {
   gallerySize: number;
   probesPerPerson: number;
   seed: number;
+  /**
+   * Where a track's frames come from: 'still', every frame a view of one photo; 'photos', frame f a view
+   * of the f-th of several distinct photos of the person (as a walking person gives varied frames), for
+   * people with at least `k` photos to draw on (the others give no tracks).
+   */
+  tracks: 'still' | 'photos';
+  /**
+   * 'all' people, or one of two disjoint halves of them (seeded): rules picked on 'tune' are reported
+   * on 'report', so no figure is measured on the people it was tuned on.
+   */
+  people: 'all' | 'tune' | 'report';
 }
 
 export interface OpenSetPoint {
@@ -248,6 +259,8 @@ interface Track {
   /** The enrolled person it shows, or null for a stranger. */
   person: string | null;
   frames: TrackFrame[];
+  /** The mean of the usable frames' embeddings, ranked (null when no frame is usable). */
+  mean: TrackFrame | null;
 }
 
 /** Enrolment photos for a person with `count` images: one when they have two, at most three. */
@@ -263,18 +276,58 @@ export function buildTracks(data: OpenSetData, settings: DecisionSettings): Trac
   const byPerson = new Map<string, ImageData[]>();
   for (const image of data.images) byPerson.set(image.person, [...(byPerson.get(image.person) ?? []), image]);
   const random = seededRandom(settings.seed);
-  const candidates = [...byPerson.keys()].filter((p) => (byPerson.get(p)?.length ?? 0) >= 2);
-  for (let i = candidates.length - 1; i > 0; i--) {
+  const enrollable = [...byPerson.keys()].filter((p) => (byPerson.get(p)?.length ?? 0) >= 2);
+  for (let i = enrollable.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
-    [candidates[i], candidates[j]] = [candidates[j], candidates[i]];
+    [enrollable[i], enrollable[j]] = [enrollable[j], enrollable[i]];
   }
+  // A half takes every other person along the shuffled list (and along the sorted list of those with one
+  // photo, who are only ever strangers), so both halves hold people with many and few photos alike.
+  const halfOf = (list: string[]) =>
+    list.filter((_, i) => settings.people === 'all' || (i % 2 === 0) === (settings.people === 'tune'));
+  const candidates = halfOf(enrollable);
+  const half = new Set([
+    ...candidates,
+    ...halfOf([...byPerson.keys()].filter((p) => (byPerson.get(p)?.length ?? 0) < 2)),
+  ]);
   const dir = mkdtempSync(join(tmpdir(), 'facegate-openset-'));
   const splits: Track[][] = [];
   try {
     for (let start = 0; start + settings.gallerySize <= candidates.length; start += settings.gallerySize) {
       const enrolled = new Set(candidates.slice(start, start + settings.gallerySize));
       const gallery = Gallery.open(join(dir, `gallery-${splits.length}.db`));
-      const probes: ImageData[] = [];
+      const tracks: Track[] = [];
+      const track = (frames: FrameData[], person: string | null) => {
+        const usable = frames.filter((f) => passesQuality(f.quality, settings.gates).ok);
+        const rank = (embedding: Float32Array, quality: number) => ({
+          ranking: gallery.rank(embedding, data.model),
+          quality,
+        });
+        tracks.push({
+          person,
+          frames: usable.map((f) => rank(f.embedding, qualityScore(f.quality, settings.gates))),
+          mean:
+            usable.length === 0
+              ? null
+              : rank(
+                  meanEmbedding(usable.map((f) => f.embedding)),
+                  usable.reduce((sum, f) => sum + qualityScore(f.quality, settings.gates), 0) / usable.length,
+                ),
+        });
+      };
+      // Tracks of `pool` (one person's photos), one starting at each of its first `count` photos.
+      const tracksOf = (pool: ImageData[], count: number, person: string | null) => {
+        if (settings.tracks === 'still') {
+          for (const image of pool.slice(0, count)) track(image.frames.slice(1), person);
+        } else if (pool.length >= settings.k) {
+          const views = pool[0].frames.length - 1;
+          for (let start = 0; start < Math.min(count, pool.length); start++)
+            track(
+              Array.from({ length: views }, (_, f) => pool[(start + f) % pool.length].frames[1 + f]),
+              person,
+            );
+        }
+      };
       for (const person of enrolled) {
         const images = byPerson.get(person) ?? [];
         const enrol = enrolCount(images.length);
@@ -285,23 +338,11 @@ export function buildTracks(data: OpenSetData, settings: DecisionSettings): Trac
             .map((image) => ({ embedding: image.frames[0].embedding, source: image.file })),
           data.model,
         );
-        probes.push(...images.slice(enrol, enrol + settings.probesPerPerson));
+        tracksOf(images.slice(enrol), settings.probesPerPerson, person);
       }
-      const strangers = data.images.filter((image) => !enrolled.has(image.person));
-      const track = (image: ImageData, person: string | null): Track => ({
-        person,
-        frames: image.frames
-          .slice(1)
-          .filter((f) => passesQuality(f.quality, settings.gates).ok)
-          .map((f) => ({
-            ranking: gallery.rank(f.embedding, data.model),
-            quality: qualityScore(f.quality, settings.gates),
-          })),
-      });
-      splits.push([
-        ...probes.map((image) => track(image, image.person)),
-        ...strangers.map((image) => track(image, null)),
-      ]);
+      for (const [person, images] of byPerson)
+        if (half.has(person) && !enrolled.has(person)) tracksOf(images, images.length, null);
+      splits.push(tracks);
       gallery.close();
     }
   } finally {
@@ -310,11 +351,26 @@ export function buildTracks(data: OpenSetData, settings: DecisionSettings): Trac
   return splits;
 }
 
-/** Every track through the open-set rules and the k-of-n decision at one threshold. */
+/** The unit-length mean of a track's embeddings. */
+function meanEmbedding(embeddings: Float32Array[]): Float32Array {
+  const mean = new Float32Array(embeddings[0].length);
+  for (const e of embeddings) for (let i = 0; i < mean.length; i++) mean[i] += e[i];
+  const norm = Math.hypot(...mean);
+  return mean.map((v) => v / norm);
+}
+
+/**
+ * How a track is decided: 'k-of-n', as the camera path does, frame by frame; 'mean', once per track on
+ * the mean of its usable frames' embeddings (at least k of them), with the same open-set rules.
+ */
+export type TrackDecision = 'k-of-n' | 'mean';
+
+/** Every track through the open-set rules and the decision at one threshold. */
 export function scoreTracks(
   splits: Track[][],
   settings: DecisionSettings,
   rules: OpenSetRules,
+  decision: TrackDecision = 'k-of-n',
 ): OpenSetPoint {
   const point = {
     threshold: rules.threshold,
@@ -333,15 +389,20 @@ export function scoreTracks(
     });
     tracks.forEach((track, trackId) => {
       let outcome: string | null = null;
-      track.frames.forEach((frame, f) => {
-        const vote = matchFrame(frame.ranking, rules, frame.quality);
-        const decision = decisions.observe(
-          { trackId, box: [0, 0, 1, 1], identity: vote.identity, score: vote.score },
-          trackId * 1000 + f,
-        );
-        if (decision?.type === 'recognized') outcome = decision.identity;
-      });
-      decisions.endTrack(trackId);
+      if (decision === 'mean') {
+        if (track.mean && track.frames.length >= settings.k)
+          outcome = matchFrame(track.mean.ranking, rules, track.mean.quality).identity;
+      } else {
+        track.frames.forEach((frame, f) => {
+          const vote = matchFrame(frame.ranking, rules, frame.quality);
+          const decided = decisions.observe(
+            { trackId, box: [0, 0, 1, 1], identity: vote.identity, score: vote.score },
+            trackId * 1000 + f,
+          );
+          if (decided?.type === 'recognized') outcome = decided.identity;
+        });
+        decisions.endTrack(trackId);
+      }
       if (track.person === null) {
         point.strangerTracks++;
         if (outcome !== null) point.falseAccepts++;

@@ -6,6 +6,7 @@
 //   - an unsigned manifest (models.update.allowUnsigned) may not lower them at all;
 //   - a version older than the running one is refused unless the manifest is signed and says
 //     `"rollback": true` (the same version with other bytes counts as older: it is not an upgrade).
+import { farCurve, thresholdForTargetFar } from '../matching/threshold.ts';
 import type { ModelManifest } from '../models/manifest.ts';
 
 /** How far (cosine) a new embedder's thresholds may move from the running model's. */
@@ -41,10 +42,34 @@ function thresholdProblems(candidate: ModelManifest, running: ModelManifest, sig
       );
     }
   }
+  problems.push(...curveProblems(candidate, running, signed));
   if (theirs['0.001'] < theirs['0.01'])
     problems.push(
       `its FAR 0.001 threshold ${theirs['0.001']} is below its FAR 0.01 threshold ${theirs['0.01']} (a stricter FAR needs a higher threshold)`,
     );
+  return problems;
+}
+
+/**
+ * The candidate's FAR curve (any target FAR may use it) under the same bounds as its two FAR points,
+ * wherever the running model's curve measured that FAR; beyond it there is nothing to compare with.
+ */
+function curveProblems(candidate: ModelManifest, running: ModelManifest, signed: boolean): string[] {
+  if (!candidate.thresholds?.curve || !running.thresholds) return [];
+  const ours = farCurve(running.thresholds);
+  const problems: string[] = [];
+  for (const [far, t] of candidate.thresholds.curve) {
+    if (far > ours[0][0] || far < ours[ours.length - 1][0]) continue;
+    const reference = thresholdForTargetFar(running, far);
+    if (Math.abs(t - reference) > MAX_THRESHOLD_SHIFT)
+      problems.push(
+        `its FAR ${far} threshold ${t} is more than ${MAX_THRESHOLD_SHIFT} from the running ${running.name}'s ${reference.toFixed(6)}`,
+      );
+    else if (!signed && t < reference)
+      problems.push(
+        `its FAR ${far} threshold ${t} is below the running model's ${reference.toFixed(6)}, which only a signed manifest may do`,
+      );
+  }
   return problems;
 }
 

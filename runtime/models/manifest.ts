@@ -42,6 +42,8 @@ export interface ModelManifest {
   };
   thresholds?: {
     far: { '0.01': number; '0.001': number };
+    /** [FAR, threshold] from FAR 0.1 down to the lowest the calibration measured; absent in older manifests. */
+    curve?: [number, number][];
     measuredOn: string;
     impostorPairs: number;
     genuinePairs: number;
@@ -66,12 +68,34 @@ export class ManifestError extends Error {
 const validator = new Ajv({ allErrors: true }).compile(schema);
 
 export function validateManifest(value: unknown): string[] {
-  if (validator(value)) return [];
+  if (validator(value)) return curveProblems(value as unknown as ModelManifest);
   // "field input.shape must be array", "the manifest must have required property 'file'".
   return (validator.errors ?? []).map(
     (e) =>
       `${e.instancePath ? `field ${e.instancePath.slice(1).replaceAll('/', '.')}` : 'the manifest'} ${e.message}`,
   );
+}
+
+/**
+ * A curve the schema admits can still contradict itself: thresholds are interpolated between its points,
+ * so it must be ordered, and it must agree with the two FAR points the update policy checks.
+ */
+function curveProblems(manifest: ModelManifest): string[] {
+  const thresholds = manifest.thresholds;
+  if (!thresholds?.curve) return [];
+  const { curve, far } = thresholds;
+  const problems: string[] = [];
+  for (let i = 1; i < curve.length; i++)
+    if (!(curve[i][0] < curve[i - 1][0] && curve[i][1] >= curve[i - 1][1]))
+      problems.push(
+        `field thresholds.curve[${i}] must have a lower FAR and no lower threshold than the point before it`,
+      );
+  for (const key of ['0.01', '0.001'] as const) {
+    const point = curve.find(([f]) => f === Number(key));
+    if (!point || point[1] !== far[key])
+      problems.push(`field thresholds.curve must contain [${key}, ${far[key]}], the point of thresholds.far`);
+  }
+  return problems;
 }
 
 export function sha256(bytes: Uint8Array): string {

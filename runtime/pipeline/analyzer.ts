@@ -4,6 +4,7 @@
 import type { Config } from '../config/index.ts';
 import { openEngine } from '../engine/open.ts';
 import type { ModelRef } from '../events/schema.ts';
+import { thresholdForTargetFar } from '../matching/threshold.ts';
 import { ModelSlots } from '../model-update/slots.ts';
 import type { FrameHealth } from '../model-update/updater.ts';
 import type { OpenedModel } from '../models/manifest.ts';
@@ -136,11 +137,8 @@ export class FaceAnalyzer {
   }
 
   /** The cosine threshold for a target false-accept rate, from the embedder's manifest. */
-  thresholdFor(targetFar: 0.01 | 0.001): number {
-    const thresholds = this.embedder.manifest.thresholds;
-    if (!thresholds)
-      throw new Error(`embedder ${this.embedder.manifest.name} has no thresholds in its manifest`);
-    return thresholds.far[targetFar === 0.01 ? '0.01' : '0.001'];
+  thresholdFor(targetFar: number): number {
+    return thresholdForTargetFar(this.embedder.manifest, targetFar);
   }
 
   detect(image: RgbImage): Promise<FaceDetection[]> {

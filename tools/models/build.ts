@@ -23,6 +23,7 @@ import { planQuantization, quantizeGraph } from './quantize/qdq.ts';
 import { MODEL_SPECS, MODELS_VERSION, type ModelSpec } from './specs.ts';
 
 export const PRODUCER = { producerName: 'facegate', producerVersion: MODELS_VERSION };
+const RECALIBRATE = 'recalibrate with `npm run models -- --calibrate DIR` (docs/data.md)';
 
 export interface BuildOptions {
   outDir: string;
@@ -45,12 +46,11 @@ export function selectSpecs(only?: readonly string[]): ModelSpec[] {
 export async function buildModels(opts: BuildOptions): Promise<ModelManifest[]> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const { table, tablePath } = opts;
-  const recalibrate = 'recalibrate with `npm run models -- --calibrate DIR` (docs/data.md)';
   // The calibration crops were aligned with the template: another template makes the table stale.
   if (JSON.stringify(table.alignmentTemplate.points) !== JSON.stringify(FACEREC_TEMPLATE.points))
     throw new CalibrationTableError(
       tablePath,
-      `measured with another alignment template than runtime/vision/face-template.ts; ${recalibrate}`,
+      `measured with another alignment template than runtime/vision/face-template.ts; ${RECALIBRATE}`,
     );
   const specs = selectSpecs(opts.only);
   mkdirSync(opts.outDir, { recursive: true });
@@ -58,30 +58,43 @@ export async function buildModels(opts: BuildOptions): Promise<ModelManifest[]> 
   for (const [i, spec] of specs.entries()) {
     const started = performance.now();
     const calibration = table.models[spec.name];
-    if (!calibration) throw new CalibrationTableError(tablePath, `no entry for ${spec.name}; ${recalibrate}`);
+    if (!calibration) throw new CalibrationTableError(tablePath, `no entry for ${spec.name}; ${RECALIBRATE}`);
     const graph = spec.build();
     const fp32 = serializeModel(graph, PRODUCER);
     if (sha256(fp32) !== calibration.fp32Sha256)
       throw new CalibrationTableError(
         tablePath,
-        `${spec.name} was calibrated on another fp32 graph (sha256 ${calibration.fp32Sha256.slice(0, 12)}, this build ${sha256(fp32).slice(0, 12)}); ${recalibrate}`,
+        `${spec.name} was calibrated on another fp32 graph (sha256 ${calibration.fp32Sha256.slice(0, 12)}, this build ${sha256(fp32).slice(0, 12)}); ${RECALIBRATE}`,
       );
     manifests.push(writeModel(opts.outDir, spec, 'fp32', fp32, table, calibration));
-    const plan = planQuantization(graph);
-    const missing = plan.calibrated.filter((t) => !calibration.ranges[t]);
-    if (missing.length > 0)
-      throw new CalibrationTableError(
-        tablePath,
-        `${spec.name}: no range for ${missing.join(', ')}; ${recalibrate}`,
-      );
-    const ranges = new Map(plan.calibrated.map((t) => [t, rangeOf(calibration, t)]));
-    const int8 = serializeModel(quantizeGraph(graph, plan, ranges).graph, PRODUCER);
-    manifests.push(writeModel(opts.outDir, spec, 'int8', int8, table, calibration, plan.quantized.length));
+    const { int8, quantized } = quantizedModel(spec, calibration, tablePath);
+    manifests.push(writeModel(opts.outDir, spec, 'int8', int8, table, calibration, quantized));
     log(
       `[models] ${spec.name} fp32 + int8 (${i + 1}/${specs.length}) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
   }
   return manifests;
+}
+
+/** The int8 model of `spec` quantized with the table's ranges, and how many tensors were quantized. */
+export function quantizedModel(
+  spec: ModelSpec,
+  calibration: ModelCalibration,
+  tablePath: string,
+): { int8: Uint8Array; quantized: number } {
+  const graph = spec.build();
+  const plan = planQuantization(graph);
+  const missing = plan.calibrated.filter((t) => !calibration.ranges[t]);
+  if (missing.length > 0)
+    throw new CalibrationTableError(
+      tablePath,
+      `${spec.name}: no range for ${missing.join(', ')}; ${RECALIBRATE}`,
+    );
+  const ranges = new Map(plan.calibrated.map((t) => [t, rangeOf(calibration, t)]));
+  return {
+    int8: serializeModel(quantizeGraph(graph, plan, ranges).graph, PRODUCER),
+    quantized: plan.quantized.length,
+  };
 }
 
 function rangeOf(calibration: ModelCalibration, tensor: string): { lo: number; hi: number } {

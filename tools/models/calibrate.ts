@@ -3,16 +3,18 @@
 // calibrated with every method and the most faithful one kept, and the embedders' FAR thresholds are
 // measured over every different-person pair. The alignment template is re-derived from the committed
 // dlib chips with the same detector.
+import { openEngine } from '../../runtime/engine/open.ts';
 import { OrtEngine, ortInt8Saturates } from '../../runtime/engine/ort.ts';
 import { thresholdForFar } from '../../runtime/eval/metrics.ts';
 import { allPairScores } from '../../runtime/eval/pair-scores.ts';
 import type { ModelManifest } from '../../runtime/models/manifest.ts';
 import { sha256 } from '../../runtime/models/manifest.ts';
 import { DLIB_CHIPS_DIR } from '../../runtime/paths.ts';
+import type { EngineKind } from '../../runtime/types.ts';
 import { DEFAULT_DETECTION, FaceDetector } from '../../runtime/vision/detector.ts';
 import { cosine, FaceEmbedder } from '../../runtime/vision/embedder.ts';
 import { FACEREC_TEMPLATE } from '../../runtime/vision/face-template.ts';
-import { PRODUCER, selectSpecs } from './build.ts';
+import { PRODUCER, quantizedModel, selectSpecs } from './build.ts';
 import { buildCalibrationSet, type CalibrationSample, listCalibrationImages } from './calibration-set.ts';
 import type { CalibrationTable, MeasuredThresholds, ModelCalibration } from './calibration-table.ts';
 import { deriveTemplatePoints } from './derive-template.ts';
@@ -34,28 +36,65 @@ export interface CalibrateOptions {
   log: (line: string) => void;
 }
 
-/** The table for the models in `only` (default: all). */
-export async function measureCalibration(opts: CalibrateOptions): Promise<CalibrationTable> {
-  const { log } = opts;
-  // Each method's fidelity and the int8 thresholds are measured on ONNX Runtime's int8, which must be
-  // exact: where it saturates, the table would choose methods by its errors.
-  if (ortInt8Saturates())
-    throw new Error(
-      'calibration needs exact int8 in ONNX Runtime, and this CPU (x86 without VNNI) saturates it: calibrate on a CPU with AVX-512 VNNI or AVX-VNNI, or on arm64',
-    );
-  const specs = selectSpecs(opts.only);
+/** The calibration faces of `opts.dir`, found and aligned by the fp32 detector as the runtime does. */
+async function calibrationFaces(opts: CalibrateOptions) {
   const detectorSpec = MODEL_SPECS.find((s) => s.task === 'face-detection') as ModelSpec;
   const detector = new FaceDetector(
     await OrtEngine.create(serializeModel(detectorSpec.build(), PRODUCER)),
     DEFAULT_DETECTION,
   );
   const files = listCalibrationImages(opts.dir, opts.limit);
-  log(`[calibrate] ${files.length} images from ${opts.dir}`);
+  opts.log(`[calibrate] ${files.length} images from ${opts.dir}`);
   const { samples, noFace } = await buildCalibrationSet(opts.dir, files, detector, {
     antispoof: specSize('anti-spoof'),
     liveness: specSize('liveness'),
   });
-  log(`[calibrate] faces: ${samples.length - noFace} found, ${noFace} centre-cropped`);
+  opts.log(`[calibrate] faces: ${samples.length - noFace} found, ${noFace} centre-cropped`);
+  return { detector, files, samples, noFace };
+}
+
+/**
+ * `table` with its embedders' thresholds measured again, on the models its ranges build: the ranges, and
+ * so every model's bytes, stay as they are (a full recalibration on another CPU moves them by float noise).
+ */
+export async function measureThresholds(
+  opts: CalibrateOptions,
+  table: CalibrationTable,
+  tablePath: string,
+): Promise<CalibrationTable> {
+  const { samples } = await calibrationFaces(opts);
+  const models = { ...table.models };
+  for (const spec of selectSpecs(opts.only).filter((s) => s.task === 'face-embedding')) {
+    const calibration = models[spec.name];
+    const fp32 = serializeModel(spec.build(), PRODUCER);
+    if (!calibration || calibration.fp32Sha256 !== sha256(fp32))
+      throw new Error(
+        `${tablePath}: ${spec.name} has no calibration of this fp32 graph; calibrate it in full`,
+      );
+    const { int8 } = quantizedModel(spec, calibration, tablePath);
+    opts.log(`[calibrate] ${spec.name}: thresholds over every impostor pair`);
+    models[spec.name] = {
+      ...calibration,
+      thresholds: {
+        fp32: await embedderThresholds(fp32, spec, samples, 'ort'),
+        int8: await embedderThresholds(int8, spec, samples, 'kernels'),
+      },
+    };
+  }
+  return { ...table, models };
+}
+
+/** The table for the models in `only` (default: all). */
+export async function measureCalibration(opts: CalibrateOptions): Promise<CalibrationTable> {
+  const { log } = opts;
+  // Each method's fidelity is measured on ONNX Runtime's int8, which must be exact: where it saturates,
+  // the table would choose methods by its errors.
+  if (ortInt8Saturates())
+    throw new Error(
+      'calibration needs exact int8 in ONNX Runtime, and this CPU (x86 without VNNI) saturates it: calibrate on a CPU with AVX-512 VNNI or AVX-VNNI, or on arm64 (--thresholds-only runs anywhere)',
+    );
+  const specs = selectSpecs(opts.only);
+  const { detector, files, samples, noFace } = await calibrationFaces(opts);
   const points = await deriveTemplatePoints(detector, FACEREC_TEMPLATE.indices, DLIB_CHIPS_DIR);
 
   const models: Record<string, ModelCalibration> = {};
@@ -69,8 +108,8 @@ export async function measureCalibration(opts: CalibrateOptions): Promise<Calibr
     if (spec.task === 'face-embedding') {
       const int8 = serializeModel(quantizeGraph(graph, planQuantization(graph), best.ranges).graph, PRODUCER);
       thresholds = {
-        fp32: await embedderThresholds(fp32, spec, samples),
-        int8: await embedderThresholds(int8, spec, samples),
+        fp32: await embedderThresholds(fp32, spec, samples, 'ort'),
+        int8: await embedderThresholds(int8, spec, samples, 'kernels'),
       };
     }
     models[spec.name] = {
@@ -98,13 +137,31 @@ function specSize(task: ModelSpec['task']): number {
   return (MODEL_SPECS.find((s) => s.task === task) as ModelSpec).input.shape[3];
 }
 
-/** Cosine thresholds for FAR 1e-2 and 1e-3 over every different-person pair of calibration faces. */
+/** FARs measured per decade on the curve: 10^(-i/4), so 1e-2 and 1e-3 are points of it. */
+const CURVE_STEPS_PER_DECADE = 4;
+/** The curve stops where fewer impostor pairs than this lie above the threshold: below, it is noise. */
+const MIN_PAIRS_ABOVE = 10;
+
+/** The curve's FARs: 0.1, 0.056, 0.032, ... down to the last one with MIN_PAIRS_ABOVE impostor pairs. */
+export function curveFars(impostorPairs: number): number[] {
+  const fars: number[] = [];
+  for (let i = CURVE_STEPS_PER_DECADE; ; i++) {
+    const far = Number((10 ** (-i / CURVE_STEPS_PER_DECADE)).toPrecision(6));
+    if (far * impostorPairs < MIN_PAIRS_ABOVE) return fars;
+    fars.push(far);
+  }
+}
+
+/** Cosine thresholds for FAR 1e-2, 1e-3 and the curve over every different-person pair of calibration faces. */
 async function embedderThresholds(
   onnx: Uint8Array,
   spec: ModelSpec,
   samples: CalibrationSample[],
+  engineKind: EngineKind,
 ): Promise<MeasuredThresholds> {
-  const engine = await OrtEngine.create(onnx);
+  // int8 on the native kernels: the engine devices run, and exact int8 on every CPU (ORT's saturates
+  // on x86 without VNNI), so the thresholds do not depend on where they were measured.
+  const engine = await openEngine(onnx, { engine: engineKind, label: spec.name });
   const stub = {
     task: spec.task,
     name: spec.name,
@@ -126,5 +183,6 @@ async function embedderThresholds(
     far: { '0.01': round(thresholdForFar(impostor, 0.01)), '0.001': round(thresholdForFar(impostor, 0.001)) },
     impostorPairs: impostor.length,
     genuinePairs: genuine.length,
+    curve: curveFars(impostor.length).map((far) => [far, round(thresholdForFar(impostor, far))]),
   };
 }

@@ -17,6 +17,8 @@ export interface MeasuredThresholds {
   far: { '0.01': number; '0.001': number };
   impostorPairs: number;
   genuinePairs: number;
+  /** [FAR, threshold] from FAR 0.1 down to the lowest FAR the pair count measures (far's two included). */
+  curve: [number, number][];
 }
 
 export interface ModelCalibration {
@@ -78,6 +80,7 @@ export function manifestThresholds(
   return (
     t && {
       far: t.far,
+      curve: t.curve,
       measuredOn: table.dataset,
       impostorPairs: t.impostorPairs,
       genuinePairs: t.genuinePairs,

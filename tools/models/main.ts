@@ -5,6 +5,8 @@
 //                                                prestart: only those `facegate run`'s configuration uses)
 //   npm run models -- --calibrate DIR [NAME...]  first measure a new calibration table from DIR (face
 //                                                photos, one folder per person, e.g. $FACEGATE_DATA/lfw/calib)
+//   npm run models -- --calibrate DIR --thresholds-only [NAME...]  measure only the embedders' FAR
+//                                                thresholds again, on the models the table's ranges build
 //   --out DIR     models folder (default: FACEGATE_MODELS_DIR, else the package's models/)
 //   --table FILE  calibration table (default: training/output/calibration.json), written by --calibrate
 //   FACEGATE_CALIB_LIMIT  calibrate on the first N images only (smoke runs)
@@ -15,7 +17,7 @@ import * as ort from 'onnxruntime-node';
 import { loadConfig } from '../../runtime/config/index.ts';
 import { modelsDir } from '../../runtime/paths.ts';
 import { buildModels } from './build.ts';
-import { measureCalibration } from './calibrate.ts';
+import { measureCalibration, measureThresholds } from './calibrate.ts';
 import { CALIBRATION_TABLE, readCalibrationTable, writeCalibrationTable } from './calibration-table.ts';
 import { ensureModels } from './ensure.ts';
 
@@ -35,6 +37,7 @@ async function main(argv: string[]): Promise<void> {
       out: { type: 'string' },
       missing: { type: 'boolean', default: false },
       'for-config': { type: 'boolean', default: false },
+      'thresholds-only': { type: 'boolean', default: false },
     },
   });
   const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -51,16 +54,18 @@ async function main(argv: string[]): Promise<void> {
     const dir = resolve(values.calibrate);
     if (!existsSync(dir)) throw new Error(`--calibrate ${values.calibrate}: no such folder`);
     const limit = process.env.FACEGATE_CALIB_LIMIT ? Number(process.env.FACEGATE_CALIB_LIMIT) : undefined;
-    const measured = await measureCalibration({
-      dir,
-      dataset: `${basename(dirname(dir))}/${basename(dir)}`,
-      limit,
-      only,
-      log,
-    });
-    // Recalibrating some models keeps the other models' entries.
-    const previous = only && existsSync(tablePath) ? readCalibrationTable(tablePath).models : {};
-    writeCalibrationTable(tablePath, { ...measured, models: { ...previous, ...measured.models } });
+    const calibrate = { dir, dataset: `${basename(dirname(dir))}/${basename(dir)}`, limit, only, log };
+    if (values['thresholds-only']) {
+      writeCalibrationTable(
+        tablePath,
+        await measureThresholds(calibrate, readCalibrationTable(tablePath), tablePath),
+      );
+    } else {
+      const measured = await measureCalibration(calibrate);
+      // Recalibrating some models keeps the other models' entries.
+      const previous = only && existsSync(tablePath) ? readCalibrationTable(tablePath).models : {};
+      writeCalibrationTable(tablePath, { ...measured, models: { ...previous, ...measured.models } });
+    }
     log(`[calibrate] wrote ${tablePath}`);
   }
   const manifests = await buildModels({

@@ -29,6 +29,8 @@ export interface ConfigPort {
   current(): Config;
   /** The configuration file config/set rewrites. */
   readonly path: string;
+  /** Throws when the device cannot run `config` (what a schema cannot know, e.g. the models' ranges). */
+  check?(config: Config): void;
   /**
    * Called once `config` is on disk: from now on current() must return it, and the settings in
    * `changes.live` must take effect in place (the others wait for a restart).
@@ -59,6 +61,7 @@ export function configHandlers(port: ConfigPort): Pick<CommandHandlers, 'config/
       const refused = protectedChanges(before, result.config);
       if (refused.length > 0) throw new Error(`${refused.join('; ')} (docs/security.md)`);
       const next = carryEnvOverrides(before, result.config);
+      port.check?.(next);
       const changes = classifyChange(before, next);
       if (changes.live.length + changes.restartRequired.length > 0) {
         await saveConfigAtomic(port.path, withoutEnvOverrides(next));

@@ -103,6 +103,24 @@ describe('unknown visitors (real mosquitto, ffmpeg, ONNX Runtime)', () => {
     expect(recognized.every((e) => e.identity === 'visitor')).toBe(true);
   });
 
+  it('enrols a person from an event of the demo clip over MQTT (fromEvent); the next visit is recognized as them', async () => {
+    // Nobody is enrolled: the clip's visitor is unknown.
+    const first = (await play(hamiltonCamera().source.path)).filter((e) => e.type === 'unknown');
+    expect(first.length).toBeGreaterThan(0);
+    const fromUnknownEvent = await op?.ask('face/enroll', { name: 'lin', fromEvent: first[0].id });
+    expect(fromUnknownEvent).toMatchObject({ status: 'ok', data: { name: 'lin', added: 1 } });
+    await stop();
+
+    const next = await play(hamiltonCamera().source.path);
+    const recognized = next.filter((e) => e.type === 'recognized');
+    expect(recognized.length).toBeGreaterThan(0);
+    expect(recognized.every((e) => e.identity === 'lin')).toBe(true);
+    // A recognised event's face is added to a person the same way: lin now has two faces.
+    const fromRecognizedEvent = await op?.ask('face/enroll', { name: 'lin', fromEvent: recognized[0].id });
+    expect(fromRecognizedEvent).toMatchObject({ status: 'ok', data: { name: 'lin', added: 1 } });
+    expect(await op?.ask('face/list')).toMatchObject({ data: { faces: [{ name: 'lin', embeddings: 2 }] } });
+  });
+
   it('does not recognise a rejected match again', async () => {
     device = await startApp(dir, broker.url, {});
     expect(await device.app.enrollPhoto('lin-manuel-miranda', LIN)).toEqual({ added: 1 });

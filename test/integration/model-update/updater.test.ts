@@ -182,7 +182,8 @@ describe('ModelUpdater.update', () => {
   });
 
   it('refuses a manifest that sets its thresholds to -1, signed or not, before downloading', async () => {
-    const thresholds = { ...base.manifest.thresholds, far: { '0.01': -1, '0.001': -1 } };
+    // Without a curve: one that disagreed with these points would be refused as invalid before the policy.
+    const thresholds = { ...base.manifest.thresholds, curve: undefined, far: { '0.01': -1, '0.001': -1 } };
     const signed = await updater.update(offer('1.1.0', { manifest: { thresholds } }));
     expect(signed).toMatchObject({
       ok: false,
@@ -191,11 +192,11 @@ describe('ModelUpdater.update', () => {
       ),
     });
     updater = new ModelUpdater(pipeline.deps(slots, { config: { ...config, allowUnsigned: true } }));
-    const lower = { ...base.manifest.thresholds, far: { '0.01': 0.9, '0.001': 0.92 } };
+    const lower = { ...base.manifest.thresholds, curve: undefined, far: { '0.01': 0.9, '0.001': 0.92 } };
     const unsigned = await updater.update(offer('1.1.0', { manifest: { thresholds: lower }, sign: false }));
     expect(unsigned).toMatchObject({
       ok: false,
-      error: expect.stringContaining("is below the running model's 0.9115"),
+      error: expect.stringContaining("its FAR 0.01 threshold 0.9 is below the running model's 0.91"),
     });
     expect(pipeline.phases()).toEqual(['failed']);
     expectUntouched();

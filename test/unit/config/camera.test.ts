@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../../runtime/config/index.ts';
-import { cameraSettings, classifyChange, loadConfig, mergeConfig } from '../../../runtime/config/index.ts';
+import {
+  cameraSettings,
+  checkTargetFars,
+  classifyChange,
+  loadConfig,
+  mergeConfig,
+} from '../../../runtime/config/index.ts';
 
 const base = loadConfig({ env: {} });
 
@@ -42,5 +48,33 @@ describe('cameraSettings', () => {
       live: ['cameras[0].overrides', 'cameras[0].roi'],
       restartRequired: [],
     });
+  });
+});
+
+describe('checkTargetFars', () => {
+  it('names the camera whose target FAR (its own or the global one) has no threshold', () => {
+    const config = mergeConfig(base, {
+      cameras: [
+        { ...base.cameras[0], id: 'door', overrides: { recognition: { targetFar: 0.01 } } },
+        { ...base.cameras[0], id: 'garage', overrides: { recognition: { targetFar: 1e-7 } } },
+      ],
+    }) as Config;
+    const asked: number[] = [];
+    const thresholdFor = (far: number) => {
+      asked.push(far);
+      if (far < 1e-5) throw new Error(`recognition.targetFar ${far} is outside the range`);
+      return 0.9;
+    };
+    expect(() => checkTargetFars(config, thresholdFor)).toThrow(
+      'camera garage: recognition.targetFar 1e-7 is outside the range',
+    );
+    expect(asked).toEqual([0.01, 1e-7]);
+    const global = mergeConfig(config, { recognition: { targetFar: 1e-6 } }) as Config;
+    expect(() =>
+      checkTargetFars(
+        { ...global, cameras: [global.cameras[0], { ...global.cameras[1], overrides: {} }] },
+        thresholdFor,
+      ),
+    ).toThrow('camera garage: recognition.targetFar 0.000001 is outside the range');
   });
 });

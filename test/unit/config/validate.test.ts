@@ -46,11 +46,7 @@ describe('validateConfig', () => {
       { models: { engine: 'tensorrt' } },
       "models.engine: must be one of 'ort', 'kernels' (got 'tensorrt')",
     ],
-    [
-      'targetFar not an operating point',
-      { recognition: { targetFar: 0.05 } },
-      'recognition.targetFar: must be one of 0.01, 0.001 (got 0.05)',
-    ],
+    ['targetFar not a rate', { recognition: { targetFar: 1 } }, 'recognition.targetFar: must be < 1 (got 1)'],
     [
       'bad device id',
       { device: { id: 'front/door' } },
