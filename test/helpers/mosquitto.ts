@@ -31,6 +31,11 @@ export interface MosquittoOptions {
    * name (require_certificate, use_identity_as_username); `clientCertificate()` issues them.
    */
   requireClientCertificate?: boolean;
+  /**
+   * mosquitto's `max_queued_messages`: QoS 1 and 2 messages held per client beyond the 20 in flight
+   * (1000 by default); more are dropped. An operator that hears from more devices at once needs more.
+   */
+  maxQueuedMessages?: number;
 }
 
 export interface Mosquitto {
@@ -215,6 +220,7 @@ export async function createMosquitto(opts: MosquittoOptions = {}): Promise<Mosq
   } else {
     lines.push('persistence false');
   }
+  if (opts.maxQueuedMessages !== undefined) lines.push(`max_queued_messages ${opts.maxQueuedMessages}`);
   lines.push(`listener ${port} 127.0.0.1`);
   let tlsPort: number | undefined;
   let caFile: string | undefined;

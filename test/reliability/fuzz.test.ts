@@ -1,8 +1,8 @@
 // 10,000 hostile requests per run against the real device (App on a real mosquitto, real gallery, config
-// file and model slots), one at a time so each response is the answer to one case: nothing crashes, every
-// request is answered, every refusal names its problem (never a raw TypeError), state-changing commands
-// change nothing, and RSS stays bounded. Then mutated config files and model manifests go through the
-// loaders. FACEGATE_FUZZ_SEED and FACEGATE_FUZZ_CASES reproduce or extend a run.
+// file and model slots), several in flight at once but never two answered on the same topic, so each
+// response is the answer to one case: nothing crashes, every request is answered once, every refusal
+// names its problem (never a raw TypeError), state-changing commands change nothing, and RSS stays
+// bounded. Then mutated config files and model manifests go through the loaders. FACEGATE_FUZZ_SEED and FACEGATE_FUZZ_CASES reproduce or extend a run.
 //
 // The device requires signed state-changing commands with a test operator key: the fuzzed requests are
 // unsigned (or carry forged signatures), so a mutation that happens to be a valid request is still refused
@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { ConfigError, loadConfig } from '../../runtime/config/index.ts';
 import { isPrivileged, isRequestName } from '../../runtime/control/api.ts';
+import { MAX_QUEUED_REQUESTS } from '../../runtime/control/router.ts';
 import { signCommand } from '../../runtime/control/signing.ts';
 import { loadModel, ManifestError, manifestPathFor } from '../../runtime/models/manifest.ts';
 import { buildTopics } from '../../runtime/mqtt/topics.ts';
@@ -30,6 +31,11 @@ import { type FuzzCase, fuzzCases, hostileImages } from './fuzz/generate.ts';
 const SEED = Number(process.env.FACEGATE_FUZZ_SEED ?? 20261206);
 const CASES = Number(process.env.FACEGATE_FUZZ_CASES ?? 10_000);
 const FILE_CASES = 1000;
+/**
+ * Requests sent without waiting for the answers before them. Below the router's MAX_QUEUED_REQUESTS per
+ * lane, so no request is refused as busy because of the test's own pace (judge() fails any that is).
+ */
+const IN_FLIGHT = MAX_QUEUED_REQUESTS / 2;
 /** A refusal that leaked an internal error instead of naming the problem. */
 const RAW_ERROR =
   /TypeError|ReferenceError|Cannot read prop|is not a function|undefined is not|Maximum call stack|\[object Object\]/;
@@ -67,6 +73,7 @@ beforeAll(async () => {
     control: { requireSignedCommands: true, commandPublicKeys: [OPERATOR.pem] },
   });
   operator = await Subscriber.connect(broker.url, [`facegate/${DEVICE}/response/#`]);
+  requests = new InFlight(operator.client);
 });
 
 afterAll(async () => {
@@ -76,27 +83,55 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Publishes one request and waits for the one response it causes. */
-async function send(
-  command: string,
-  payload: Buffer,
-): Promise<{ topic: string; body: Record<string, unknown> }> {
-  const response = new Promise<{ topic: string; payload: Buffer }>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      operator.client.removeListener('message', onMessage);
-      reject(new Error(`no response to ${command} within 15 s`));
-    }, 15_000);
-    const onMessage = (topic: string, payload: Buffer) => {
-      clearTimeout(timer);
-      operator.client.removeListener('message', onMessage);
-      resolve({ topic, payload });
-    };
-    operator.client.on('message', onMessage);
-  });
-  await operator.client.publishAsync(topics.request(command), payload, { qos: 1 });
-  const message = await response;
-  operator.messages.length = 0;
-  return { topic: message.topic, body: JSON.parse(message.payload.toString()) };
+/**
+ * Requests in flight, at most one per response topic, so each answer belongs to exactly one request.
+ * A message on a response topic nobody waits on (a second answer, or one on the wrong topic) is kept in
+ * `strays`, which must stay empty.
+ */
+class InFlight {
+  private readonly waiting = new Map<string, (payload: Buffer) => void>();
+  readonly strays: string[] = [];
+
+  constructor(private readonly client: Subscriber['client']) {
+    client.on('message', (topic, payload) => {
+      const resolve = this.waiting.get(topic);
+      if (!resolve) {
+        this.strays.push(`${topic}: ${payload.toString().slice(0, 200)}`);
+        return;
+      }
+      this.waiting.delete(topic);
+      resolve(payload);
+    });
+  }
+
+  /** Whether a request answered on `command`'s response topic is still waiting for its answer. */
+  busy(command: string): boolean {
+    return this.waiting.has(topics.response(command));
+  }
+
+  /** Publishes one request and waits for its answer on the command's response topic. */
+  async send(command: string, payload: Buffer): Promise<{ topic: string; body: Record<string, unknown> }> {
+    const topic = topics.response(command);
+    if (this.waiting.has(topic)) throw new Error(`a ${command} request is already in flight`);
+    const answer = new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(topic);
+        reject(new Error(`no response to ${command} within 15 s`));
+      }, 15_000);
+      this.waiting.set(topic, (body) => {
+        clearTimeout(timer);
+        resolve(body);
+      });
+    });
+    await this.client.publishAsync(topics.request(command), payload, { qos: 1 });
+    return { topic, body: JSON.parse((await answer).toString()) };
+  }
+}
+
+let requests: InFlight;
+
+function send(command: string, payload: Buffer) {
+  return requests.send(command, payload);
 }
 
 async function signed(command: string, body: object): Promise<Record<string, unknown>> {
@@ -129,19 +164,43 @@ describe('fuzzing the control plane', () => {
     let n = 0;
     let acceptedReadOnly = 0;
     const started = Date.now();
-    for (const c of fuzzCases(SEED, CASES, images)) {
-      const { topic, body } = await send(c.command, c.payload);
+    const judged = (c: IndexedCase, topic: string, body: Record<string, unknown>) => {
       const problem = judge(c, topic, body);
       if (problem === 'read-only ok') acceptedReadOnly++;
       else if (problem && failures.length < 20)
-        failures.push(`case ${n} (${c.kind}, ${c.command}): ${problem}`);
+        failures.push(`case ${c.index} (${c.kind}, ${c.command}): ${problem}`);
       kinds.set(c.kind, (kinds.get(c.kind) ?? 0) + 1);
       if (++n % 1000 === 0) {
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
+        operator.messages.length = 0;
         console.log(
           `[fuzz] ${n}/${CASES} cases, ${((Date.now() - started) / 1000).toFixed(0)} s, RSS ${(peakRss / 2 ** 20).toFixed(0)} MB`,
         );
       }
+    };
+    // Up to IN_FLIGHT requests at once, one per response topic; cases whose topic is taken wait in `ready`
+    // (generation order is kept per topic, so a chunk flood still arrives in order).
+    const cases = indexed(fuzzCases(SEED, CASES, images));
+    const ready: IndexedCase[] = [];
+    const running = new Set<Promise<void>>();
+    for (let next = cases.next(); !next.done || ready.length > 0 || running.size > 0; ) {
+      while (!next.done && ready.length < 4 * IN_FLIGHT) {
+        ready.push(next.value);
+        next = cases.next();
+      }
+      for (let i = 0; i < ready.length && running.size < IN_FLIGHT; ) {
+        const c = ready[i];
+        if (requests.busy(c.command)) {
+          i++;
+          continue;
+        }
+        ready.splice(i, 1);
+        const run: Promise<void> = send(c.command, c.payload)
+          .then(({ topic, body }) => judged(c, topic, body))
+          .finally(() => running.delete(run));
+        running.add(run);
+      }
+      if (running.size > 0) await Promise.race(running);
     }
     const after = await deviceState();
     const health = (await send('health', Buffer.from('{}'))).body;
@@ -151,6 +210,7 @@ describe('fuzzing the control plane', () => {
         `kinds ${JSON.stringify(Object.fromEntries(kinds))}`,
     );
     expect(failures).toEqual([]);
+    expect(requests.strays).toEqual([]);
     expect(after).toEqual(before);
     expect(health).toMatchObject({ status: 'ok' });
     expect(n).toBe(CASES);
@@ -158,6 +218,13 @@ describe('fuzzing the control plane', () => {
     expect(peakRss - rssStart).toBeLessThan(512 * 2 ** 20);
   });
 });
+
+type IndexedCase = FuzzCase & { index: number };
+
+function* indexed(cases: Iterable<FuzzCase>): Generator<IndexedCase, void> {
+  let index = 0;
+  for (const c of cases) yield { ...c, index: index++ };
+}
 
 /** Why a response is wrong for the case, 'read-only ok' for an accepted harmless request, or null. */
 function judge(c: FuzzCase, topic: string, body: Record<string, unknown>): string | null {
@@ -171,6 +238,7 @@ function judge(c: FuzzCase, topic: string, body: Record<string, unknown>): strin
   if (body.status !== 'error' || typeof body.error !== 'string' || body.error.length < 8)
     return `not an error naming a problem: ${JSON.stringify(body).slice(0, 200)}`;
   if (RAW_ERROR.test(body.error)) return `internal error leaked: ${body.error.slice(0, 200)}`;
+  if (body.error.startsWith('busy:')) return `refused as busy, never checked: ${body.error}`;
   return null;
 }
 

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { App } from '../../../runtime/app.ts';
+import { App, type AppOptions } from '../../../runtime/app.ts';
 import { type Config, loadConfig, mergeConfig } from '../../../runtime/config/index.ts';
 import { signCommand } from '../../../runtime/control/signing.ts';
 import type { FaceEvent } from '../../../runtime/events/schema.ts';
@@ -81,7 +81,7 @@ export async function startApp(
   dir: string,
   url: string,
   patch: object = {},
-  opts: { persist?: boolean; exit?: (code: number) => void } = {},
+  opts: { persist?: boolean; exit?: (code: number) => void; onEvent?: AppOptions['onEvent'] } = {},
 ): Promise<RunningApp> {
   const file = writeConfig(dir, url, patch);
   const config = loadConfig({ file, env: {} });
@@ -92,6 +92,7 @@ export async function startApp(
     log: (line) => logs.push(line),
     onFrame: (_camera, _latencyMs, faces, seq) => frames.push({ seq, at: Date.now(), faces }),
     exit: opts.exit,
+    onEvent: opts.onEvent,
   });
   await withTimeout(app.controlReady, 10_000, 'the control subscriptions');
   return { app, config, file, frames, logs };
