@@ -50,6 +50,23 @@ async function segmentFiles(): Promise<string[]> {
   return (await readdir(dir)).filter((f) => f.endsWith('.seg')).sort();
 }
 
+/** Writes `count` events and closes the queue; the path of the one segment they fill, to damage. */
+async function closedSegment(count: number): Promise<string> {
+  const queue = await openQueue();
+  await fill(queue, 0, count);
+  await queue.close();
+  const [segment] = await segmentFiles();
+  return join(dir, segment);
+}
+
+/** Rewrites the segment of `count` same-size records after `damage` changed its bytes. */
+async function damageSegment(count: number, damage: (bytes: Buffer, recordSize: number) => void) {
+  const path = await closedSegment(count);
+  const bytes = await readFile(path);
+  damage(bytes, bytes.length / count);
+  await writeFile(path, bytes);
+}
+
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'facegate-queue-'));
 });
@@ -160,15 +177,11 @@ describe('EventQueue', () => {
   });
 
   it('truncates a torn last record on recovery', async () => {
-    let queue = await openQueue();
-    await fill(queue, 0, 5);
-    await queue.close();
-    const [segment] = await segmentFiles();
-    const path = join(dir, segment);
+    const path = await closedSegment(5);
     const { size } = await stat(path);
     await truncate(path, size - 17); // the last write was cut short
 
-    queue = await openQueue();
+    let queue = await openQueue();
     expect(trackIds(queue)).toEqual([0, 1, 2, 3]);
     expect(queue.stats().truncatedBytes).toBeGreaterThan(0);
     expect(queue.stats().corrupt).toBe(0);
@@ -182,48 +195,31 @@ describe('EventQueue', () => {
   });
 
   it('truncates a torn header (only part of the length prefix written)', async () => {
-    let queue = await openQueue();
-    await fill(queue, 0, 3);
-    await queue.close();
-    const [segment] = await segmentFiles();
-    const path = join(dir, segment);
+    const path = await closedSegment(3);
     const one = (await stat(path)).size / 3;
     await truncate(path, 2 * one + 6);
 
-    queue = await openQueue();
+    const queue = await openQueue();
     expect(trackIds(queue)).toEqual([0, 1]);
     expect(queue.stats().truncatedBytes).toBe(6);
   });
 
   it('skips and counts a corrupt record in the middle', async () => {
-    let queue = await openQueue();
-    await fill(queue, 0, 5);
-    await queue.close();
-    const [segment] = await segmentFiles();
-    const path = join(dir, segment);
-    const bytes = await readFile(path);
-    const one = bytes.length / 5; // records are the same size
-    const at = Math.floor(2 * one + one / 2); // inside the payload of record 2
-    bytes[at] ^= 0x5a;
-    await writeFile(path, bytes);
+    await damageSegment(5, (bytes, one) => {
+      bytes[Math.floor(2 * one + one / 2)] ^= 0x5a; // inside the payload of record 2
+    });
 
-    queue = await openQueue();
+    const queue = await openQueue();
     expect(trackIds(queue)).toEqual([0, 1, 3, 4]);
     expect(queue.stats()).toMatchObject({ corrupt: 1, truncatedBytes: 0 });
   });
 
   it('resynchronises after a corrupt length prefix', async () => {
-    let queue = await openQueue();
-    await fill(queue, 0, 5);
-    await queue.close();
-    const [segment] = await segmentFiles();
-    const path = join(dir, segment);
-    const bytes = await readFile(path);
-    const one = bytes.length / 5;
-    bytes.writeUInt32LE(3, one + 8); // record 1 now claims to be 3 bytes long
-    await writeFile(path, bytes);
+    await damageSegment(5, (bytes, one) => {
+      bytes.writeUInt32LE(3, one + 8); // record 1 now claims to be 3 bytes long
+    });
 
-    queue = await openQueue();
+    const queue = await openQueue();
     expect(trackIds(queue)).toEqual([0, 2, 3, 4]);
     expect(queue.stats().corrupt).toBe(1);
   });
