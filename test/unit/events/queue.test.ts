@@ -9,21 +9,11 @@ import {
   QueueClosedError,
   type QueueOptions,
 } from '../../../runtime/events/queue.ts';
-import { buildEvent, type FaceEvent } from '../../../runtime/events/schema.ts';
+import type { FaceEvent } from '../../../runtime/events/schema.ts';
+import { unknownEvent } from '../../helpers/events.ts';
 import { runWriterUntilKilled as runUntilKilled } from '../../helpers/kill-writer.ts';
 
 const WRITER = fileURLToPath(new URL('./fixtures/queue-writer.ts', import.meta.url));
-
-function event(trackId: number): FaceEvent {
-  return buildEvent({
-    camera: 'front',
-    type: 'unknown',
-    score: 0.4,
-    box: [1, 2, 3, 4],
-    trackId,
-    model: { name: 'm', version: '1' },
-  });
-}
 
 let dir: string;
 const opened: EventQueue[] = [];
@@ -37,7 +27,7 @@ async function openQueue(opts: Partial<QueueOptions> = {}): Promise<EventQueue> 
 async function fill(queue: EventQueue, from: number, to: number): Promise<FaceEvent[]> {
   const events = [];
   for (let i = from; i < to; i++) {
-    const e = event(i);
+    const e = unknownEvent(i);
     await queue.append(e);
     events.push(e);
   }
@@ -108,7 +98,7 @@ describe('EventQueue', () => {
   it('drop-newest keeps the oldest maxEvents and counts the refused ones', async () => {
     const queue = await openQueue({ maxEvents: 5, policy: 'drop-newest' });
     const results = [];
-    for (let i = 0; i < 12; i++) results.push(await queue.append(event(i)));
+    for (let i = 0; i < 12; i++) results.push(await queue.append(unknownEvent(i)));
     expect(results).toEqual([...Array(5).fill(true), ...Array(7).fill(false)]);
     expect(trackIds(queue)).toEqual([0, 1, 2, 3, 4]);
     expect(queue.stats()).toMatchObject({ size: 5, appended: 5, droppedOldest: 0, droppedNewest: 7 });
@@ -128,7 +118,7 @@ describe('EventQueue', () => {
     const events = await fill(queue, 0, 6);
     await queue.ack(queue.peek(2)[1].seq);
     await queue.close();
-    await expect(queue.append(event(99))).rejects.toThrow(QueueClosedError);
+    await expect(queue.append(unknownEvent(99))).rejects.toThrow(QueueClosedError);
     expect(() => queue.peek(1)).toThrow(QueueClosedError);
 
     queue = await openQueue();
@@ -249,8 +239,8 @@ describe('EventQueue', () => {
   it('refuses a bad maxEvents and oversized events', async () => {
     await expect(openQueue({ maxEvents: 0 })).rejects.toThrow(RangeError);
     const queue = await openQueue({ maxEvents: 1, maxRecordBytes: 400 });
-    await queue.append(event(0));
-    const big = { ...event(1), snapshot: `/9j/${'A'.repeat(400)}` };
+    await queue.append(unknownEvent(0));
+    const big = { ...unknownEvent(1), snapshot: `/9j/${'A'.repeat(400)}` };
     await expect(queue.append(big)).rejects.toThrow(/maxRecordBytes/);
     expect(trackIds(queue)).toEqual([0]); // nothing was dropped for it
     expect(queue.stats().droppedOldest).toBe(0);
@@ -258,7 +248,7 @@ describe('EventQueue', () => {
 
   it('keeps order for concurrent appends (group commit)', async () => {
     const queue = await openQueue({ maxEvents: 10_000 });
-    const events = Array.from({ length: 200 }, (_, i) => event(i));
+    const events = Array.from({ length: 200 }, (_, i) => unknownEvent(i));
     await Promise.all(events.map((e) => queue.append(e)));
     expect(queue.peek(200).map((q) => q.event.id)).toEqual(events.map((e) => e.id));
   });
