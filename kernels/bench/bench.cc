@@ -54,6 +54,52 @@ double time_call(F f, double min_time) {
   return best;
 }
 
+// kh, kw, stride and padding of a ConvDesc or GateDesc from one of kShapes.
+template <class Desc>
+void set_window(Desc& d, const ConvShape& s) {
+  d.kh = d.kw = s.k, d.stride_h = d.stride_w = s.stride;
+  d.pad_top = d.pad_left = d.pad_bottom = d.pad_right = s.pad;
+}
+
+template <class T>
+std::vector<T> random_values(size_t n, int lo, int hi, std::mt19937& rng) {
+  std::uniform_int_distribution<int> dist(lo, hi);
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(dist(rng));
+  return v;
+}
+
+ConvDesc bench_desc(const ConvShape& s) {
+  ConvDesc d;
+  d.cin = s.cin, d.cout = s.cout;
+  set_window(d, s);
+  d.zp_in = 3, d.zp_out = 5, d.relu = true;
+  return d;
+}
+
+// A conv of one of kShapes with random weights (drawn first) and a random input, as both benchmarks
+// time it; members are initialised in the order they are declared.
+struct BenchConv {
+  Conv conv;
+  Shape in_shape;
+  std::vector<uint8_t> in;
+  Shape out_shape;
+  std::vector<uint8_t> out;
+
+  BenchConv(const ConvShape& s, std::mt19937& rng)
+      : conv(bench_desc(s),
+             random_values<int8_t>(static_cast<size_t>(s.cout) * s.k * s.k * s.cin, -127, 127, rng).data(),
+             std::vector<int32_t>(s.cout, 100).data(), std::vector<float>(s.cout, 1.f / 4096).data()),
+        in_shape{s.h, s.w, s.cin},
+        in(random_values<uint8_t>(in_shape.size(), 0, 255, rng)),
+        out_shape(conv.out_shape(in_shape)),
+        out(out_shape.size()) {}
+
+  double time(const ConvActive& active, int threads, double min_time) {
+    return time_call([&] { conv.run(in.data(), in_shape, out.data(), active, threads); }, min_time);
+  }
+};
+
 #if defined(__x86_64__)
 #define FG_R8(x) x x x x x x x x
 // 32 multiplies per iteration on 8 independent accumulators; the inputs' values do not matter.
@@ -69,22 +115,24 @@ double best_rate(F body, double macs_per_iter) {
   }
   return best;
 }
+// Four independent accumulator chains (ymm1, 3, 5, 7) over the inputs (ymm14|13) x (ymm15|12);
+// STEP(a, b, tmp, acc) is one chain's multiply-accumulate.
+#define FG_4CHAINS(STEP)                                                       \
+  STEP("ymm14", "ymm15", "ymm0", "ymm1") STEP("ymm13", "ymm15", "ymm2", "ymm3") \
+  STEP("ymm14", "ymm12", "ymm4", "ymm5") STEP("ymm13", "ymm12", "ymm6", "ymm7")
+// Exact: int16 pairs multiplied and summed into int32.
+#define FG_MADDWD(a, b, t, acc) "vpmaddwd %%" a ", %%" b ", %%" t "\n vpaddd %%" t ", %%" acc ", %%" acc "\n"
+// Saturating: u8 x s8 pairs summed into int16, then widened by a vpmaddwd with ymm11.
+#define FG_MADDUBSW(a, b, t, acc) \
+  "vpmaddubsw %%" a ", %%" b ", %%" t "\n vpmaddwd %%" t ", %%ymm11, %%" t "\n vpaddd %%" t ", %%" acc ", %%" acc "\n"
 double peak_exact() {
   return best_rate([] {
-    asm volatile(FG_R8("vpmaddwd %%ymm14, %%ymm15, %%ymm0\n vpaddd %%ymm0, %%ymm1, %%ymm1\n"
-                       "vpmaddwd %%ymm13, %%ymm15, %%ymm2\n vpaddd %%ymm2, %%ymm3, %%ymm3\n"
-                       "vpmaddwd %%ymm14, %%ymm12, %%ymm4\n vpaddd %%ymm4, %%ymm5, %%ymm5\n"
-                       "vpmaddwd %%ymm13, %%ymm12, %%ymm6\n vpaddd %%ymm6, %%ymm7, %%ymm7\n") ::
-                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7");
+    asm volatile(FG_R8(FG_4CHAINS(FG_MADDWD))::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7");
   }, 32.0 * 16);
 }
 double peak_saturating() {
   return best_rate([] {
-    asm volatile(FG_R8("vpmaddubsw %%ymm14, %%ymm15, %%ymm0\n vpmaddwd %%ymm0, %%ymm11, %%ymm0\n vpaddd %%ymm0, %%ymm1, %%ymm1\n"
-                       "vpmaddubsw %%ymm13, %%ymm15, %%ymm2\n vpmaddwd %%ymm2, %%ymm11, %%ymm2\n vpaddd %%ymm2, %%ymm3, %%ymm3\n"
-                       "vpmaddubsw %%ymm14, %%ymm12, %%ymm4\n vpmaddwd %%ymm4, %%ymm11, %%ymm4\n vpaddd %%ymm4, %%ymm5, %%ymm5\n"
-                       "vpmaddubsw %%ymm13, %%ymm12, %%ymm6\n vpmaddwd %%ymm6, %%ymm11, %%ymm6\n vpaddd %%ymm6, %%ymm7, %%ymm7\n") ::
-                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7");
+    asm volatile(FG_R8(FG_4CHAINS(FG_MADDUBSW))::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7");
   }, 32.0 * 32);
 }
 // 12 independent accumulators cover vpdpbusd's latency.
@@ -111,29 +159,14 @@ double peak_vnni512() {
 // pointers, partial tiles, the zero-point fill, the full input preparation) eats into the saving. The
 // gate predictor that decides the mask is timed against the conv it gates.
 static void skipped_work(std::mt19937& rng, double min_time) {
-  std::uniform_int_distribution<int> u8(0, 255), s8(-127, 127);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::printf("\nskipped work (%s, 1 thread, 4x4-tile masks)\n%-24s %6s %8s %10s %10s\n", isa_name(best_isa()),
               "conv", "open", "pixels", "t/t_dense", "saved/MAC");
   const ConvShape gated[] = {kShapes[0], kShapes[1], kShapes[3], kShapes[5]};
   for (const ConvShape& s : gated) {
-    ConvDesc d;
-    d.cin = s.cin, d.cout = s.cout, d.kh = d.kw = s.k, d.stride_h = d.stride_w = s.stride;
-    d.pad_top = d.pad_left = d.pad_bottom = d.pad_right = s.pad;
-    d.zp_in = 3, d.zp_out = 5, d.relu = true;
-    std::vector<int8_t> w(static_cast<size_t>(s.cout) * s.k * s.k * s.cin);
-    for (auto& x : w) x = static_cast<int8_t>(s8(rng));
-    std::vector<int32_t> bias(s.cout, 100);
-    std::vector<float> mult(s.cout, 1.f / 4096);
-    const Shape in_shape{s.h, s.w, s.cin};
-    std::vector<uint8_t> in(in_shape.size());
-    for (auto& x : in) x = static_cast<uint8_t>(u8(rng));
-    const Conv conv(d, w.data(), bias.data(), mult.data());
-    const Shape o = conv.out_shape(in_shape);
-    std::vector<uint8_t> out(o.size());
-    const auto run = [&](const ConvActive& a) {
-      return time_call([&] { conv.run(in.data(), in_shape, out.data(), a, 1); }, min_time);
-    };
+    BenchConv c(s, rng);
+    const Shape& o = c.out_shape;
+    const auto run = [&](const ConvActive& a) { return c.time(a, 1, min_time); };
     const double dense = run({});
     for (double open : {1.0, 0.75, 0.5, 0.25}) {
       std::vector<int32_t> rows;
@@ -152,15 +185,13 @@ static void skipped_work(std::mt19937& rng, double min_time) {
     // The predictor deciding this conv's mask: one output channel, the conv's own window (3x3 for a
     // block's conv1 input), tile 4.
     GateDesc g;
-    g.cin = s.cin, g.kh = g.kw = s.k, g.stride_h = g.stride_w = s.stride;
-    g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = s.pad;
+    g.cin = s.cin;
+    set_window(g, s);
     g.zp_in = 3, g.bias = 0, g.mult = 1.f / 4096, g.scale_logit = 0.1f, g.zp_logit = 128, g.tile = 4;
     g.out_h = o.h, g.out_w = o.w;
-    std::vector<int8_t> gw(static_cast<size_t>(s.k) * s.k * s.cin);
-    for (auto& x : gw) x = static_cast<int8_t>(s8(rng));
-    const Gate gate(g, gw.data());
+    const Gate gate(g, random_values<int8_t>(static_cast<size_t>(s.k) * s.k * s.cin, -127, 127, rng).data());
     std::vector<uint8_t> mask(static_cast<size_t>(o.h) * o.w);
-    const double tg = time_call([&] { gate.run(in.data(), in_shape, mask.data(), 1); }, min_time);
+    const double tg = time_call([&] { gate.run(c.in.data(), c.in_shape, mask.data(), 1); }, min_time);
     std::printf("%-24s gate predictor: %.1f us = %.3f of the dense conv\n", s.name, tg * 1e6, tg / dense);
   }
 }
@@ -168,7 +199,6 @@ static void skipped_work(std::mt19937& rng, double min_time) {
 int main(int argc, char** argv) {
   const double min_time = argc > 1 ? std::atof(argv[1]) : 0.2;
   std::mt19937 rng(1);
-  std::uniform_int_distribution<int> u8(0, 255), s8(-127, 127);
   const Isa best = best_isa();
   std::vector<Isa> fast;
   for (Isa isa : kAllIsas)
@@ -187,25 +217,13 @@ int main(int argc, char** argv) {
   double total_macs = 0, t_scalar = 0, t_best2 = 0;
   std::vector<double> t_fast(fast.size(), 0.0);
   for (const ConvShape& s : kShapes) {
-    ConvDesc d;
-    d.cin = s.cin, d.cout = s.cout, d.kh = d.kw = s.k, d.stride_h = d.stride_w = s.stride;
-    d.pad_top = d.pad_left = d.pad_bottom = d.pad_right = s.pad;
-    d.zp_in = 3, d.zp_out = 5, d.relu = true;
-    std::vector<int8_t> w(static_cast<size_t>(s.cout) * s.k * s.k * s.cin);
-    for (auto& x : w) x = static_cast<int8_t>(s8(rng));
-    std::vector<int32_t> bias(s.cout, 100);
-    std::vector<float> mult(s.cout, 1.f / 4096);
-    const Shape in_shape{s.h, s.w, s.cin};
-    std::vector<uint8_t> in(in_shape.size());
-    for (auto& x : in) x = static_cast<uint8_t>(u8(rng));
-    const Conv conv(d, w.data(), bias.data(), mult.data());
-    const Shape o = conv.out_shape(in_shape);
-    std::vector<uint8_t> out(o.size());
+    BenchConv c(s, rng);
+    const Shape& o = c.out_shape;
     // Output pixels x cout x taps x cin, counting padded taps as the dense kernel computes them.
     const double macs = static_cast<double>(o.h) * o.w * s.cout * s.k * s.k * s.cin;
     const auto timed = [&](Isa isa, int threads, double t) {
       force_isa(isa);
-      return time_call([&] { conv.run(in.data(), in_shape, out.data(), {}, threads); }, t);
+      return c.time({}, threads, t);
     };
     const double ts = timed(Isa::Scalar, 1, min_time / 4);
     std::printf("%-24s %8.2f %8.2f", s.name, macs / 1e6, macs / ts / 1e9);

@@ -14,25 +14,18 @@ function fraction(fps: number): string {
  */
 export function buildGstArgs(config: CameraConfig): string[] {
   const { source, width, height, fps } = config;
-  return [
-    // -q: otherwise gst-launch prints its progress to stdout, into the frame stream.
-    '-q',
-    'nvarguscamerasrc',
-    `sensor-id=${source.sensorId ?? 0}`,
-    '!',
-    `video/x-raw(memory:NVMM),width=${width},height=${height},framerate=${fraction(fps)},format=NV12`,
-    '!',
-    'nvvidconv',
-    '!',
-    'video/x-raw,format=RGBx',
-    '!',
-    'videoconvert',
-    '!',
-    'video/x-raw,format=RGB',
-    '!',
-    'fdsink',
-    'fd=1',
+  // One element (with its properties) a row; gst-launch links them with `!`.
+  const pipeline = [
+    ['nvarguscamerasrc', `sensor-id=${source.sensorId ?? 0}`],
+    [`video/x-raw(memory:NVMM),width=${width},height=${height},framerate=${fraction(fps)},format=NV12`],
+    ['nvvidconv'],
+    ['video/x-raw,format=RGBx'],
+    ['videoconvert'],
+    ['video/x-raw,format=RGB'],
+    ['fdsink', 'fd=1'],
   ];
+  // -q: otherwise gst-launch prints its progress to stdout, into the frame stream.
+  return ['-q', ...pipeline.flatMap((element, i) => (i === 0 ? element : ['!', ...element]))];
 }
 
 export function createJetsonSource(config: CameraConfig): ChildProcessSource {

@@ -69,20 +69,22 @@ export class MjpegSplitter {
     private readonly maxFrameBytes = 16 * 1024 * 1024,
   ) {}
 
+  /** The index after the next 0xff from `from` on, having moved to `next`; the chunk's end if there is none. */
+  private pastNextFF(chunk: Buffer, from: number, next: number): number {
+    const ff = chunk.indexOf(0xff, from);
+    if (ff < 0) return chunk.length;
+    this.state = next;
+    return ff + 1;
+  }
+
   write(chunk: Buffer): void {
     this.start = this.state === SEEK || this.state === SEEK_SOI ? -1 : 0;
     let i = 0;
     while (i < chunk.length) {
       switch (this.state) {
-        case SEEK: {
-          const ff = chunk.indexOf(0xff, i);
-          if (ff < 0) i = chunk.length;
-          else {
-            i = ff + 1;
-            this.state = SEEK_SOI;
-          }
+        case SEEK:
+          i = this.pastNextFF(chunk, i, SEEK_SOI);
           break;
-        }
         case SEEK_SOI: {
           const code = chunk[i++];
           if (code === SOI) this.begin(i - 1);
@@ -123,15 +125,9 @@ export class MjpegSplitter {
           if (this.remaining === 0) this.state = this.afterSegment();
           break;
         }
-        case ENTROPY: {
-          const ff = chunk.indexOf(0xff, i);
-          if (ff < 0) i = chunk.length;
-          else {
-            i = ff + 1;
-            this.state = ENTROPY_FF;
-          }
+        case ENTROPY:
+          i = this.pastNextFF(chunk, i, ENTROPY_FF);
           break;
-        }
       }
     }
     if (this.start < 0) return;

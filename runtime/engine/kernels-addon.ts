@@ -63,12 +63,15 @@ export interface PoolOptions {
   pads?: Pads4;
 }
 
-export interface AvgPoolOptions extends PoolOptions {
+/** Requantization from the input's parameters to the output's (avgpool and mean). */
+export interface Requantization {
   zpIn: number;
   zpOut: number;
   /** s_in / s_out */
   mult: number;
 }
+
+export type AvgPoolOptions = PoolOptions & Requantization;
 
 export interface PadOptions {
   /** [top, left, front, bottom, right, back]: H, W and C begin pads, then the end pads. */
@@ -77,12 +80,7 @@ export interface PadOptions {
   value: number;
 }
 
-export interface MeanOptions {
-  zpIn: number;
-  zpOut: number;
-  /** s_in / s_out */
-  mult: number;
-}
+export type MeanOptions = Requantization;
 
 export interface FcOptions {
   /** int8, layout [cout][cin]. */

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { KERNELS_ADDON_PATH, type KernelsBinding, loadKernels } from '../../runtime/engine/kernels-addon.ts';
+import { seededRandom } from '../../runtime/util/random.ts';
 
 export const KERNELS_DIR = fileURLToPath(new URL('../../kernels/', import.meta.url));
 
@@ -17,21 +18,27 @@ export function kernelsOrBuild(): KernelsBinding | null {
   return k;
 }
 
-export function randInt(r: () => number, lo: number, hi: number): number {
-  return lo + Math.floor(r() * (hi - lo + 1));
+/** Seeded kernel test data: r() in [0, 1) and integers and int8/uint8 arrays, drawn from one sequence. */
+export interface TestRandom {
+  (): number;
+  /** An integer in [lo, hi]. */
+  int(lo: number, hi: number): number;
+  /** extremes: only 0/255, the values that provoke int16 saturation. */
+  u8(n: number, extremes?: boolean): Uint8Array;
+  /** extremes: only ±127, the weights that provoke int16 saturation. */
+  s8(n: number, extremes?: boolean): Int8Array;
 }
 
-/** extremes: only 0/255 (inputs) or ±127 (weights), the values that provoke int16 saturation. */
-export function randU8(r: () => number, n: number, extremes = false): Uint8Array {
-  const a = new Uint8Array(n);
-  for (let i = 0; i < n; i++) a[i] = extremes ? (r() < 0.5 ? 0 : 255) : randInt(r, 0, 255);
-  return a;
-}
-
-export function randS8(r: () => number, n: number, extremes = false): Int8Array {
-  const a = new Int8Array(n);
-  for (let i = 0; i < n; i++) a[i] = extremes ? (r() < 0.5 ? -127 : 127) : randInt(r, -127, 127);
-  return a;
+export function testRandom(seed: number): TestRandom {
+  const r = seededRandom(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  return Object.assign(() => r(), {
+    int,
+    u8: (n: number, extremes = false) =>
+      Uint8Array.from({ length: n }, () => (extremes ? (r() < 0.5 ? 0 : 255) : int(0, 255))),
+    s8: (n: number, extremes = false) =>
+      Int8Array.from({ length: n }, () => (extremes ? (r() < 0.5 ? -127 : 127) : int(-127, 127))),
+  });
 }
 
 /** The ISAs to compare against scalar on this machine. */
@@ -71,27 +78,22 @@ export interface ConvCase {
   input: Uint8Array;
 }
 
-export function randomConv(r: () => number, o: Partial<ConvCase> & { extremes?: boolean } = {}): ConvCase {
-  const kh = o.kh ?? [1, 3, 3, 7][randInt(r, 0, 3)];
+export function randomConv(r: TestRandom, o: Partial<ConvCase> & { extremes?: boolean } = {}): ConvCase {
+  const kh = o.kh ?? [1, 3, 3, 7][r.int(0, 3)];
   const kw = o.kw ?? kh;
-  const cin = o.cin ?? [1, 3, 5, 8, 16, 17, 32, 33][randInt(r, 0, 7)];
-  const cout = o.cout ?? [1, 7, 16, 17, 32, 40][randInt(r, 0, 5)];
-  const s = randInt(r, 1, 2);
+  const cin = o.cin ?? [1, 3, 5, 8, 16, 17, 32, 33][r.int(0, 7)];
+  const cout = o.cout ?? [1, 7, 16, 17, 32, 40][r.int(0, 5)];
+  const s = r.int(1, 2);
   const stride = o.stride ?? [s, s];
-  const pads = o.pads ?? [
-    randInt(r, 0, kh - 1),
-    randInt(r, 0, kw - 1),
-    randInt(r, 0, kh - 1),
-    randInt(r, 0, kw - 1),
-  ];
-  const h = o.h ?? randInt(r, kh, kh + 10);
-  const w = o.w ?? randInt(r, kw, kw + 10);
+  const pads = o.pads ?? [r.int(0, kh - 1), r.int(0, kw - 1), r.int(0, kh - 1), r.int(0, kw - 1)];
+  const h = o.h ?? r.int(kh, kh + 10);
+  const w = o.w ?? r.int(kw, kw + 10);
   const ext = o.extremes ?? false;
   const multipliers = new Float32Array(cout);
   const bias = new Int32Array(cout);
   for (let c = 0; c < cout; c++) {
     multipliers[c] = 2 ** ((r() - 0.5) * 6) / (kh * kw * cin * 64);
-    bias[c] = randInt(r, -3000, 3000);
+    bias[c] = r.int(-3000, 3000);
   }
   return {
     h,
@@ -102,13 +104,13 @@ export function randomConv(r: () => number, o: Partial<ConvCase> & { extremes?: 
     kw,
     stride,
     pads,
-    zpIn: o.zpIn ?? (ext ? 0 : randInt(r, 0, 255)),
-    zpOut: o.zpOut ?? randInt(r, 0, 255),
+    zpIn: o.zpIn ?? (ext ? 0 : r.int(0, 255)),
+    zpOut: o.zpOut ?? r.int(0, 255),
     relu: o.relu ?? r() < 0.5,
-    weights: o.weights ?? randS8(r, cout * kh * kw * cin, ext),
+    weights: o.weights ?? r.s8(cout * kh * kw * cin, ext),
     bias: o.bias ?? bias,
     multipliers: o.multipliers ?? multipliers,
-    input: o.input ?? randU8(r, h * w * cin, ext),
+    input: o.input ?? r.u8(h * w * cin, ext),
   };
 }
 

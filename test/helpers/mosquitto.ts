@@ -91,20 +91,18 @@ function portAccepts(port: number): Promise<boolean> {
   });
 }
 
+/** openssl req options for a new P-256 key, unencrypted. */
+const NEW_EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+/** A test CA and a server certificate for localhost, signed by it, in `dir`. */
 async function makeCertificates(dir: string): Promise<{ ca: string; cert: string; key: string }> {
   const ca = join(dir, 'ca.crt');
-  const caKey = join(dir, 'ca.key');
-  const cert = join(dir, 'server.crt');
-  const key = join(dir, 'server.key');
-  const csr = join(dir, 'server.csr');
-  const ext = join(dir, 'server.ext');
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   await run('openssl', [
     'req',
     '-x509',
-    ...ec,
+    ...NEW_EC_KEY,
     '-keyout',
-    caKey,
+    join(dir, 'ca.key'),
     '-out',
     ca,
     '-days',
@@ -116,55 +114,29 @@ async function makeCertificates(dir: string): Promise<{ ca: string; cert: string
     '-addext',
     'keyUsage=critical,keyCertSign,cRLSign',
   ]);
-  await run('openssl', ['req', ...ec, '-keyout', key, '-out', csr, '-subj', '/CN=localhost']);
-  await writeFile(
-    ext,
+  const server = await issueCertificate(
+    dir,
+    'server',
+    'localhost',
     'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
   );
-  await run('openssl', [
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    ca,
-    '-CAkey',
-    caKey,
-    '-CAcreateserial',
-    '-out',
-    cert,
-    '-days',
-    '2',
-    '-extfile',
-    ext,
-  ]);
-  return { ca, cert, key };
+  return { ca, ...server };
 }
 
-/** A client certificate for `commonName` signed by the CA makeCertificates() left in `dir`. */
-async function issueClientCertificate(
+/** A certificate for `commonName` with the given extensions (an openssl extfile), signed by the CA
+ * makeCertificates() made in `dir`; its files are named after `name`. */
+async function issueCertificate(
   dir: string,
+  name: string,
   commonName: string,
+  extensions: string,
 ): Promise<{ cert: string; key: string }> {
-  const key = join(dir, `${commonName}.key`);
-  const csr = join(dir, `${commonName}.csr`);
-  const cert = join(dir, `${commonName}.crt`);
-  const ext = join(dir, `${commonName}.ext`);
-  await run('openssl', [
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    csr,
-    '-subj',
-    `/CN=${commonName}`,
-  ]);
-  await writeFile(ext, 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
+  const key = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  const cert = join(dir, `${name}.crt`);
+  const ext = join(dir, `${name}.ext`);
+  await run('openssl', ['req', ...NEW_EC_KEY, '-keyout', key, '-out', csr, '-subj', `/CN=${commonName}`]);
+  await writeFile(ext, extensions);
   await run('openssl', [
     'x509',
     '-req',
@@ -262,7 +234,12 @@ export async function createMosquitto(opts: MosquittoOptions = {}): Promise<Mosq
     dbFile,
     async clientCertificate(commonName: string) {
       if (!caFile) throw new Error('client certificates need a broker started with tls');
-      return issueClientCertificate(dir, commonName);
+      return issueCertificate(
+        dir,
+        commonName,
+        commonName,
+        'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n',
+      );
     },
     get running() {
       return child !== null;

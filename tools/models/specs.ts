@@ -69,13 +69,29 @@ function scoreAgreement(a: ort.InferenceSession.ReturnType, b: ort.InferenceSess
 
 const PA_NORMALISATION = { channelOrder: 'RGB' as const, mean: [0, 0, 0], std: [255, 255, 255] };
 
+/** The manifest's `source`: files of an npm package, at the version installed. */
+function packageSource(pkg: string, files: string[]): ModelManifest['source'] {
+  const src = sourcePackage(pkg);
+  return { package: src.package, version: src.version, license: src.license, files };
+}
+
+/** Files of a tfjs graph in human's package; `name` is the graph's file stem. */
+function humanTfjsFiles(name: string): string[] {
+  return [`models/${name}.json`, `models/${name}.bin`];
+}
+
+/** A tfjs graph from human's package, converted, its input renamed to `input`. */
+function convertHumanGraph(name: string): Graph {
+  return renameInput(convertTfjsFile(sourceFile(sourcePackage(HUMAN), `models/${name}.json`), name));
+}
+
+/** A human model fed a square crop around the face, its one output `scores` wide; calibrated on the sample's crop of its name. */
 function boxCropModel(
-  name: string,
+  name: 'antispoof' | 'liveness',
   task: ModelTask,
   size: number,
-  outputs: ModelManifest['outputs'],
-  pick: (s: CalibrationSample) => Buffer | null,
-  fidelity: ModelSpec['fidelity'],
+  scores: number,
+  description: string,
 ): ModelSpec {
   const input = {
     name: 'input',
@@ -88,24 +104,16 @@ function boxCropModel(
     name,
     task,
     input,
-    outputs,
-    source: () => {
-      const src = sourcePackage(HUMAN);
-      return {
-        package: src.package,
-        version: src.version,
-        license: src.license,
-        files: [`models/${name}.json`, `models/${name}.bin`],
-      };
-    },
-    build: () => renameInput(convertTfjsFile(sourceFile(sourcePackage(HUMAN), `models/${name}.json`), name)),
+    outputs: [{ name: 'Identity', shape: [-1, scores], description }],
+    source: () => packageSource(HUMAN, humanTfjsFiles(name)),
+    build: () => convertHumanGraph(name),
     calibrationInputs: (samples) =>
       samples.flatMap((s) => {
-        const crop = pick(s);
+        const crop = s[name];
         return crop ? [{ input: rgbToTensor(crop, size, input.mean, input.std) }] : [];
       }),
     maxCalibrationSamples: 800,
-    fidelity,
+    fidelity: scoreAgreement,
   };
 }
 
@@ -139,19 +147,12 @@ function faceRecSpec(
     outputs: [
       { name: 'embedding', shape: [-1, 128], description: '128-d embedding (L2-normalise before cosine)' },
     ],
-    source: () => {
-      const src = sourcePackage(FACE_API);
-      return {
-        package: src.package,
-        version: src.version,
-        license: src.license,
-        files: [
-          'model/face_recognition_model-weights_manifest.json',
-          'model/face_recognition_model.bin',
-          ...extraFiles,
-        ],
-      };
-    },
+    source: () =>
+      packageSource(FACE_API, [
+        'model/face_recognition_model-weights_manifest.json',
+        'model/face_recognition_model.bin',
+        ...extraFiles,
+      ]),
     build,
     calibrationInputs: (samples) =>
       samples.map((s) => ({
@@ -212,17 +213,8 @@ export const MODEL_SPECS: ModelSpec[] = [
       },
       { name: 'Identity_3', shape: [1, 384, 16], description: 'box + keypoints, stride 32' },
     ],
-    source: () => {
-      const src = sourcePackage(HUMAN);
-      return {
-        package: src.package,
-        version: src.version,
-        license: src.license,
-        files: ['models/blazeface.json', 'models/blazeface.bin'],
-      };
-    },
-    build: () =>
-      renameInput(convertTfjsFile(sourceFile(sourcePackage(HUMAN), 'models/blazeface.json'), 'blazeface')),
+    source: () => packageSource(HUMAN, humanTfjsFiles('blazeface')),
+    build: () => convertHumanGraph('blazeface'),
     calibrationInputs: (samples) =>
       samples.map((s) => ({ input: new ort.Tensor('float32', s.detectorInput, [1, 3, 256, 256]) })),
     maxCalibrationSamples: 400,
@@ -241,32 +233,12 @@ export const MODEL_SPECS: ModelSpec[] = [
     'training/output/gates.json',
     'training/output/gates.bin',
   ]),
-  boxCropModel(
-    'antispoof',
-    'anti-spoof',
-    128,
-    [
-      {
-        name: 'Identity',
-        shape: [-1, 1],
-        description: 'real-face score 0..1 (human reads it as `real`)',
-      },
-    ],
-    (s) => s.antispoof,
-    scoreAgreement,
-  ),
+  boxCropModel('antispoof', 'anti-spoof', 128, 1, 'real-face score 0..1 (human reads it as `real`)'),
   boxCropModel(
     'liveness',
     'liveness',
     32,
-    [
-      {
-        name: 'Identity',
-        shape: [-1, 2],
-        description: 'softmax; index 0 is the live score (human reads it as `live`)',
-      },
-    ],
-    (s) => s.liveness,
-    scoreAgreement,
+    2,
+    'softmax; index 0 is the live score (human reads it as `live`)',
   ),
 ];

@@ -5,7 +5,7 @@ import type { GraphNode } from '../../models/onnx/graph.ts';
 import type { Shape3 } from '../kernels-addon.ts';
 import { intAttr, intsAttr, poolAttrs, windowAttrs, windowOut } from './attributes.ts';
 import { type DqConst, type LoweringContext, LoweringError, type Pending, type QTensor } from './context.ts';
-import { channelScales, convBias, f32, ohwiOf, quantizeU8 } from './quantization.ts';
+import { channelScales, convBias, f32, ohwiOf, quantizeU8, requantization } from './quantization.ts';
 import { lowerWhere } from './relu0-gate.ts';
 
 export type OpLowerer = (ctx: LoweringContext, node: GraphNode) => void;
@@ -60,7 +60,8 @@ function lowerConv(ctx: LoweringContext, node: GraphNode): void {
   const kernel = intsAttr(node, 'kernel_shape');
   if (kernel && (kernel[0] !== kh || kernel[1] !== kw))
     throw new LoweringError(node, 'kernel_shape does not match the weights');
-  const { stride, pads } = windowAttrs(node);
+  const geometry = { cin, cout, kh, kw, ...windowAttrs(node) };
+  const { stride, pads } = geometry;
   const scales = channelScales(node, w, cout, 0);
   const ohwi = ohwiOf(w.values.data as Int8Array, cout, cin, kh, kw);
   const bias = node.inputs[2]
@@ -82,12 +83,7 @@ function lowerConv(ctx: LoweringContext, node: GraphNode): void {
         bias,
         // ORT's QLinearConv order (docs/kernels.md): float32(float32(s_in * s_w) / s_out).
         multipliers: Float32Array.from(scales, (s) => f32(f32(x.scale * s) / params.scale)),
-        cin,
-        cout,
-        kh,
-        kw,
-        stride,
-        pads,
+        ...geometry,
         zpIn: x.zp,
         zpOut: params.zp,
         relu: false,
@@ -152,15 +148,7 @@ function lowerAveragePool(ctx: LoweringContext, node: GraphNode): void {
     throw new LoweringError(node, 'count_include_pad=1 with padding is not supported');
   ctx.pending.set(node.outputs[0], (params) =>
     ctx.emit(
-      {
-        op: 'avgpool',
-        input: x.id,
-        output: -1,
-        ...pool.options,
-        zpIn: x.zp,
-        zpOut: params.zp,
-        mult: f32(x.scale / params.scale),
-      },
+      { op: 'avgpool', input: x.id, output: -1, ...pool.options, ...requantization(x, params) },
       pool.shape,
       params,
     ),
@@ -205,14 +193,7 @@ function lowerReduceMean(ctx: LoweringContext, node: GraphNode): void {
     throw new LoweringError(node, 'only a mean over the spatial axes [2, 3] (attribute axes) is supported');
   ctx.pending.set(node.outputs[0], (params) =>
     ctx.emit(
-      {
-        op: 'mean',
-        input: x.id,
-        output: -1,
-        zpIn: x.zp,
-        zpOut: params.zp,
-        mult: f32(x.scale / params.scale),
-      },
+      { op: 'mean', input: x.id, output: -1, ...requantization(x, params) },
       [1, 1, x.shape[2]],
       params,
     ),

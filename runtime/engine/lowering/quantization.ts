@@ -1,6 +1,7 @@
 // Quantization arithmetic as ONNX Runtime does it, and the int8 weights in the kernels' form.
 import type { GraphNode } from '../../models/onnx/graph.ts';
-import { type DqConst, LoweringError } from './context.ts';
+import type { Requantization } from '../kernels-addon.ts';
+import { type DqConst, LoweringError, type QParams } from './context.ts';
 
 export const f32 = Math.fround;
 
@@ -11,6 +12,11 @@ export function quantizeU8(x: number, scale: number, zp: number): number {
   if (r - v === 0.5 && r % 2 !== 0) r -= 1;
   r += zp;
   return Math.max(0, Math.min(255, r));
+}
+
+/** From x's quantization parameters to the output's, as the kernels' avgpool and mean take them. */
+export function requantization(x: QParams, out: QParams): Requantization {
+  return { zpIn: x.zp, zpOut: out.zp, mult: f32(x.scale / out.scale) };
 }
 
 /** ONNX's OIHW weights in the kernels' OHWI layout. */

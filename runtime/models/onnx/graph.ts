@@ -161,9 +161,4 @@ export class Graph {
 }
 
 // AttributeProto.AttributeType values Graph can hold (the reader and the writer use them).
-export const ATTR_FLOAT = 1;
-export const ATTR_INT = 2;
-export const ATTR_STRING = 3;
-export const ATTR_TENSOR = 4;
-export const ATTR_FLOATS = 6;
-export const ATTR_INTS = 7;
+export const ATTR_TYPE = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;

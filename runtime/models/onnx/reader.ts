@@ -2,12 +2,7 @@
 // inspect a model (nodes, attributes, raw_data initializers, inputs/outputs). Every read is bounds
 // checked, so truncated or corrupt bytes end in an OnnxReadError rather than garbage or a hang.
 import {
-  ATTR_FLOAT,
-  ATTR_FLOATS,
-  ATTR_INT,
-  ATTR_INTS,
-  ATTR_STRING,
-  ATTR_TENSOR,
+  ATTR_TYPE,
   type Attribute,
   type ElementType,
   elementCount,
@@ -210,12 +205,12 @@ function readAttribute(buf: Uint8Array, where: string): { name: string; attr: At
     else if (f.field === 8) pushInts(ints, f, `${where}.ints`);
   }
   const label = `attribute "${name}" of ${where}`;
-  if (type === ATTR_FLOAT) return { name, attr: { f: f32 } };
-  if (type === ATTR_INT) return { name, attr: { i: i64 } };
-  if (type === ATTR_STRING) return { name, attr: { s } };
-  if (type === ATTR_FLOATS) return { name, attr: { floats } };
-  if (type === ATTR_INTS) return { name, attr: { ints } };
-  if (type === ATTR_TENSOR) {
+  if (type === ATTR_TYPE.FLOAT) return { name, attr: { f: f32 } };
+  if (type === ATTR_TYPE.INT) return { name, attr: { i: i64 } };
+  if (type === ATTR_TYPE.STRING) return { name, attr: { s } };
+  if (type === ATTR_TYPE.FLOATS) return { name, attr: { floats } };
+  if (type === ATTR_TYPE.INTS) return { name, attr: { ints } };
+  if (type === ATTR_TYPE.TENSOR) {
     if (!t) throw new OnnxReadError(`${label} has type TENSOR but no tensor`);
     return { name, attr: { t } };
   }

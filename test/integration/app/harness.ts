@@ -39,11 +39,16 @@ export interface RunningApp {
   logs: string[];
 }
 
-/** The Hamilton clip, unpaced: realtime false hands over every frame, none is dropped. */
+/** The Hamilton clip as the door camera. */
 export function hamiltonCamera(loop = false) {
+  return videoCamera(HAMILTON, loop);
+}
+
+/** A video file as the door camera, unpaced: realtime false hands over every frame, none is dropped. */
+export function videoCamera(path: string, loop = false) {
   return {
     id: 'door',
-    source: { kind: 'video', path: HAMILTON, loop, realtime: false },
+    source: { kind: 'video', path, loop, realtime: false },
     width: 640,
     height: 360,
     fps: 30,

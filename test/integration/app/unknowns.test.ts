@@ -11,7 +11,7 @@ import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { FACES_DIR } from '../../helpers/paths.ts';
 import { videoOfPhoto } from '../../helpers/video.ts';
 import { waitUntil } from '../mqtt/support.ts';
-import { DEVICE, hamiltonCamera, LIN, Operator, type RunningApp, startApp } from './harness.ts';
+import { DEVICE, hamiltonCamera, LIN, Operator, type RunningApp, startApp, videoCamera } from './harness.ts';
 
 const STRANGER = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train', 'obama', 'obama.jpg');
 
@@ -43,10 +43,7 @@ async function stop(): Promise<void> {
  * run. Tracks end 300 ms after a face leaves, so the black gap between two visits ends the first visit.
  */
 async function play(video: string): Promise<FaceEvent[]> {
-  const camera = {
-    ...hamiltonCamera(),
-    source: { kind: 'video', path: video, loop: false, realtime: false },
-  };
+  const camera = videoCamera(video);
   // Subscribed before the camera starts, so no event is missed.
   op = await Operator.connect(broker.url, buildTopics({ baseTopic: 'facegate', deviceId: DEVICE }));
   device = await startApp(dir, broker.url, { cameras: [camera], recognition: { trackMaxAgeMs: 300 } });

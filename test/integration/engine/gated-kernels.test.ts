@@ -1,14 +1,12 @@
 // The gated (ReLU-zero) int8 embedder on the kernels and on ONNX Runtime, on real aligned faces: the
 // same embeddings and the same gate decisions, while the kernels skip what the gates close.
 import * as ortRuntime from 'onnxruntime-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KernelsEngine } from '../../../runtime/engine/kernels.ts';
+import { describe, expect, it } from 'vitest';
 import { lowerQdqModel } from '../../../runtime/engine/lower.ts';
-import { OrtEngine } from '../../../runtime/engine/ort.ts';
 import { loadModel, MODEL_NAMES, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
-import { alignedTrainFeeds } from '../../helpers/faces.ts';
+import { kernelsBesideOrt } from '../../helpers/engines.ts';
 import { dilateMask, expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../helpers/kernels.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { cosineSimilarity } from '../../helpers/similarity.ts';
@@ -19,33 +17,21 @@ const one = (data: Float32Array) => ({ input: { data, dims: [1, 3, 150, 150] } }
 
 describe.skipIf(!k)('gated embedder on the kernels', () => {
   const binding = k as NonNullable<typeof k>;
-  let feeds: Float32Array[];
-  let engine: KernelsEngine;
-  let ort: OrtEngine;
-
-  beforeAll(async () => {
-    feeds = await alignedTrainFeeds(manifest);
-    engine = new KernelsEngine(binding, onnx);
-    ort = await OrtEngine.create(onnx);
-  });
-  afterAll(async () => {
-    await engine.close();
-    await ort.close();
-  });
+  const suite = kernelsBesideOrt(binding, manifest, onnx);
 
   it('agrees with ONNX Runtime (which computes the same graph densely) and skips what the gates close', async () => {
     const cosines: number[] = [];
     const skipped: number[] = [];
-    for (const data of feeds) {
-      const mine = (await engine.run(one(data))).embedding.data;
-      const theirs = (await ort.run(one(data))).embedding.data;
+    for (const data of suite.feeds) {
+      const mine = (await suite.kernels.run(one(data))).embedding.data;
+      const theirs = (await suite.ort.run(one(data))).embedding.data;
       cosines.push(cosineSimilarity(mine, theirs));
-      const macs = engine.lastRunMacs();
+      const macs = suite.kernels.lastRunMacs();
       skipped.push(1 - macs.conv / macs.convDense);
     }
     const mean = skipped.reduce((a, b) => a + b, 0) / skipped.length;
     console.log(
-      `gated kernels vs ORT, ${feeds.length} faces: min cosine ${Math.min(...cosines).toFixed(6)}; conv MACs skipped ${(100 * Math.min(...skipped)).toFixed(1)}-${(100 * Math.max(...skipped)).toFixed(1)}% (mean ${(100 * mean).toFixed(1)}%)`,
+      `gated kernels vs ORT, ${suite.feeds.length} faces: min cosine ${Math.min(...cosines).toFixed(6)}; conv MACs skipped ${(100 * Math.min(...skipped)).toFixed(1)}-${(100 * Math.max(...skipped)).toFixed(1)}% (mean ${(100 * mean).toFixed(1)}%)`,
     );
     expect(Math.min(...cosines)).toBeGreaterThanOrEqual(0.999);
     // Training skipped 30% of the conv MACs on held-out faces; real faces here must skip a comparable share.
@@ -68,7 +54,7 @@ describe.skipIf(!k)('gated embedder on the kernels', () => {
     const net = new binding.Network(lowered.plan);
     let pixels = 0;
     let differ = 0;
-    for (const data of feeds) {
+    for (const data of suite.feeds) {
       net.runFloat(data, lowered.input.scale, lowered.input.zeroPoint);
       const theirs = await session.run({ input: new ortRuntime.Tensor('float32', data, [1, 3, 150, 150]) });
       for (const [i, g] of lowered.gates.entries()) {
@@ -92,7 +78,7 @@ describe.skipIf(!k)('gated embedder on the kernels', () => {
     const lowered = lowerQdqModel(onnx);
     const net = new binding.Network(lowered.plan);
     const { scale, zeroPoint } = lowered.input;
-    for (const data of feeds.slice(0, 2)) {
+    for (const data of suite.feeds.slice(0, 2)) {
       const scalar = withIsa(binding, 'scalar', () => net.runFloat(data, scale, zeroPoint, 1));
       for (const isa of fastIsas(binding))
         for (const threads of [1, 2])

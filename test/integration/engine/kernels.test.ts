@@ -4,18 +4,18 @@
 // suite shows it drifts while the kernels stay bit-exact to their scalar reference.
 import { join } from 'node:path';
 import * as ortRuntime from 'onnxruntime-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KernelsEngine } from '../../../runtime/engine/kernels.ts';
 import { lowerQdqModel } from '../../../runtime/engine/lower.ts';
 import { openEngine } from '../../../runtime/engine/open.ts';
-import { OrtEngine, ortInt8Saturates } from '../../../runtime/engine/ort.ts';
+import { ortInt8Saturates } from '../../../runtime/engine/ort.ts';
 import { openModel } from '../../../runtime/engine/registry.ts';
 import { loadModel, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
 import type { TensorIn } from '../../../runtime/types.ts';
 import { recordingLogger } from '../../../runtime/util/log.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
-import { alignedTrainFeeds } from '../../helpers/faces.ts';
+import { kernelsBesideOrt } from '../../helpers/engines.ts';
 import { expectSame, fastIsas, kernelsOrBuild, withIsa } from '../../helpers/kernels.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { cosineSimilarity as cosine } from '../../helpers/similarity.ts';
@@ -30,30 +30,18 @@ const saturates = ortInt8Saturates();
 
 describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
   const binding = k as NonNullable<typeof k>;
-  let feeds: Float32Array[];
-  let engine: KernelsEngine;
-  let ort: OrtEngine;
-
-  beforeAll(async () => {
-    feeds = await alignedTrainFeeds(manifest);
-    engine = new KernelsEngine(binding, onnx);
-    ort = await OrtEngine.create(onnx);
-  });
-  afterAll(async () => {
-    await engine.close();
-    await ort.close();
-  });
+  const suite = kernelsBesideOrt(binding, manifest, onnx);
 
   async function minCosineToOrt(): Promise<number> {
     const cosines: number[] = [];
-    for (const data of feeds) {
-      const mine = (await engine.run(one(data))).embedding;
-      const theirs = (await ort.run(one(data))).embedding;
+    for (const data of suite.feeds) {
+      const mine = (await suite.kernels.run(one(data))).embedding;
+      const theirs = (await suite.ort.run(one(data))).embedding;
       expect(mine.dims).toEqual([1, 128]);
       cosines.push(cosine(mine.data, theirs.data));
     }
     const min = Math.min(...cosines);
-    console.log(`kernels vs ORT int8, ${feeds.length} faces: min cosine ${min.toFixed(6)}`);
+    console.log(`kernels vs ORT int8, ${suite.feeds.length} faces: min cosine ${min.toFixed(6)}`);
     return min;
   }
 
@@ -77,7 +65,7 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
       intraOpNumThreads: 1,
     });
     const net = new binding.Network(lowered.plan);
-    for (const data of feeds.slice(0, 3)) {
+    for (const data of suite.feeds.slice(0, 3)) {
       net.runFloat(data, lowered.input.scale, lowered.input.zeroPoint);
       const theirs = await session.run({ input: new ortRuntime.Tensor('float32', data, [1, 3, SIZE, SIZE]) });
       for (const id of ids) {
@@ -93,18 +81,19 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
   });
 
   it('runs a batch item by item, and 2 threads equal 1', async () => {
-    const batch = new Float32Array(feeds.length * ITEM);
-    feeds.forEach((f, i) => {
+    const batch = new Float32Array(suite.feeds.length * ITEM);
+    suite.feeds.forEach((f, i) => {
       batch.set(f, i * ITEM);
     });
-    const whole = (await engine.run({ input: { data: batch, dims: [feeds.length, 3, SIZE, SIZE] } }))
-      .embedding;
-    expect(whole.dims).toEqual([feeds.length, 128]);
+    const whole = (
+      await suite.kernels.run({ input: { data: batch, dims: [suite.feeds.length, 3, SIZE, SIZE] } })
+    ).embedding;
+    expect(whole.dims).toEqual([suite.feeds.length, 128]);
     const twoThreads = new KernelsEngine(binding, onnx, 2);
-    for (let i = 0; i < feeds.length; i++) {
-      const single = (await engine.run(one(feeds[i]))).embedding.data;
+    for (let i = 0; i < suite.feeds.length; i++) {
+      const single = (await suite.kernels.run(one(suite.feeds[i]))).embedding.data;
       expectSame(whole.data.subarray(i * 128, (i + 1) * 128), single, `batch item ${i}`);
-      expectSame((await twoThreads.run(one(feeds[i]))).embedding.data, single, `2 threads, face ${i}`);
+      expectSame((await twoThreads.run(one(suite.feeds[i]))).embedding.data, single, `2 threads, face ${i}`);
     }
     await twoThreads.close();
   });
@@ -113,7 +102,7 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
     const lowered = lowerQdqModel(onnx);
     const net = new binding.Network(lowered.plan);
     const all = () => Array.from({ length: lowered.plan.tensors }, (_, id) => net.tensor(id));
-    for (const data of feeds.slice(0, 2)) {
+    for (const data of suite.feeds.slice(0, 2)) {
       const { scale, zeroPoint } = lowered.input;
       const scalar = withIsa(binding, 'scalar', () => {
         net.runFloat(data, scale, zeroPoint, 1);
@@ -133,21 +122,21 @@ describe.skipIf(!k)('kernels engine on the int8 embedder', () => {
   });
 
   it('rejects bad input with an error and keeps working', async () => {
-    const good = (await engine.run(one(feeds[0]))).embedding.data;
+    const good = (await suite.kernels.run(one(suite.feeds[0]))).embedding.data;
     const bad: Record<string, TensorIn>[] = [
-      { input: { data: feeds[0], dims: [1, 3, SIZE, SIZE - 1] } },
-      { input: { data: feeds[0], dims: [3, SIZE, SIZE] } },
-      { input: { data: feeds[0], dims: [0, 3, SIZE, SIZE] } },
-      { input: { data: feeds[0].subarray(1), dims: [1, 3, SIZE, SIZE] } },
-      { input: { data: feeds[0], dims: [2, 3, SIZE, SIZE] } },
-      { image: { data: feeds[0], dims: [1, 3, SIZE, SIZE] } },
-      { ...one(feeds[0]), extra: { data: feeds[0], dims: [1, 3, SIZE, SIZE] } },
+      { input: { data: suite.feeds[0], dims: [1, 3, SIZE, SIZE - 1] } },
+      { input: { data: suite.feeds[0], dims: [3, SIZE, SIZE] } },
+      { input: { data: suite.feeds[0], dims: [0, 3, SIZE, SIZE] } },
+      { input: { data: suite.feeds[0].subarray(1), dims: [1, 3, SIZE, SIZE] } },
+      { input: { data: suite.feeds[0], dims: [2, 3, SIZE, SIZE] } },
+      { image: { data: suite.feeds[0], dims: [1, 3, SIZE, SIZE] } },
+      { ...one(suite.feeds[0]), extra: { data: suite.feeds[0], dims: [1, 3, SIZE, SIZE] } },
     ];
-    for (const inputs of bad) await expect(engine.run(inputs)).rejects.toThrow(/^kernels engine: /);
-    expectSame((await engine.run(one(feeds[0]))).embedding.data, good, 'after errors');
+    for (const inputs of bad) await expect(suite.kernels.run(inputs)).rejects.toThrow(/^kernels engine: /);
+    expectSame((await suite.kernels.run(one(suite.feeds[0]))).embedding.data, good, 'after errors');
     const closed = new KernelsEngine(binding, onnx);
     await closed.close();
-    await expect(closed.run(one(feeds[0]))).rejects.toThrow(/after close/);
+    await expect(closed.run(one(suite.feeds[0]))).rejects.toThrow(/after close/);
   });
 });
 

@@ -10,11 +10,10 @@ import { App } from '../../../runtime/app.ts';
 import { loadConfig } from '../../../runtime/config/index.ts';
 import { type FaceEvent, isFaceEvent } from '../../../runtime/events/schema.ts';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
-import { DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
+import { FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
 import { videoOfPhoto } from '../../helpers/video.ts';
+import { HAMILTON, LIN, videoCamera } from '../app/harness.ts';
 
-const HAMILTON = DOOR_CLIP;
-const LIN = join(FACES_DIR, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png');
 const STRANGER = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train', 'obama', 'obama.jpg');
 
 let dir: string;
@@ -44,16 +43,7 @@ function configFor(video: string, url: string) {
     file,
     JSON.stringify({
       device: { id: 'test-door', name: 'Test door' },
-      cameras: [
-        {
-          id: 'door',
-          source: { kind: 'video', path: video, loop: false, realtime: false },
-          width: 640,
-          height: 360,
-          fps: 30,
-          restart: { initialDelayMs: 200, maxDelayMs: 1000, stallTimeoutMs: 10000, healthyAfterMs: 5000 },
-        },
-      ],
+      cameras: [videoCamera(video)],
       models: { dir: MODELS_DIR },
       mqtt: { url },
       gallery: { path: join(dir, 'gallery.db'), seedDir: join(dir, 'people') },

@@ -128,24 +128,14 @@ describe('buildGstArgs', () => {
   it('converts NVMM frames to packed RGB on stdout', () => {
     expect(
       buildGstArgs(camera({ kind: 'jetson-csi', sensorId: 1 }, { width: 1280, height: 720, fps: 30 })),
-    ).toEqual([
-      '-q',
-      'nvarguscamerasrc',
-      'sensor-id=1',
-      '!',
-      'video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1,format=NV12',
-      '!',
-      'nvvidconv',
-      '!',
-      'video/x-raw,format=RGBx',
-      '!',
-      'videoconvert',
-      '!',
-      'video/x-raw,format=RGB',
-      '!',
-      'fdsink',
-      'fd=1',
-    ]);
+    ).toEqual(
+      // The command line as typed; no argument holds a space.
+      (
+        '-q nvarguscamerasrc sensor-id=1 ' +
+        '! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1,format=NV12 ' +
+        '! nvvidconv ! video/x-raw,format=RGBx ! videoconvert ! video/x-raw,format=RGB ! fdsink fd=1'
+      ).split(' '),
+    );
   });
 
   it('writes a fractional rate as a GStreamer fraction', () => {

@@ -9,21 +9,11 @@ import {
   QueueClosedError,
   type QueueOptions,
 } from '../../../runtime/events/queue.ts';
-import { buildEvent, type FaceEvent } from '../../../runtime/events/schema.ts';
+import type { FaceEvent } from '../../../runtime/events/schema.ts';
+import { unknownEvent } from '../../helpers/events.ts';
 import { runWriterUntilKilled as runUntilKilled } from '../../helpers/kill-writer.ts';
 
 const WRITER = fileURLToPath(new URL('./fixtures/queue-writer.ts', import.meta.url));
-
-function event(trackId: number): FaceEvent {
-  return buildEvent({
-    camera: 'front',
-    type: 'unknown',
-    score: 0.4,
-    box: [1, 2, 3, 4],
-    trackId,
-    model: { name: 'm', version: '1' },
-  });
-}
 
 let dir: string;
 const opened: EventQueue[] = [];
@@ -37,7 +27,7 @@ async function openQueue(opts: Partial<QueueOptions> = {}): Promise<EventQueue> 
 async function fill(queue: EventQueue, from: number, to: number): Promise<FaceEvent[]> {
   const events = [];
   for (let i = from; i < to; i++) {
-    const e = event(i);
+    const e = unknownEvent(i);
     await queue.append(e);
     events.push(e);
   }
@@ -48,6 +38,23 @@ const trackIds = (queue: EventQueue) => queue.peek(queue.size).map((q) => q.even
 
 async function segmentFiles(): Promise<string[]> {
   return (await readdir(dir)).filter((f) => f.endsWith('.seg')).sort();
+}
+
+/** Writes `count` events and closes the queue; the path of the one segment they fill, to damage. */
+async function closedSegment(count: number): Promise<string> {
+  const queue = await openQueue();
+  await fill(queue, 0, count);
+  await queue.close();
+  const [segment] = await segmentFiles();
+  return join(dir, segment);
+}
+
+/** Rewrites the segment of `count` same-size records after `damage` changed its bytes. */
+async function damageSegment(count: number, damage: (bytes: Buffer, recordSize: number) => void) {
+  const path = await closedSegment(count);
+  const bytes = await readFile(path);
+  damage(bytes, bytes.length / count);
+  await writeFile(path, bytes);
 }
 
 beforeEach(async () => {
@@ -91,7 +98,7 @@ describe('EventQueue', () => {
   it('drop-newest keeps the oldest maxEvents and counts the refused ones', async () => {
     const queue = await openQueue({ maxEvents: 5, policy: 'drop-newest' });
     const results = [];
-    for (let i = 0; i < 12; i++) results.push(await queue.append(event(i)));
+    for (let i = 0; i < 12; i++) results.push(await queue.append(unknownEvent(i)));
     expect(results).toEqual([...Array(5).fill(true), ...Array(7).fill(false)]);
     expect(trackIds(queue)).toEqual([0, 1, 2, 3, 4]);
     expect(queue.stats()).toMatchObject({ size: 5, appended: 5, droppedOldest: 0, droppedNewest: 7 });
@@ -111,7 +118,7 @@ describe('EventQueue', () => {
     const events = await fill(queue, 0, 6);
     await queue.ack(queue.peek(2)[1].seq);
     await queue.close();
-    await expect(queue.append(event(99))).rejects.toThrow(QueueClosedError);
+    await expect(queue.append(unknownEvent(99))).rejects.toThrow(QueueClosedError);
     expect(() => queue.peek(1)).toThrow(QueueClosedError);
 
     queue = await openQueue();
@@ -160,15 +167,11 @@ describe('EventQueue', () => {
   });
 
   it('truncates a torn last record on recovery', async () => {
-    let queue = await openQueue();
-    await fill(queue, 0, 5);
-    await queue.close();
-    const [segment] = await segmentFiles();
-    const path = join(dir, segment);
+    const path = await closedSegment(5);
     const { size } = await stat(path);
     await truncate(path, size - 17); // the last write was cut short
 
-    queue = await openQueue();
+    let queue = await openQueue();
     expect(trackIds(queue)).toEqual([0, 1, 2, 3]);
     expect(queue.stats().truncatedBytes).toBeGreaterThan(0);
     expect(queue.stats().corrupt).toBe(0);
@@ -182,48 +185,31 @@ describe('EventQueue', () => {
   });
 
   it('truncates a torn header (only part of the length prefix written)', async () => {
-    let queue = await openQueue();
-    await fill(queue, 0, 3);
-    await queue.close();
-    const [segment] = await segmentFiles();
-    const path = join(dir, segment);
+    const path = await closedSegment(3);
     const one = (await stat(path)).size / 3;
     await truncate(path, 2 * one + 6);
 
-    queue = await openQueue();
+    const queue = await openQueue();
     expect(trackIds(queue)).toEqual([0, 1]);
     expect(queue.stats().truncatedBytes).toBe(6);
   });
 
   it('skips and counts a corrupt record in the middle', async () => {
-    let queue = await openQueue();
-    await fill(queue, 0, 5);
-    await queue.close();
-    const [segment] = await segmentFiles();
-    const path = join(dir, segment);
-    const bytes = await readFile(path);
-    const one = bytes.length / 5; // records are the same size
-    const at = Math.floor(2 * one + one / 2); // inside the payload of record 2
-    bytes[at] ^= 0x5a;
-    await writeFile(path, bytes);
+    await damageSegment(5, (bytes, one) => {
+      bytes[Math.floor(2 * one + one / 2)] ^= 0x5a; // inside the payload of record 2
+    });
 
-    queue = await openQueue();
+    const queue = await openQueue();
     expect(trackIds(queue)).toEqual([0, 1, 3, 4]);
     expect(queue.stats()).toMatchObject({ corrupt: 1, truncatedBytes: 0 });
   });
 
   it('resynchronises after a corrupt length prefix', async () => {
-    let queue = await openQueue();
-    await fill(queue, 0, 5);
-    await queue.close();
-    const [segment] = await segmentFiles();
-    const path = join(dir, segment);
-    const bytes = await readFile(path);
-    const one = bytes.length / 5;
-    bytes.writeUInt32LE(3, one + 8); // record 1 now claims to be 3 bytes long
-    await writeFile(path, bytes);
+    await damageSegment(5, (bytes, one) => {
+      bytes.writeUInt32LE(3, one + 8); // record 1 now claims to be 3 bytes long
+    });
 
-    queue = await openQueue();
+    const queue = await openQueue();
     expect(trackIds(queue)).toEqual([0, 2, 3, 4]);
     expect(queue.stats().corrupt).toBe(1);
   });
@@ -253,8 +239,8 @@ describe('EventQueue', () => {
   it('refuses a bad maxEvents and oversized events', async () => {
     await expect(openQueue({ maxEvents: 0 })).rejects.toThrow(RangeError);
     const queue = await openQueue({ maxEvents: 1, maxRecordBytes: 400 });
-    await queue.append(event(0));
-    const big = { ...event(1), snapshot: `/9j/${'A'.repeat(400)}` };
+    await queue.append(unknownEvent(0));
+    const big = { ...unknownEvent(1), snapshot: `/9j/${'A'.repeat(400)}` };
     await expect(queue.append(big)).rejects.toThrow(/maxRecordBytes/);
     expect(trackIds(queue)).toEqual([0]); // nothing was dropped for it
     expect(queue.stats().droppedOldest).toBe(0);
@@ -262,7 +248,7 @@ describe('EventQueue', () => {
 
   it('keeps order for concurrent appends (group commit)', async () => {
     const queue = await openQueue({ maxEvents: 10_000 });
-    const events = Array.from({ length: 200 }, (_, i) => event(i));
+    const events = Array.from({ length: 200 }, (_, i) => unknownEvent(i));
     await Promise.all(events.map((e) => queue.append(e)));
     expect(queue.peek(200).map((q) => q.event.id)).toEqual(events.map((e) => e.id));
   });

@@ -2,8 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadKernels } from '../../../runtime/engine/kernels-addon.ts';
 import { recordingLogger } from '../../../runtime/util/log.ts';
-import { seededRandom } from '../../../runtime/util/random.ts';
-import { kernelsOrBuild, randomConv } from '../../helpers/kernels.ts';
+import { kernelsOrBuild, randomConv, testRandom } from '../../helpers/kernels.ts';
 
 const k = kernelsOrBuild();
 
@@ -34,7 +33,7 @@ describe('kernels loader', () => {
 
 describe.skipIf(!k)('native kernels reject bad input', () => {
   if (!k) return;
-  const c = randomConv(seededRandom(21), {
+  const c = randomConv(testRandom(21), {
     h: 6,
     w: 6,
     cin: 4,

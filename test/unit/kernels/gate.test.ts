@@ -3,16 +3,14 @@
 import { describe, expect, it } from 'vitest';
 import type { GateOptions, NetworkPlan, PlanOp } from '../../../runtime/engine/kernels-addon.ts';
 import { quantizeU8 } from '../../../runtime/engine/lower.ts';
-import { seededRandom } from '../../../runtime/util/random.ts';
 import {
   dilateMask,
   expectSame,
   fastIsas,
   kernelsOrBuild,
   quantize,
-  randInt,
-  randS8,
-  randU8,
+  type TestRandom,
+  testRandom,
   withIsa,
 } from '../../helpers/kernels.ts';
 
@@ -63,34 +61,34 @@ function gateReference(g: GateOptions, input: Uint8Array, [h, w, c]: number[]): 
 
 type GateOp = Extract<PlanOp, { op: 'gate' }>;
 
-function randomGate(r: () => number, input: number, output: number, shape: number[]): GateOp {
+function randomGate(r: TestRandom, input: number, output: number, shape: number[]): GateOp {
   const [h, w, cin] = shape;
   const kh = r() < 0.5 ? 1 : 3;
-  const stride = randInt(r, 1, 2);
-  const pad = kh === 3 ? randInt(r, 0, 1) : 0;
+  const stride = r.int(1, 2);
+  const pad = kh === 3 ? r.int(0, 1) : 0;
   const gh = Math.floor((h + 2 * pad - kh) / stride) + 1;
   const gw = Math.floor((w + 2 * pad - kh) / stride) + 1;
-  const scaleLogit = f32(0.05 * 2 ** (randInt(r, -10, 10) / 10));
+  const scaleLogit = f32(0.05 * 2 ** (r.int(-10, 10) / 10));
   return {
     op: 'gate',
     input,
     output,
-    weights: randS8(r, kh * kh * cin),
-    bias: randInt(r, -3000, 3000),
+    weights: r.s8(kh * kh * cin),
+    bias: r.int(-3000, 3000),
     mult: f32(1 / (kh * kh * cin * 64)),
     cin,
     kh,
     kw: kh,
     stride,
     pads: [pad, pad, pad, pad],
-    zpIn: randInt(r, 0, 255),
+    zpIn: r.int(0, 255),
     scaleLogit,
-    zpLogit: randInt(r, 0, 255),
-    tile: randInt(r, 1, 4),
-    outH: randInt(r, Math.max(1, gh - 1), gh),
-    outW: randInt(r, Math.max(1, gw - 1), gw),
-    ...(r() < 0.5 ? { decision: { scale: f32(scaleLogit * 1.7), zeroPoint: randInt(r, 0, 255) } } : {}),
-    threshold: f32(randInt(r, -2, 2) * scaleLogit),
+    zpLogit: r.int(0, 255),
+    tile: r.int(1, 4),
+    outH: r.int(Math.max(1, gh - 1), gh),
+    outW: r.int(Math.max(1, gw - 1), gw),
+    ...(r() < 0.5 ? { decision: { scale: f32(scaleLogit * 1.7), zeroPoint: r.int(0, 255) } } : {}),
+    threshold: f32(r.int(-2, 2) * scaleLogit),
   };
 }
 
@@ -98,9 +96,9 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
   if (!k) return;
 
   it('decide as the ONNX pattern does, on every ISA', () => {
-    const r = seededRandom(7);
+    const r = testRandom(7);
     for (let iter = 0; iter < 40; iter++) {
-      const shape = [randInt(r, 3, 24), randInt(r, 3, 24), [1, 3, 16, 32, 33][randInt(r, 0, 4)]];
+      const shape = [r.int(3, 24), r.int(3, 24), [1, 3, 16, 32, 33][r.int(0, 4)]];
       const gate = randomGate(r, 0, 1, shape);
       const plan: NetworkPlan = {
         tensors: 2,
@@ -108,7 +106,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
         output: 1,
         ops: [gate],
       };
-      const input = randU8(r, shape[0] * shape[1] * shape[2]);
+      const input = r.u8(shape[0] * shape[1] * shape[2]);
       const want = gateReference(gate, input, shape);
       for (const isa of ['scalar' as const, ...fastIsas(k)])
         withIsa(k, isa, () => {
@@ -118,7 +116,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
   });
 
   it('compute a conv only where its (dilated) mask is open and write real 0 elsewhere', () => {
-    const r = seededRandom(11);
+    const r = testRandom(11);
     const shape: [number, number, number] = [12, 12, 16];
     const conv = (output: number, mask?: number, maskDilate?: number): PlanOp => ({
       op: 'conv',
@@ -131,7 +129,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
       stride: 1,
       pads: [1, 1, 1, 1],
       relu: true,
-      weights: randS8(seededRandom(5), 32 * 9 * 16),
+      weights: testRandom(5).s8(32 * 9 * 16),
       bias: Int32Array.from({ length: 32 }, () => 100),
       multipliers: new Float32Array(32).fill(f32(1 / 2000)),
       zpIn: 3,
@@ -151,7 +149,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
       tile: 4,
       outH: 12,
       outW: 12,
-      weights: randS8(r, 9 * 16),
+      weights: r.s8(9 * 16),
       threshold: 0,
     };
     const plan: NetworkPlan = {
@@ -163,7 +161,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
     const net = new k.Network(plan);
     let partial = 0;
     for (let trial = 0; trial < 8; trial++) {
-      const input = randU8(r, 12 * 12 * 16);
+      const input = r.u8(12 * 12 * 16);
       net.run(input);
       const mask = net.tensor(1) as Uint8Array;
       const dense = net.tensor(2) as Uint8Array;
@@ -189,7 +187,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
   });
 
   it('rejects a mask of the wrong size, an even dilation and a gate that does not cover the output', () => {
-    const r = seededRandom(13);
+    const r = testRandom(13);
     const shape: [number, number, number] = [8, 8, 4];
     const gate = {
       ...randomGate(r, 0, 1, shape),
@@ -197,7 +195,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
       kw: 1,
       stride: 1,
       pads: [0, 0, 0, 0] as [number, number, number, number],
-      weights: randS8(r, 4),
+      weights: r.s8(4),
       tile: 2,
       outH: 8,
       outW: 8,
@@ -211,7 +209,7 @@ describe.skipIf(!k)('ReLU-zero gates', () => {
       kh: 1,
       kw: 1,
       relu: false,
-      weights: randS8(r, 64),
+      weights: r.s8(64),
       bias: new Int32Array(16),
       multipliers: new Float32Array(16).fill(0.01),
       zpIn: 0,
@@ -236,7 +234,7 @@ describe.skipIf(!k)('Network.runFloat', () => {
   if (!k) return;
 
   it('quantizes a float NCHW image as QuantizeLinear does (ties to even, saturation, NaN to 0)', () => {
-    const r = seededRandom(3);
+    const r = testRandom(3);
     const [h, w, c] = [5, 7, 3];
     const plan: NetworkPlan = {
       tensors: 2,
@@ -251,11 +249,7 @@ describe.skipIf(!k)('Network.runFloat', () => {
       [f32(0.5), 255],
     ]) {
       const data = Float32Array.from({ length: h * w * c }, (_, i) =>
-        i % 3 === 0
-          ? (randInt(r, -350, 350) + 0.5) * scale
-          : i % 7 === 0
-            ? (r() - 0.5) * 1e6
-            : (r() - 0.5) * 2,
+        i % 3 === 0 ? (r.int(-350, 350) + 0.5) * scale : i % 7 === 0 ? (r() - 0.5) * 1e6 : (r() - 0.5) * 2,
       );
       data[4] = Number.NaN;
       const got = net.runFloat(data, scale, zp);

@@ -1,21 +1,19 @@
 // A small embedder-shaped plan run by Network (one C++ call) must equal the same ops run one by one.
 import { describe, expect, it } from 'vitest';
 import type { KernelsBinding, NetworkPlan, PlanOp } from '../../../runtime/engine/kernels-addon.ts';
-import { seededRandom } from '../../../runtime/util/random.ts';
 import {
   expectSame,
   fastIsas,
   kernelsOrBuild,
-  randInt,
-  randS8,
-  randU8,
+  type TestRandom,
+  testRandom,
   withIsa,
 } from '../../helpers/kernels.ts';
 
 const k = kernelsOrBuild();
 
 function convOp(
-  r: () => number,
+  r: TestRandom,
   input: number,
   output: number,
   cin: number,
@@ -36,16 +34,16 @@ function convOp(
     stride,
     pads: [pad, pad, pad, pad],
     relu,
-    weights: randS8(r, cout * kh * kh * cin),
-    bias: Int32Array.from({ length: cout }, () => randInt(r, -2000, 2000)),
+    weights: r.s8(cout * kh * kh * cin),
+    bias: Int32Array.from({ length: cout }, () => r.int(-2000, 2000)),
     multipliers: Float32Array.from({ length: cout }, () => 1 / (kh * kh * cin * 40)),
-    zpIn: randInt(r, 0, 40),
-    zpOut: randInt(r, 0, 40),
+    zpIn: r.int(0, 40),
+    zpOut: r.int(0, 40),
   };
 }
 
 /** stem, maxpool, one residual block, one down block (avgpool + channel/spatial zero pad), mean, fc. */
-function plan(r: () => number): NetworkPlan {
+function plan(r: TestRandom): NetworkPlan {
   const ops: PlanOp[] = [
     convOp(r, 0, 1, 3, 32, 7, 2, 0, true), // 40x40x3 -> 17x17x32
     { op: 'maxpool', input: 1, output: 2, kernel: 3, stride: 2 }, // -> 8x8x32
@@ -66,7 +64,7 @@ function plan(r: () => number): NetworkPlan {
       cin: 64,
       cout: 16,
       zpIn: 5,
-      weights: randS8(r, 64 * 16),
+      weights: r.s8(64 * 16),
       scale: new Float32Array(16).fill(1e-3),
       bias: Float32Array.from({ length: 16 }, () => r() - 0.5),
     },
@@ -134,9 +132,9 @@ function stepwise(kb: KernelsBinding, p: NetworkPlan, input: Uint8Array) {
 
 describe.skipIf(!k)('Network', () => {
   if (!k) return;
-  const r = seededRandom(31);
+  const r = testRandom(31);
   const p = plan(r);
-  const input = randU8(r, 40 * 40 * 3);
+  const input = r.u8(40 * 40 * 3);
 
   it('equals the ops run one by one, on every ISA and at 1 and 2 threads', () => {
     for (const isa of ['scalar' as const, ...fastIsas(k)]) {

@@ -1,13 +1,11 @@
 // Every fast path must equal the scalar reference bit for bit, at 1 and 2 threads.
 import { describe, expect, it } from 'vitest';
-import { seededRandom } from '../../../runtime/util/random.ts';
 import {
   expectSame,
   fastIsas,
   kernelsOrBuild,
-  randInt,
   randomConv,
-  randU8,
+  testRandom,
   withIsa,
 } from '../../helpers/kernels.ts';
 
@@ -27,7 +25,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('conv: random shapes, pads, strides, extremes, 1 and 2 threads', () => {
-    const r = seededRandom(1);
+    const r = testRandom(1);
     for (let iter = 0; iter < 120; iter++) {
       const c = randomConv(r, { extremes: iter % 4 === 0 });
       const conv = withIsa(k, 'scalar', () => new k.Conv(c));
@@ -42,7 +40,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('conv: embedder-sized layers (7x7/2 stem, 3x3 same and stride 2)', () => {
-    const r = seededRandom(2);
+    const r = testRandom(2);
     const cases = [
       randomConv(r, { h: 40, w: 40, cin: 3, cout: 32, kh: 7, stride: [2, 2], pads: [0, 0, 0, 0] }),
       randomConv(r, { h: 35, w: 35, cin: 32, cout: 32, kh: 3, stride: [1, 1], pads: [1, 1, 1, 1] }),
@@ -77,7 +75,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('conv: active rows / channel blocks equal the dense result there and zpOut elsewhere', () => {
-    const r = seededRandom(3);
+    const r = testRandom(3);
     for (let iter = 0; iter < 40; iter++) {
       const c = randomConv(r);
       const conv = new k.Conv(c);
@@ -107,19 +105,19 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('add: random params, lengths with SIMD tails, relu', () => {
-    const r = seededRandom(4);
+    const r = testRandom(4);
     for (let iter = 0; iter < 40; iter++) {
-      const n = randInt(r, 1, 50000);
+      const n = r.int(1, 50000);
       const op = new k.Add({
-        zpA: randInt(r, 0, 255),
-        zpB: randInt(r, 0, 255),
-        zpOut: randInt(r, 0, 255),
+        zpA: r.int(0, 255),
+        zpB: r.int(0, 255),
+        zpOut: r.int(0, 255),
         multA: 2 ** ((r() - 0.5) * 4),
         multB: 2 ** ((r() - 0.5) * 4),
         relu: r() < 0.5,
       });
-      const a = randU8(r, n, iter % 3 === 0);
-      const b = randU8(r, n, iter % 3 === 0);
+      const a = r.u8(n, iter % 3 === 0);
+      const b = r.u8(n, iter % 3 === 0);
       const want = withIsa(k, 'scalar', () => op.run(a, b, 1));
       for (const isa of isas) {
         expectSame(
@@ -137,36 +135,29 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('maxpool, avgpool, mean, pad, fc', () => {
-    const r = seededRandom(5);
+    const r = testRandom(5);
     for (let iter = 0; iter < 40; iter++) {
-      const [h, w, c] = [randInt(r, 3, 20), randInt(r, 3, 20), randInt(r, 1, 70)];
-      const input = randU8(r, h * w * c);
-      const kh = randInt(r, 1, 3);
-      const kw = randInt(r, 1, 3);
+      const [h, w, c] = [r.int(3, 20), r.int(3, 20), r.int(1, 70)];
+      const input = r.u8(h * w * c);
+      const kh = r.int(1, 3);
+      const kw = r.int(1, 3);
       const pool = {
         kernel: [kh, kw] as [number, number],
-        stride: [randInt(r, 1, 2), randInt(r, 1, 2)] as [number, number],
-        pads: [
-          randInt(r, 0, kh - 1),
-          randInt(r, 0, kw - 1),
-          randInt(r, 0, kh - 1),
-          randInt(r, 0, kw - 1),
-        ] as [number, number, number, number],
+        stride: [r.int(1, 2), r.int(1, 2)] as [number, number],
+        pads: [r.int(0, kh - 1), r.int(0, kw - 1), r.int(0, kh - 1), r.int(0, kw - 1)] as [
+          number,
+          number,
+          number,
+          number,
+        ],
       };
-      const q = { zpIn: randInt(r, 0, 255), zpOut: randInt(r, 0, 255), mult: 2 ** ((r() - 0.5) * 2) };
+      const q = { zpIn: r.int(0, 255), zpOut: r.int(0, 255), mult: 2 ** ((r() - 0.5) * 2) };
       const ops = [
         new k.MaxPool(pool),
         new k.AvgPool({ ...pool, ...q }),
         new k.Mean(q),
         new k.Pad({
-          pads: [
-            randInt(r, 0, 2),
-            randInt(r, 0, 2),
-            randInt(r, 0, 2),
-            randInt(r, 0, 2),
-            randInt(r, 0, 2),
-            randInt(r, 0, 2),
-          ],
+          pads: [r.int(0, 2), r.int(0, 2), r.int(0, 2), r.int(0, 2), r.int(0, 2), r.int(0, 2)],
           value: q.zpIn,
         }),
       ];
@@ -183,7 +174,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
         cin: h * w * c,
         cout: 5,
         zpIn: q.zpIn,
-        weights: Int8Array.from({ length: h * w * c * 5 }, () => randInt(r, -127, 127)),
+        weights: Int8Array.from({ length: h * w * c * 5 }, () => r.int(-127, 127)),
         scale: Float32Array.from({ length: 5 }, () => r() * 1e-3),
         bias: Float32Array.from({ length: 5 }, () => r() - 0.5),
       });
@@ -198,7 +189,7 @@ describe.skipIf(!k)('native kernels: fast paths equal scalar', () => {
   });
 
   it('setThreads changes the default and keeps results identical', () => {
-    const c = randomConv(seededRandom(6), { h: 20, w: 20, cin: 32, cout: 48, kh: 3 });
+    const c = randomConv(testRandom(6), { h: 20, w: 20, cin: 32, cout: 48, kh: 3 });
     const conv = new k.Conv(c);
     const before = k.info().threads;
     try {

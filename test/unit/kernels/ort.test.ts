@@ -6,17 +6,8 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { ortInt8Saturates } from '../../../runtime/engine/ort.ts';
 import { Graph } from '../../../runtime/models/onnx/graph.ts';
-import { seededRandom } from '../../../runtime/util/random.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
-import {
-  expectSame,
-  fastIsas,
-  kernelsOrBuild,
-  randInt,
-  randS8,
-  randU8,
-  withIsa,
-} from '../../helpers/kernels.ts';
+import { expectSame, fastIsas, kernelsOrBuild, testRandom, withIsa } from '../../helpers/kernels.ts';
 
 const k = kernelsOrBuild();
 const f32 = Math.fround;
@@ -86,18 +77,18 @@ describe.skipIf(!k)(
     ];
 
     it.each(cases)('%o', async (c) => {
-      const r = seededRandom(c.h * 1000 + c.cin);
+      const r = testRandom(c.h * 1000 + c.cin);
       const xs = f32(0.02 + r() * 0.02);
       const ys = f32(0.05 + r() * 0.1);
-      const xzp = c.extremes ? 0 : randInt(r, 0, 255);
-      const yzp = randInt(r, 0, 255);
-      const wOihw = randS8(r, c.cout * c.cin * c.kh * c.kh, c.extremes);
+      const xzp = c.extremes ? 0 : r.int(0, 255);
+      const yzp = r.int(0, 255);
+      const wOihw = r.s8(c.cout * c.cin * c.kh * c.kh, c.extremes);
       const ws = Float32Array.from(
         { length: c.cout },
         () => (0.5 + r()) / (127 * Math.sqrt(c.cin * c.kh * c.kh) * 4),
       );
-      const bias = Int32Array.from({ length: c.cout }, () => randInt(r, -20000, 20000));
-      const xNchw = randU8(r, c.cin * c.h * c.w, c.extremes);
+      const bias = Int32Array.from({ length: c.cout }, () => r.int(-20000, 20000));
+      const xNchw = r.u8(c.cin * c.h * c.w, c.extremes);
 
       const session = await ort.InferenceSession.create(
         qlinearConvModel(c, xs, xzp, wOihw, ws, ys, yzp, bias),

@@ -1,17 +1,14 @@
 // The kernels against an independent plain-TS reading of the ONNX QLinearConv / QLinearAdd /
 // AveragePool formulas (float32 arithmetic via Math.fround, round half to even).
 import { describe, expect, it } from 'vitest';
-import { seededRandom } from '../../../runtime/util/random.ts';
 import {
   expectSame,
   fastIsas,
   kernelsOrBuild,
   quantize,
-  randInt,
   randomConv,
-  randS8,
-  randU8,
   roundHalfEven,
+  testRandom,
   withIsa,
 } from '../../helpers/kernels.ts';
 
@@ -71,11 +68,11 @@ describe.skipIf(!k)('native kernels against a plain-TS reference', () => {
   const isas = ['scalar' as const, ...fastIsas(k)];
 
   it('conv matches QLinearConv on small shapes (ONNX weight layout transposed to OHWI)', () => {
-    const r = seededRandom(11);
+    const r = testRandom(11);
     for (let iter = 0; iter < 60; iter++) {
       const c = randomConv(r, { extremes: iter % 5 === 0 });
       if (c.h * c.w * c.cin * c.cout * c.kh * c.kw > 2e6) continue;
-      const oihw = randS8(r, c.cout * c.cin * c.kh * c.kw, iter % 5 === 0);
+      const oihw = r.s8(c.cout * c.cin * c.kh * c.kw, iter % 5 === 0);
       const want = qlinearConvRef(
         c.input,
         c.h,
@@ -151,18 +148,18 @@ describe.skipIf(!k)('native kernels against a plain-TS reference', () => {
   });
 
   it('add matches the QLinearAdd formula', () => {
-    const r = seededRandom(12);
+    const r = testRandom(12);
     for (let iter = 0; iter < 20; iter++) {
       const p = {
-        zpA: randInt(r, 0, 255),
-        zpB: randInt(r, 0, 255),
-        zpOut: randInt(r, 0, 255),
+        zpA: r.int(0, 255),
+        zpB: r.int(0, 255),
+        zpOut: r.int(0, 255),
         multA: f32(2 ** ((r() - 0.5) * 4)),
         multB: f32(2 ** ((r() - 0.5) * 4)),
         relu: r() < 0.5,
       };
-      const a = randU8(r, 1000);
-      const b = randU8(r, 1000);
+      const a = r.u8(1000);
+      const b = r.u8(1000);
       const want = a.map((av, i) => {
         const v = f32(f32(p.multA * (av - p.zpA)) + f32(p.multB * (b[i] - p.zpB)));
         return Math.min(255, Math.max(p.relu ? p.zpOut : 0, roundHalfEven(v) + p.zpOut));
@@ -190,9 +187,9 @@ describe.skipIf(!k)('native kernels against a plain-TS reference', () => {
         Uint8Array.from([2, 4]),
       );
     }
-    const r = seededRandom(13);
+    const r = testRandom(13);
     const [h, w, c] = [9, 7, 5];
-    const x = randU8(r, h * w * c);
+    const x = r.u8(h * w * c);
     const [zpIn, zpOut, mult] = [17, 100, f32(0.8)];
     const want: number[] = [];
     for (let oy = 0; oy < 4; oy++)

@@ -98,30 +98,16 @@ describe('identifier validation', () => {
 });
 
 describe('parseRequestTopic', () => {
-  it('parses device and fleet requests', () => {
-    expect(parseRequestTopic(topics, 'facegate/cam-01/request/snapshot')).toEqual({
-      scope: 'device',
-      command: 'snapshot',
-    });
-    expect(parseRequestTopic(topics, 'facegate/all/request/health')).toEqual({
-      scope: 'all',
-      command: 'health',
-    });
-  });
-
-  it('takes the rest of the topic as the command, known or not', () => {
-    expect(parseRequestTopic(topics, 'facegate/cam-01/request/config/set')).toEqual({
-      scope: 'device',
-      command: 'config/set',
-    });
-    expect(parseRequestTopic(topics, 'facegate/all/request/face/enroll')).toEqual({
-      scope: 'all',
-      command: 'face/enroll',
-    });
-    expect(parseRequestTopic(topics, 'facegate/cam-01/request/no/such/command')).toEqual({
-      scope: 'device',
-      command: 'no/such/command',
-    });
+  it.each([
+    // device and fleet requests
+    ['facegate/cam-01/request/snapshot', 'device', 'snapshot'],
+    ['facegate/all/request/health', 'all', 'health'],
+    // the rest of the topic is the command, known or not
+    ['facegate/cam-01/request/config/set', 'device', 'config/set'],
+    ['facegate/all/request/face/enroll', 'all', 'face/enroll'],
+    ['facegate/cam-01/request/no/such/command', 'device', 'no/such/command'],
+  ])('reads %s as a %s request for %s', (topic, scope, command) => {
+    expect(parseRequestTopic(topics, topic)).toEqual({ scope, command });
   });
 
   it.each([

@@ -1,12 +1,7 @@
 // Writes a Graph as an ONNX ModelProto: the offline toolchain's output format. Fields go out in a fixed
 // order, so the same graph always serialises to the same bytes (reproducible builds).
 import {
-  ATTR_FLOAT,
-  ATTR_FLOATS,
-  ATTR_INT,
-  ATTR_INTS,
-  ATTR_STRING,
-  ATTR_TENSOR,
+  ATTR_TYPE,
   type Attribute,
   DEFAULT_OPSET,
   type Graph,
@@ -51,12 +46,12 @@ function writeNode(w: ProtoWriter, node: GraphNode): void {
 
 function writeAttribute(w: ProtoWriter, name: string, attr: Attribute): void {
   w.string(1, name);
-  if ('f' in attr) w.float(2, attr.f).int(20, ATTR_FLOAT);
-  else if ('i' in attr) w.int(3, attr.i).int(20, ATTR_INT);
-  else if ('s' in attr) w.string(4, attr.s).int(20, ATTR_STRING);
-  else if ('t' in attr) w.message(5, (t) => writeTensor(t, attr.t)).int(20, ATTR_TENSOR);
-  else if ('floats' in attr) w.packedFloats(7, attr.floats).int(20, ATTR_FLOATS);
-  else w.packedInts(8, attr.ints).int(20, ATTR_INTS);
+  if ('f' in attr) w.float(2, attr.f).int(20, ATTR_TYPE.FLOAT);
+  else if ('i' in attr) w.int(3, attr.i).int(20, ATTR_TYPE.INT);
+  else if ('s' in attr) w.string(4, attr.s).int(20, ATTR_TYPE.STRING);
+  else if ('t' in attr) w.message(5, (t) => writeTensor(t, attr.t)).int(20, ATTR_TYPE.TENSOR);
+  else if ('floats' in attr) w.packedFloats(7, attr.floats).int(20, ATTR_TYPE.FLOATS);
+  else w.packedInts(8, attr.ints).int(20, ATTR_TYPE.INTS);
 }
 
 function writeTensor(w: ProtoWriter, t: Tensor): void {
