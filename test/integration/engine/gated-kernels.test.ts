@@ -3,6 +3,7 @@
 import * as ortRuntime from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { lowerQdqModel } from '../../../runtime/engine/lower.ts';
+import { ortInt8Saturates } from '../../../runtime/engine/ort.ts';
 import { loadModel, MODEL_NAMES, manifestPathFor } from '../../../runtime/models/manifest.ts';
 import { readOnnx } from '../../../runtime/models/onnx/reader.ts';
 import { serializeModel } from '../../../tools/models/onnx/writer.ts';
@@ -14,6 +15,9 @@ import { cosineSimilarity } from '../../helpers/similarity.ts';
 const k = kernelsOrBuild();
 const { manifest, onnx } = loadModel(manifestPathFor(MODELS_DIR, MODEL_NAMES.gatedEmbedder, 'int8'));
 const one = (data: Float32Array) => ({ input: { data, dims: [1, 3, 150, 150] } });
+
+// ORT is the reference only where its int8 is exact (x86 without VNNI saturates it; docs/kernels.md).
+const saturates = ortInt8Saturates();
 
 describe.skipIf(!k)('gated embedder on the kernels', () => {
   const binding = k as NonNullable<typeof k>;
@@ -33,12 +37,12 @@ describe.skipIf(!k)('gated embedder on the kernels', () => {
     console.log(
       `gated kernels vs ORT, ${suite.feeds.length} faces: min cosine ${Math.min(...cosines).toFixed(6)}; conv MACs skipped ${(100 * Math.min(...skipped)).toFixed(1)}-${(100 * Math.max(...skipped)).toFixed(1)}% (mean ${(100 * mean).toFixed(1)}%)`,
     );
-    expect(Math.min(...cosines)).toBeGreaterThanOrEqual(0.999);
+    if (!saturates) expect(Math.min(...cosines)).toBeGreaterThanOrEqual(0.999);
     // Training skipped 30% of the conv MACs on held-out faces; real faces here must skip a comparable share.
     expect(Math.min(...skipped)).toBeGreaterThan(0.2);
   });
 
-  it('makes the same gate decisions as the ONNX graph, pixel by pixel', async () => {
+  it.skipIf(saturates)('makes the same gate decisions as the ONNX graph, pixel by pixel', async () => {
     const lowered = lowerQdqModel(onnx);
     expect(lowered.gates).toHaveLength(29);
     const model = readOnnx(onnx);
