@@ -282,17 +282,17 @@ export class App {
     source.on('restart', (r) =>
       log.warn(`restarting in ${r.delayMs} ms (attempt ${r.attempt}): ${r.reason}`),
     );
-    const pipeline = new CameraPipeline(
-      camera.id,
+    const pipeline = new CameraPipeline({
+      camera: camera.id,
       source,
-      this.analyzer,
-      this.gallery,
-      this.faces,
-      this.pipelineConfig(camera),
-      (event, meta) => this.publish(event, meta),
-      (e) => log.error(`frame failed: ${e.message}`),
-      (latencyMs, faces, seq) => this.opts.onFrame?.(camera.id, latencyMs, faces, seq),
-    );
+      analyzer: this.analyzer,
+      gallery: this.gallery,
+      memory: this.faces,
+      config: this.pipelineConfig(camera),
+      onEvent: (event, meta) => this.publish(event, meta),
+      onError: (e) => log.error(`frame failed: ${e.message}`),
+      onFrameDone: (latencyMs, faces, seq) => this.opts.onFrame?.(camera.id, latencyMs, faces, seq),
+    });
     await pipeline.start();
     const index = this.config_.cameras.findIndex((c) => c.id === camera.id);
     this.pipelines[index] = pipeline;
