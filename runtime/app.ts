@@ -1,6 +1,6 @@
-// The application: the one place that knows every stage. It wires config -> models -> cameras ->
-// pipelines -> events -> MQTT, the remote control plane and the scheduled jobs on top, and tears them
-// down in reverse on stop.
+// The application: the one place that knows every stage, and only wires them. It creates config ->
+// models -> cameras -> pipelines -> events -> MQTT, the remote control plane and the scheduled jobs on
+// top, and the features that run on them (features/), starts them in order and stops them in reverse.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -12,6 +12,7 @@ import { ControlRouter } from './control/router.ts';
 import { type EventQueue, openEventQueue } from './events/queue.ts';
 import type { FaceEvent } from './events/schema.ts';
 import { Cameras } from './features/cameras.ts';
+import { EventPublisher } from './features/event-publisher.ts';
 import { GalleryBackups } from './features/gallery-backups.ts';
 import { LiveConfig } from './features/live-config.ts';
 import type { Settings } from './features/settings.ts';
@@ -24,7 +25,7 @@ import { type FacegateMqttClient, startMqttClient } from './mqtt/client.ts';
 import { HomeAssistantDiscovery } from './mqtt/discovery.ts';
 import { buildTopics, type Topics } from './mqtt/topics.ts';
 import { type AnalyzerConfig, FaceAnalyzer, LiveAnalyzer, modelSlots } from './pipeline/analyzer.ts';
-import type { EventMeta, FaceMemory } from './pipeline/camera-pipeline.ts';
+import type { FaceMemory } from './pipeline/camera-pipeline.ts';
 import { enrollPhotos, seedGallery } from './pipeline/enroll.ts';
 import { RecentFaces } from './pipeline/recent-faces.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
@@ -57,6 +58,7 @@ export class App {
   readonly models: ModelControl;
   private readonly cameras: Cameras;
   private readonly state: StatePublisher;
+  private readonly events: EventPublisher;
   private readonly pruning: UnknownsPruning;
   private readonly router: ControlRouter;
   private readonly scheduler: Scheduler;
@@ -96,7 +98,7 @@ export class App {
       memory: this.faces,
       mqtt,
       log: logger,
-      onEvent: (event, meta) => this.publish(event, meta),
+      onEvent: (event, meta) => this.events.publish(event, meta),
       onFrameDone: opts.onFrame,
     });
     this.pruning = new UnknownsPruning({
@@ -185,6 +187,13 @@ export class App {
       model: () => analyzer.current.modelRef,
       modelStates: () => this.models.states,
       version: VERSION,
+    });
+    this.events = new EventPublisher({
+      settings,
+      mqtt,
+      state: this.state,
+      onPublished: opts.onEvent,
+      log: logger.child('mqtt'),
     });
     this.liveConfig = new LiveConfig({
       settings,
@@ -284,23 +293,6 @@ export class App {
   /** Resolves once the broker granted the control subscriptions (only once it is reachable). */
   get controlReady(): Promise<void> {
     return this.listening;
-  }
-
-  private publish(event: FaceEvent, meta: EventMeta): void {
-    // For Home Assistant: the camera's device trigger, who is where, how many strangers are kept.
-    const { connection } = this.mqtt;
-    if (this.mqtt.connected)
-      connection.publish(this.settings.topics.cameraTrigger(event.camera), event.type, { qos: 1 }, () => {});
-    if (event.type === 'recognized' && event.identity !== null)
-      this.mqtt.publishRetained(this.settings.topics.person(event.identity), {
-        camera: event.camera,
-        lastSeen: event.time,
-      });
-    if (event.unknownId !== undefined) this.state.unknownCount();
-    this.mqtt.publishEvent(event).then(
-      (outcome) => this.opts.onEvent?.(event, { outcome, latencyMs: Date.now() - meta.capturedAt }),
-      (e: Error) => this.logger.child('mqtt').error(`event ${event.id} not published: ${e.message}`),
-    );
   }
 
   /** Enrols one person from photo files or buffers (the same path as `facegate enroll`). */

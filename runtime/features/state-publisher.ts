@@ -2,6 +2,7 @@
 // configuration (secrets redacted), model update states, the unknown-visitor count and Home Assistant
 // discovery for the enrolled people.
 import { redactSecrets } from '../config/index.ts';
+import type { ModelControl } from '../control/ports.ts';
 import { type DeviceState, EVENT_SCHEMA_VERSION, type ModelRef } from '../events/schema.ts';
 import type { Gallery } from '../matching/gallery.ts';
 import type { UnknownVisitors } from '../matching/unknowns.ts';
@@ -21,8 +22,7 @@ export interface StatePublisherOptions {
   cameras: () => readonly CameraPipeline[];
   /** The running model, for the state. */
   model: () => ModelRef;
-  /** The model update states (control/ports.ts ModelControl). */
-  modelStates: () => object;
+  modelStates: () => ModelControl['states'];
   version: string;
 }
 
