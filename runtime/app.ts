@@ -1,24 +1,23 @@
-// The application: the one place that knows every stage. It wires config -> models -> cameras ->
-// pipelines -> events -> MQTT, the remote control plane and the scheduled jobs on top, and tears them
-// down in reverse on stop.
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+// The application: the one place that knows every stage, and only wires them. It creates config ->
+// models -> cameras -> pipelines -> events -> MQTT, the remote control plane and the scheduled jobs on
+// top, and the features that run on them (features/), starts them in order and stops them in reverse.
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { createFrameSource } from './capture/index.ts';
-import {
-  type ChangeClassification,
-  type Config,
-  cameraSettings,
-  checkTargetFars,
-  isLoopback,
-  redactSecrets,
-} from './config/index.ts';
+import { type Config, checkTargetFars, isLoopback } from './config/index.ts';
 import { createHandlers, type DevicePort, type GalleryPort } from './control/handlers/index.ts';
 import { OperatorKeyFile } from './control/operator-keys.ts';
 import { configPort, devicePort, galleryPort, ModelControl } from './control/ports.ts';
 import { ControlRouter } from './control/router.ts';
 import { type EventQueue, openEventQueue } from './events/queue.ts';
-import { type DeviceState, EVENT_SCHEMA_VERSION, type FaceEvent } from './events/schema.ts';
+import type { FaceEvent } from './events/schema.ts';
+import { Cameras } from './features/cameras.ts';
+import { EventPublisher } from './features/event-publisher.ts';
+import { GalleryBackups } from './features/gallery-backups.ts';
+import { LiveConfig } from './features/live-config.ts';
+import type { Settings } from './features/settings.ts';
+import { StatePublisher } from './features/state-publisher.ts';
+import { UnknownsPruning } from './features/unknowns-pruning.ts';
 import { Gallery } from './matching/gallery.ts';
 import { UnknownVisitors } from './matching/unknowns.ts';
 import { type InProcessBroker, startInProcessBroker } from './mqtt/broker.ts';
@@ -26,12 +25,7 @@ import { type FacegateMqttClient, startMqttClient } from './mqtt/client.ts';
 import { HomeAssistantDiscovery } from './mqtt/discovery.ts';
 import { buildTopics, type Topics } from './mqtt/topics.ts';
 import { type AnalyzerConfig, FaceAnalyzer, LiveAnalyzer, modelSlots } from './pipeline/analyzer.ts';
-import {
-  CameraPipeline,
-  type EventMeta,
-  type FaceMemory,
-  type PipelineConfig,
-} from './pipeline/camera-pipeline.ts';
+import type { FaceMemory } from './pipeline/camera-pipeline.ts';
 import { enrollPhotos, seedGallery } from './pipeline/enroll.ts';
 import { RecentFaces } from './pipeline/recent-faces.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
@@ -52,28 +46,25 @@ export interface AppOptions {
   exit?: (code: number) => void;
 }
 
-const STATE_INTERVAL_MS = 10_000;
 /** Room for a request's topic and MQTT header beside control.maxPayloadBytes in one packet. */
 const PACKET_OVERHEAD_BYTES = 64 * 1024;
-/** Unknown visitors past unknowns.retentionDays are forgotten this often (and whenever one is added). */
-const PRUNE_INTERVAL_MS = 3_600_000;
 /** The release's version (bundle.sh writes it into package.json). */
 const VERSION = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
-/** Gallery backups kept in schedules.backupDir; older ones are deleted after each backup. */
-const BACKUPS_KEPT = 7;
-const BACKUP_FILE = /^gallery-.+\.db$/;
 
 export class App {
-  private pipelines: CameraPipeline[] = [];
-  private stateTimer: NodeJS.Timeout | null = null;
-  private pruneTimer: NodeJS.Timeout | null = null;
-  private readonly started = Date.now();
+  private readonly settings: Settings;
   readonly models: ModelControl;
+  private readonly cameras: Cameras;
+  private readonly state: StatePublisher;
+  private readonly events: EventPublisher;
+  private readonly pruning: UnknownsPruning;
   private readonly router: ControlRouter;
   private readonly scheduler: Scheduler;
   private readonly discovery: HomeAssistantDiscovery;
+  /** config/set applied to the running parts. */
+  private readonly liveConfig: LiveConfig;
   private listening: Promise<void> = Promise.resolve();
   /** Unknown visitors (in the gallery's file) and the faces behind the latest events (in memory). */
   readonly faces: FaceMemory;
@@ -84,23 +75,40 @@ export class App {
   private stopping: Promise<void> | null = null;
 
   private constructor(
-    private config_: Config,
+    config: Config,
     private readonly opts: AppOptions,
-    private readonly modelsDir: string,
+    modelsDir: string,
     readonly analyzer: LiveAnalyzer,
     readonly gallery: Gallery,
     private readonly queue: EventQueue,
     readonly mqtt: FacegateMqttClient,
-    private topics_: Topics,
+    topics: Topics,
     private readonly broker: InProcessBroker | null,
     /** The process's log, at `logging.level` (read at start); `facegate run` writes through it too. */
     readonly logger: Logger,
   ) {
-    const operatorKeys = new OperatorKeyFile(config_.control.operatorKeysFile, logger.child('control'));
+    const settings: Settings = { config, topics };
+    this.settings = settings;
+    const operatorKeys = new OperatorKeyFile(config.control.operatorKeysFile, logger.child('control'));
     this.faces = { unknowns: new UnknownVisitors(gallery), recent: new RecentFaces() };
-    const analyzerConfig = this.analyzerConfig();
+    this.cameras = new Cameras({
+      settings,
+      analyzer,
+      gallery,
+      memory: this.faces,
+      mqtt,
+      log: logger,
+      onEvent: (event, meta) => this.events.publish(event, meta),
+      onFrameDone: opts.onFrame,
+    });
+    this.pruning = new UnknownsPruning({
+      unknowns: this.faces.unknowns,
+      settings: () => settings.config.unknowns,
+      log: logger.child('unknowns'),
+    });
+    const analyzerConfig = analyzerConfigOf(config, modelsDir);
     this.models = new ModelControl({
-      config: () => this.config_,
+      config: () => settings.config,
       models: analyzerConfig.models,
       slots: {
         detector: modelSlots(analyzerConfig, 'detector'),
@@ -108,67 +116,97 @@ export class App {
       },
       analyzer,
       gallery,
-      onStateChange: () => this.publishModelStates(),
+      onStateChange: () => this.state.modelStates(),
     });
     this.galleryPort = galleryPort(gallery, analyzer, this.faces, (removed) => {
-      for (const name of removed) mqtt.publishRetained(this.topics_.person(name), '');
-      this.announcePeople();
-      this.publishUnknownCount();
+      this.state.forget(removed);
+      this.state.unknownCount();
     });
     const device = devicePort({
-      pipelines: () => this.pipelines,
+      pipelines: () => this.cameras.pipelines,
       analyzer,
       queueDepth: () => queue.size,
       publishSnapshot: async (jpeg) => {
         if (!mqtt.connected) throw new Error('not connected to the MQTT broker');
-        await mqtt.connection.publishAsync(this.topics_.snapshot, jpeg, { qos: 1 });
+        await mqtt.connection.publishAsync(settings.topics.snapshot, jpeg, { qos: 1 });
       },
       restart: () => this.restart(),
     });
     this.device = device;
     this.router = new ControlRouter({
       client: mqtt.connection,
-      topics: topics_,
-      control: () => this.config_.control,
+      topics,
+      control: () => settings.config.control,
       // Fixed at start: config/set cannot change the broker, the key file or dataDir.
       privateBroker: broker !== null && isLoopback(broker.host),
       operatorKeys: () => operatorKeys.keys(),
-      nonceFile: join(resolve(config_.dataDir), 'control-nonces'),
+      nonceFile: join(resolve(config.dataDir), 'control-nonces'),
       handlers: createHandlers({
         config: configPort({
-          current: () => this.config_,
+          current: () => settings.config,
           file: opts.configFile,
-          check: (config) => checkTargetFars(config, (far) => this.analyzer.current.thresholdFor(far)),
-          apply: (config, changes) => this.applyConfig(config, changes),
+          check: (next) => checkTargetFars(next, (far) => analyzer.current.thresholdFor(far)),
+          apply: (next, changes) => this.liveConfig.apply(next, changes),
         }),
         gallery: this.galleryPort,
         models: this.models,
         device,
         app: new AppUpdater({
-          dataDir: resolve(config_.dataDir),
-          publicKeys: () => this.config_.models.update.publicKeys,
-          maxBytes: () => this.config_.models.update.maxDownloadBytes,
+          dataDir: resolve(config.dataDir),
+          publicKeys: () => settings.config.models.update.publicKeys,
+          maxBytes: () => settings.config.models.update.maxDownloadBytes,
           version: VERSION,
         }),
       }),
       log: logger.child('control'),
     });
+    const backups = new GalleryBackups({ gallery, dir: () => settings.config.schedules.backupDir });
     this.scheduler = new Scheduler(
       {
         heartbeat: async () => {
           // A heartbeat says "alive now": one queued while offline would arrive late and mean nothing.
           if (!mqtt.connected) return;
           const report = await device.health();
-          await mqtt.connection.publishAsync(this.topics_.heartbeat, JSON.stringify(report), { qos: 1 });
+          await mqtt.connection.publishAsync(settings.topics.heartbeat, JSON.stringify(report), { qos: 1 });
         },
         modelUpdateCheck: async () => {
           await this.models.update({});
         },
-        galleryBackup: () => this.backupGallery(),
+        galleryBackup: () => backups.backup(),
       },
       { log: logger.child('scheduler') },
     );
     this.discovery = new HomeAssistantDiscovery(mqtt, VERSION, logger.child('homeassistant'));
+    this.state = new StatePublisher({
+      settings,
+      mqtt,
+      discovery: this.discovery,
+      gallery,
+      unknowns: this.faces.unknowns,
+      cameras: () => this.cameras.pipelines,
+      model: () => analyzer.current.modelRef,
+      modelStates: () => this.models.states,
+      version: VERSION,
+    });
+    this.events = new EventPublisher({
+      settings,
+      mqtt,
+      state: this.state,
+      onPublished: opts.onEvent,
+      log: logger.child('mqtt'),
+    });
+    this.liveConfig = new LiveConfig({
+      settings,
+      analyzer,
+      analyzerConfig: (next) => analyzerConfigOf(next, modelsDir),
+      topicsOf,
+      cameras: this.cameras,
+      scheduler: this.scheduler,
+      router: this.router,
+      mqtt,
+      state: this.state,
+      log: logger.child('control'),
+    });
   }
 
   static async start(config: Config, opts: AppOptions): Promise<App> {
@@ -226,8 +264,8 @@ export class App {
       log: logger.child('mqtt'),
     });
     const app = new App(config, opts, modelsDir, analyzer, gallery, queue, mqtt, topics, broker, logger);
-    app.publishRetainedState();
-    for (const camera of config.cameras) await app.startCamera(camera);
+    app.state.retained();
+    await app.cameras.start();
     // Not awaited: a broker that is down at start must not keep the cameras from running.
     app.listening = app.router.start();
     app.listening.catch((e: Error) =>
@@ -238,141 +276,23 @@ export class App {
       logger.child('web').info(`local page on ${app.web.url}`);
     }
     app.scheduler.reconfigure(config.schedules);
-    app.stateTimer = setInterval(() => app.publishState('running'), STATE_INTERVAL_MS);
-    app.pruneTimer = setInterval(() => app.pruneUnknowns(), PRUNE_INTERVAL_MS);
-    app.pruneUnknowns();
-    app.publishState('running');
+    app.pruning.start();
+    app.state.start();
     return app;
   }
 
   /** The accepted configuration: as started, then as changed by config/set. */
   get config(): Config {
-    return this.config_;
+    return this.settings.config;
   }
 
   get topics(): Topics {
-    return this.topics_;
+    return this.settings.topics;
   }
 
   /** Resolves once the broker granted the control subscriptions (only once it is reachable). */
   get controlReady(): Promise<void> {
     return this.listening;
-  }
-
-  private analyzerConfig(): AnalyzerConfig {
-    return analyzerConfigOf(this.config_, this.modelsDir);
-  }
-
-  /** The camera's settings: its overrides merged over the global ones. */
-  private pipelineConfig(camera: Config['cameras'][number]): PipelineConfig {
-    const { presentationAttack, unknowns, mqtt } = this.config_;
-    return {
-      ...cameraSettings(this.config_, camera),
-      presentationAttack,
-      unknowns,
-      snapshots: mqtt.snapshots,
-      ...(camera.roi ? { roi: camera.roi } : {}),
-    };
-  }
-
-  private async startCamera(camera: Config['cameras'][number]): Promise<void> {
-    const source = createFrameSource(camera);
-    const log = this.logger.child(`camera ${camera.id}`);
-    source.on('error', (e) => log.error(e.message));
-    source.on('restart', (r) =>
-      log.warn(`restarting in ${r.delayMs} ms (attempt ${r.attempt}): ${r.reason}`),
-    );
-    const pipeline = new CameraPipeline(
-      camera.id,
-      source,
-      this.analyzer,
-      this.gallery,
-      this.faces,
-      this.pipelineConfig(camera),
-      (event, meta) => this.publish(event, meta),
-      (e) => log.error(`frame failed: ${e.message}`),
-      (latencyMs, faces, seq) => this.opts.onFrame?.(camera.id, latencyMs, faces, seq),
-    );
-    await pipeline.start();
-    const index = this.config_.cameras.findIndex((c) => c.id === camera.id);
-    this.pipelines[index] = pipeline;
-    this.mqtt.publishRetained(this.topics_.cameraAvailability(camera.id), 'online');
-  }
-
-  /** config/set, once the new configuration is on disk: the live settings take effect here. */
-  private async applyConfig(next: Config, changes: ChangeClassification): Promise<void> {
-    this.config_ = next;
-    const changed = (key: string) =>
-      changes.live.some((path) => path === key || path.startsWith(`${key}.`) || path.startsWith(`${key}[`));
-    if (changed('detection') || changed('presentationAttack'))
-      await this.analyzer.swap((current) => current.withConfig(this.analyzerConfig()));
-    for (const [i, pipeline] of this.pipelines.entries())
-      pipeline.setConfig(this.pipelineConfig(next.cameras[i]));
-    // A source reads fps and restart policy when it starts; restarting just that camera applies them.
-    for (const [i, camera] of next.cameras.entries()) {
-      if (!changed(`cameras[${i}].fps`) && !changed(`cameras[${i}].restart`)) continue;
-      await this.pipelines[i].stop();
-      await this.startCamera(camera);
-    }
-    if (changed('schedules')) this.scheduler.reconfigure(next.schedules);
-    this.publishRetainedState();
-    if (changed('mqtt.baseTopic') || changed('homeAssistant.discoveryPrefix')) {
-      // Once this request is answered: its response still goes where the operator is listening.
-      void this.router
-        .idle()
-        .then(() => this.moveTopics(topicsOf(next)))
-        .catch((e: Error) => this.logger.child('control').error(`moving to new topics failed: ${e.message}`));
-    }
-  }
-
-  /** Listens on the new request topics first, so `online` on the new tree means commands work there. */
-  private async moveTopics(topics: Topics): Promise<void> {
-    await this.router.setTopics(topics);
-    if (topics.availability !== this.topics_.availability) this.mqtt.setTopics(topics);
-    this.topics_ = topics;
-    this.publishRetainedState();
-    this.publishState('running');
-  }
-
-  /** Everything retained the device owns: configuration, model states, Home Assistant discovery. */
-  private publishRetainedState(): void {
-    this.mqtt.publishRetained(this.topics_.config, redactSecrets(this.config_));
-    this.publishModelStates();
-    this.announcePeople();
-  }
-
-  /** Home Assistant discovery for the current configuration and enrolled people. */
-  private announcePeople(): void {
-    this.discovery.update(
-      this.config_,
-      this.topics_,
-      this.gallery.list().map((p) => p.name),
-    );
-  }
-
-  private publishModelStates(): void {
-    this.mqtt.publishRetained(this.topics_.model, this.models.states);
-  }
-
-  private publishUnknownCount(): void {
-    this.mqtt.publishRetained(this.topics_.unknowns, { count: this.faces.unknowns.list().length });
-  }
-
-  private publish(event: FaceEvent, meta: EventMeta): void {
-    // For Home Assistant: the camera's device trigger, who is where, how many strangers are kept.
-    const { connection } = this.mqtt;
-    if (this.mqtt.connected)
-      connection.publish(this.topics_.cameraTrigger(event.camera), event.type, { qos: 1 }, () => {});
-    if (event.type === 'recognized' && event.identity !== null)
-      this.mqtt.publishRetained(this.topics_.person(event.identity), {
-        camera: event.camera,
-        lastSeen: event.time,
-      });
-    if (event.unknownId !== undefined) this.publishUnknownCount();
-    this.mqtt.publishEvent(event).then(
-      (outcome) => this.opts.onEvent?.(event, { outcome, latencyMs: Date.now() - meta.capturedAt }),
-      (e: Error) => this.logger.child('mqtt').error(`event ${event.id} not published: ${e.message}`),
-    );
   }
 
   /** Enrols one person from photo files or buffers (the same path as `facegate enroll`). */
@@ -390,17 +310,16 @@ export class App {
   /** The local web page's view of the device. */
   private webPort(): WebPort {
     return {
-      cameras: () => this.pipelines.map((p) => ({ id: p.camera, fps: p.stats().fps, view: p.view() })),
-      frame: async (camera) => (await this.pipelines.find((p) => p.camera === camera)?.snapshot()) ?? null,
+      cameras: () =>
+        this.cameras.pipelines.map((p) => ({ id: p.camera, fps: p.stats().fps, view: p.view() })),
+      frame: async (camera) =>
+        (await this.cameras.pipelines.find((p) => p.camera === camera)?.snapshot()) ?? null,
       events: () => this.faces.recent.list(),
       gallery: this.galleryPort,
       photo: (name) => this.gallery.photo(name),
       rename: (from, to) => {
         const renamed = this.gallery.rename(from, to);
-        if (renamed) {
-          this.mqtt.publishRetained(this.topics_.person(from), '');
-          this.announcePeople();
-        }
+        if (renamed) this.state.forget([from]);
         return renamed;
       },
       unknownCrop: (id) => this.faces.unknowns.crops(id)[0] ?? null,
@@ -413,30 +332,8 @@ export class App {
     return this.web?.url ?? null;
   }
 
-  private pruneUnknowns(): void {
-    try {
-      const removed = this.faces.unknowns.prune(this.config_.unknowns, Date.now());
-      if (removed > 0) this.logger.child('unknowns').info(`forgot ${removed} unknown visitor(s)`);
-    } catch (e) {
-      this.logger.child('unknowns').error(`pruning unknown visitors failed: ${(e as Error).message}`);
-    }
-  }
-
   cameraStats() {
-    return this.pipelines.map((p) => p.stats());
-  }
-
-  /** A consistent copy to schedules.backupDir/gallery-<UTC time>.db; the BACKUPS_KEPT newest stay. */
-  private async backupGallery(): Promise<void> {
-    const dir = resolve(this.config_.schedules.backupDir);
-    mkdirSync(dir, { recursive: true });
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    await this.gallery.backup(join(dir, `gallery-${stamp}.db`));
-    // The stamp sorts by time, so the oldest come first.
-    const backups = readdirSync(dir)
-      .filter((f) => BACKUP_FILE.test(f))
-      .sort();
-    for (const old of backups.slice(0, -BACKUPS_KEPT)) rmSync(join(dir, old), { force: true });
+    return this.cameras.pipelines.map((p) => p.stats());
   }
 
   /**
@@ -453,21 +350,6 @@ export class App {
       .finally(() => exit(0));
   }
 
-  private publishState(status: DeviceState['status']): void {
-    const stats = this.mqtt.stats();
-    const state: DeviceState = {
-      schemaVersion: EVENT_SCHEMA_VERSION,
-      time: new Date().toISOString(),
-      status,
-      version: VERSION,
-      uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
-      cameras: this.pipelines.map((p) => ({ id: p.camera, online: true, fps: p.stats().fps })),
-      model: this.analyzer.current.modelRef,
-      events: { published: stats.published, queued: stats.queued, dropped: stats.dropped },
-    };
-    this.mqtt.publishRetained(this.topics_.state, state);
-  }
-
   /**
    * Answers the requests already received first (a model swap in progress needs frames to finish), then
    * stops cameras so no new event starts, then flushes events and says `stopped`. Once, however often
@@ -479,16 +361,14 @@ export class App {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.stateTimer) clearInterval(this.stateTimer);
-    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.state.stop();
+    this.pruning.stop();
     this.scheduler.stop();
     await this.router.stop();
     await this.web?.close();
     this.discovery.stop();
-    await Promise.all(this.pipelines.map((p) => p.stop()));
-    for (const p of this.pipelines)
-      this.mqtt.publishRetained(this.topics_.cameraAvailability(p.camera), 'offline');
-    this.publishState('stopping');
+    await this.cameras.stop();
+    this.state.state('stopping');
     await this.mqtt.stop();
     await this.queue.close();
     this.gallery.close();

@@ -81,6 +81,22 @@ export interface EventMeta {
   capturedAt: number;
 }
 
+export interface CameraPipelineOptions {
+  camera: string;
+  source: FrameSource;
+  /** Frames run through it, so a model swap happens between two frames of this camera. */
+  analyzer: Pick<LiveAnalyzer, 'frame'>;
+  gallery: Gallery;
+  memory: FaceMemory;
+  config: PipelineConfig;
+  /** Every decision's event, as it is made. */
+  onEvent: (event: FaceEvent, meta: EventMeta) => void;
+  /** A frame that failed, or an unknown visitor that could not be stored; the camera carries on. */
+  onError?: (error: Error) => void;
+  /** Capture-to-done latency of every frame, for benchmarks; `seq` is the source's frame number. */
+  onFrameDone?: (latencyMs: number, faces: number, seq: number) => void;
+}
+
 const EWMA = 0.1;
 
 export class CameraPipeline {
@@ -95,19 +111,27 @@ export class CameraPipeline {
   private readonly trackFaces = new Map<number, TrackFaces>();
   private view_: FrameView | null = null;
 
-  constructor(
-    readonly camera: string,
-    private source: FrameSource,
-    /** Frames run through it, so a model swap happens between two frames of this camera. */
-    private analyzer: Pick<LiveAnalyzer, 'frame'>,
-    private gallery: Gallery,
-    private readonly memory: FaceMemory,
-    private config: PipelineConfig,
-    private onEvent: (event: FaceEvent, meta: EventMeta) => void,
-    private onError: (error: Error) => void = () => {},
-    /** Capture-to-done latency of every frame, for benchmarks; `seq` is the source's frame number. */
-    private onFrame: (latencyMs: number, faces: number, seq: number) => void = () => {},
-  ) {
+  readonly camera: string;
+  private readonly source: FrameSource;
+  private readonly analyzer: CameraPipelineOptions['analyzer'];
+  private readonly gallery: Gallery;
+  private readonly memory: FaceMemory;
+  private config: PipelineConfig;
+  private readonly onEvent: CameraPipelineOptions['onEvent'];
+  private readonly onError: NonNullable<CameraPipelineOptions['onError']>;
+  private readonly onFrameDone: NonNullable<CameraPipelineOptions['onFrameDone']>;
+
+  constructor(opts: CameraPipelineOptions) {
+    const { camera, config } = opts;
+    this.camera = camera;
+    this.source = opts.source;
+    this.analyzer = opts.analyzer;
+    this.gallery = opts.gallery;
+    this.memory = opts.memory;
+    this.config = config;
+    this.onEvent = opts.onEvent;
+    this.onError = opts.onError ?? (() => {});
+    this.onFrameDone = opts.onFrameDone ?? (() => {});
     this.tracker = new FaceTracker(config.recognition);
     this.decisions = new DecisionEngine(config.recognition);
     this.stats_ = {
@@ -303,7 +327,7 @@ export class CameraPipeline {
     };
     const done = performance.now();
     this.record(detected - started, done - detected, done - started);
-    this.onFrame(Date.now() - capturedAt, faces.length, seq);
+    this.onFrameDone(Date.now() - capturedAt, faces.length, seq);
   }
 
   /** Adds a frame to its track's memory: its vote (the last n) and, if it is the best so far, its crop. */
