@@ -35,7 +35,7 @@ from torch import nn
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS_MANIFEST = os.path.join(
     ROOT, 'node_modules/@vladmandic/face-api/model/face_recognition_model-weights_manifest.json')
-FIXTURE_DIR = os.path.join(ROOT, 'test/unit/gated/fixtures')
+FIXTURE_DIR = os.path.join(ROOT, 'test/unit/models/gated/fixtures')
 SIZE = 150
 MEAN_RGB = [122.782, 117.001, 104.298]
 STD = 255.0
@@ -785,7 +785,7 @@ def biome_json(value, indent=0):
 
 def write_fixture(student, gates, crops, onnx_teacher, held_ids, index):
     """Two held-out crops with the dense ONNX teacher's and the gated torch model's embeddings, and
-    which gates are open, for test/unit/gated."""
+    which gates are open, for test/unit/models/gated."""
     os.makedirs(FIXTURE_DIR, exist_ok=True)
     entries = []
     for k, i in enumerate(held_ids[:2]):
