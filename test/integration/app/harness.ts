@@ -1,10 +1,12 @@
 // The whole device for the app integration tests: App on a real mosquitto with the real models, ffmpeg
 // decoding the Hamilton clip, an operator client speaking the request/response API, and a local HTTP
 // server offering model versions.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
 import { App, type AppOptions } from '../../../runtime/app.ts';
 import { type Config, loadConfig, mergeConfig } from '../../../runtime/config/index.ts';
 import { signCommand } from '../../../runtime/control/signing.ts';
@@ -14,6 +16,7 @@ import type { ModelManifest } from '../../../runtime/models/manifest.ts';
 import type { Topics } from '../../../runtime/mqtt/topics.ts';
 import { generateSigningKeyPair } from '../../../runtime/util/signing.ts';
 import { makeSigningKey } from '../../helpers/control-fakes.ts';
+import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { DOOR_CLIP, FACES_DIR, MODELS_DIR } from '../../helpers/paths.ts';
 import { Subscriber, waitUntil } from '../mqtt/support.ts';
 
@@ -228,4 +231,46 @@ export function publishRelease(
     opts.sign === false ? release.manifest : signManifest(release.manifest, signingKey.privateKeyPem);
   server.put(`/${dir}/${manifest.file}`, release.onnx);
   return server.put(`/${dir}/manifest.json`, JSON.stringify(manifest));
+}
+
+/** What each test of a file gets fresh: a folder and a real mosquitto, and the device and operator it starts. */
+export interface DeviceBed {
+  readonly dir: string;
+  readonly broker: Mosquitto;
+  device: RunningApp | undefined;
+  op: Operator | undefined;
+  /** Stops the device and closes the operator the test started (after each test, and when a test asks). */
+  stopDevice(): Promise<void>;
+}
+
+/** Registers the hooks that give each test of the calling file a fresh DeviceBed and tear it down after. */
+export function useDeviceBed(prefix: string): DeviceBed {
+  const state = { dir: '', broker: undefined as Mosquitto | undefined };
+  const bed: DeviceBed = {
+    get dir() {
+      return state.dir;
+    },
+    get broker() {
+      if (!state.broker) throw new Error('the broker starts before each test');
+      return state.broker;
+    },
+    device: undefined,
+    op: undefined,
+    async stopDevice() {
+      await bed.device?.app.stop().catch(() => {});
+      bed.device = undefined;
+      await bed.op?.end();
+      bed.op = undefined;
+    },
+  };
+  beforeEach(async () => {
+    state.dir = mkdtempSync(join(tmpdir(), prefix));
+    state.broker = await startMosquitto();
+  });
+  afterEach(async () => {
+    await bed.stopDevice();
+    await state.broker?.dispose();
+    rmSync(state.dir, { recursive: true, force: true });
+  });
+  return bed;
 }

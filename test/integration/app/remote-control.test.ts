@@ -1,38 +1,21 @@
 // Remote control of the running device over a real mosquitto: config/set applied live and persisted,
 // enrolment over MQTT recognised by the camera, and heartbeats rescheduled without a restart.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../runtime/config/index.ts';
 import type { HealthReport } from '../../../runtime/control/api.ts';
 import { Gallery } from '../../../runtime/matching/gallery.ts';
-import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { Subscriber, waitUntil } from '../mqtt/support.ts';
-import { hamiltonCamera, LIN, Operator, type RunningApp, startApp } from './harness.ts';
+import { hamiltonCamera, LIN, Operator, startApp, useDeviceBed } from './harness.ts';
 
-let dir: string;
-let broker: Mosquitto;
-let device: RunningApp | undefined;
-let op: Operator | undefined;
-
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'facegate-app-'));
-  broker = await startMosquitto();
-});
-
-afterEach(async () => {
-  await device?.app.stop().catch(() => {});
-  device = undefined;
-  await op?.end();
-  op = undefined;
-  await broker.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
+const bed = useDeviceBed('facegate-app-');
 
 async function start(patch: object = {}, opts: Parameters<typeof startApp>[3] = {}) {
-  device = await startApp(dir, broker.url, patch, opts);
-  op = await Operator.connect(broker.url, device.app.topics);
+  const device = await startApp(bed.dir, bed.broker.url, patch, opts);
+  bed.device = device;
+  const op = await Operator.connect(bed.broker.url, device.app.topics);
+  bed.op = op;
   return { device, op };
 }
 
@@ -49,7 +32,7 @@ describe('config/set over MQTT', () => {
     expect(device.app.config.recognition.k).toBe(2);
     expect(loadConfig({ file: device.file, env: {} }).recognition.k).toBe(2);
     // The temp file of the atomic write was renamed over the config, never left beside it.
-    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(readdirSync(bed.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     // The retained configuration follows.
     await waitUntil('the new retained config', () =>
       op.json<{ recognition: { k: number } }>(op.topics.config).some((c) => c?.recognition.k === 2),
@@ -101,7 +84,7 @@ describe('config/set over MQTT', () => {
 
   it('moves the device to a new base topic live, after answering on the old one', async () => {
     const { device, op } = await start();
-    const watcher = await Subscriber.connect(broker.url, ['facegate/#', 'site1/#']);
+    const watcher = await Subscriber.connect(bed.broker.url, ['facegate/#', 'site1/#']);
     const response = await op.ask('config/set', { config: { mqtt: { baseTopic: 'site1/facegate' } } });
     expect(response).toMatchObject({ status: 'ok', data: { applied: ['mqtt.baseTopic'] } });
     await waitUntil(
@@ -117,7 +100,7 @@ describe('config/set over MQTT', () => {
     );
     await watcher.end();
 
-    const moved = await Operator.connect(broker.url, device.app.topics);
+    const moved = await Operator.connect(bed.broker.url, device.app.topics);
     try {
       expect(await moved.ask('config/get')).toMatchObject({
         status: 'ok',
@@ -233,7 +216,7 @@ describe('device commands over MQTT', () => {
     expect(await op.ask('restart')).toMatchObject({ status: 'ok', data: { restarting: true } });
     await waitUntil('the exit', () => exits.length > 0, 15_000);
     expect(exits).toEqual([0]);
-    const availability = await Subscriber.connect(broker.url, [device.app.topics.availability]);
+    const availability = await Subscriber.connect(bed.broker.url, [device.app.topics.availability]);
     await waitUntil('the retained availability', () => availability.messages.length > 0);
     expect(availability.messages[0].payload).toBe('stopped');
     await availability.end();
@@ -242,7 +225,7 @@ describe('device commands over MQTT', () => {
 
 describe('gallery backup schedule', () => {
   it('writes a timestamped consistent copy and keeps the newest seven', async () => {
-    const backups = join(dir, 'backups');
+    const backups = join(bed.dir, 'backups');
     mkdirSync(backups);
     const old = Array.from({ length: 8 }, (_, i) => `gallery-2000-01-0${i + 1}T03-00-00-000Z.db`);
     for (const name of old) writeFileSync(join(backups, name), 'old');

@@ -1,33 +1,13 @@
 // A per-camera target FAR anywhere on the embedder's calibrated FAR curve, over a real mosquitto: taken
 // live by config/set, and refused with the camera and the range named, at start and by config/set
 // (which then leaves the file as it was).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { loadModel, manifestPathFor, type Precision } from '../../../runtime/models/manifest.ts';
-import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
-import { hamiltonCamera, Operator, type RunningApp, startApp } from './harness.ts';
+import { hamiltonCamera, Operator, startApp, useDeviceBed } from './harness.ts';
 
-let dir: string;
-let broker: Mosquitto;
-let device: RunningApp | undefined;
-let op: Operator | undefined;
-
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'facegate-target-far-'));
-  broker = await startMosquitto();
-});
-
-afterEach(async () => {
-  await device?.app.stop().catch(() => {});
-  device = undefined;
-  await op?.end();
-  op = undefined;
-  await broker.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
+const bed = useDeviceBed('facegate-target-far-');
 
 /** The running embedder's curve: its lowest FAR and a FAR between two of its points. */
 function curveOfEmbedder(precision: Precision): { lowest: number; highest: number; between: number } {
@@ -47,8 +27,10 @@ const withOverride = (targetFar: number) => ({
 
 describe('per-camera target FAR', () => {
   it('takes any FAR within the curve over config/set and refuses one outside it, naming camera and range', async () => {
-    device = await startApp(dir, broker.url);
-    op = await Operator.connect(broker.url, device.app.topics);
+    const device = await startApp(bed.dir, bed.broker.url);
+    bed.device = device;
+    const op = await Operator.connect(bed.broker.url, device.app.topics);
+    bed.op = op;
     const { lowest, highest, between } = curveOfEmbedder(device.config.models.precision);
 
     const taken = await op.ask('config/set', { config: withOverride(between) });
@@ -66,7 +48,7 @@ describe('per-camera target FAR', () => {
   });
 
   it('refuses to start with a camera whose target FAR is outside the curve', async () => {
-    await expect(startApp(dir, broker.url, withOverride(1e-9))).rejects.toThrow(
+    await expect(startApp(bed.dir, bed.broker.url, withOverride(1e-9))).rejects.toThrow(
       /^camera door: recognition\.targetFar 1e-9 is outside the range embedder facerec/,
     );
   });

@@ -1,42 +1,15 @@
-// Unknown visitors and corrections on the running device, for real: ffmpeg plays a video made from a
-// photo of someone who is not enrolled (or the demo clip), the models run in ONNX Runtime, events and
-// commands go through a real mosquitto, and the gallery file persists across restarts.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FaceEvent } from '../../../runtime/events/schema.ts';
 import { buildTopics } from '../../../runtime/mqtt/topics.ts';
-import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto.ts';
 import { FACES_DIR } from '../../helpers/paths.ts';
 import { videoOfPhoto } from '../../helpers/video.ts';
 import { waitUntil } from '../mqtt/support.ts';
-import { DEVICE, hamiltonCamera, LIN, Operator, type RunningApp, startApp, videoCamera } from './harness.ts';
+import { DEVICE, hamiltonCamera, LIN, Operator, startApp, useDeviceBed, videoCamera } from './harness.ts';
 
 const STRANGER = join(FACES_DIR, 'face_recognition_examples', 'knn_examples', 'train', 'obama', 'obama.jpg');
 
-let dir: string;
-let broker: Mosquitto;
-let device: RunningApp | undefined;
-let op: Operator | undefined;
-
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'facegate-unknowns-'));
-  broker = await startMosquitto();
-});
-
-afterEach(async () => {
-  await stop();
-  await broker.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function stop(): Promise<void> {
-  await device?.app.stop().catch(() => {});
-  device = undefined;
-  await op?.end();
-  op = undefined;
-}
+const bed = useDeviceBed('facegate-unknowns-');
 
 /**
  * Starts the device on `video` (one pass), waits until the video is over and returns the events of that
@@ -45,9 +18,12 @@ async function stop(): Promise<void> {
 async function play(video: string): Promise<FaceEvent[]> {
   const camera = videoCamera(video);
   // Subscribed before the camera starts, so no event is missed.
-  op = await Operator.connect(broker.url, buildTopics({ baseTopic: 'facegate', deviceId: DEVICE }));
-  device = await startApp(dir, broker.url, { cameras: [camera], recognition: { trackMaxAgeMs: 300 } });
-  const app = device.app;
+  bed.op = await Operator.connect(bed.broker.url, buildTopics({ baseTopic: 'facegate', deviceId: DEVICE }));
+  bed.device = await startApp(bed.dir, bed.broker.url, {
+    cameras: [camera],
+    recognition: { trackMaxAgeMs: 300 },
+  });
+  const app = bed.device.app;
   let last = -1;
   let still = 0;
   await waitUntil(
@@ -61,13 +37,13 @@ async function play(video: string): Promise<FaceEvent[]> {
     120_000,
   );
   const produced = app.cameraStats()[0].events;
-  await waitUntil('every event', () => (op?.events().length ?? 0) >= produced, 10_000);
-  return op?.events() ?? [];
+  await waitUntil('every event', () => (bed.op?.events().length ?? 0) >= produced, 10_000);
+  return bed.op?.events() ?? [];
 }
 
 describe('unknown visitors (real mosquitto, ffmpeg, ONNX Runtime)', () => {
   it('keeps one unknown id over repeated visits and restarts; naming it makes the next visit recognized', async () => {
-    const visits = await videoOfPhoto(STRANGER, join(dir, 'visits.mp4'), { seconds: 2, visits: 2 });
+    const visits = await videoOfPhoto(STRANGER, join(bed.dir, 'visits.mp4'), { seconds: 2, visits: 2 });
     const first = (await play(visits)).filter((e) => e.type === 'unknown');
     // One unknown event per visit at least, all filed under the same visitor.
     expect(first.length).toBeGreaterThanOrEqual(2);
@@ -76,23 +52,23 @@ describe('unknown visitors (real mosquitto, ffmpeg, ONNX Runtime)', () => {
     expect(ids.size).toBe(1);
     const [unknownId] = ids;
     expect(unknownId).toMatch(/^unknown-\d+$/);
-    const listed = await op?.ask('face/unknowns');
+    const listed = await bed.op?.ask('face/unknowns');
     expect(listed).toMatchObject({
       status: 'ok',
       data: { unknowns: [{ id: unknownId, lastCamera: 'door' }] },
     });
-    await stop();
+    await bed.stopDevice();
 
     // Another day: the gallery file remembers the visitor.
     const again = (await play(visits)).filter((e) => e.type === 'unknown');
     expect(again.length).toBeGreaterThan(0);
     expect(new Set(again.map((e) => e.unknownId))).toEqual(new Set([unknownId]));
 
-    const named = await op?.ask('face/enroll', { name: 'visitor', fromUnknown: unknownId });
+    const named = await bed.op?.ask('face/enroll', { name: 'visitor', fromUnknown: unknownId });
     expect(named).toMatchObject({ status: 'ok', data: { name: 'visitor', added: expect.any(Number) } });
     expect((named as { data: { added: number } }).data.added).toBeGreaterThan(0);
-    expect(await op?.ask('face/unknowns')).toMatchObject({ data: { unknowns: [] } });
-    await stop();
+    expect(await bed.op?.ask('face/unknowns')).toMatchObject({ data: { unknowns: [] } });
+    await bed.stopDevice();
 
     const named_visit = await play(visits);
     const recognized = named_visit.filter((e) => e.type === 'recognized');
@@ -104,42 +80,47 @@ describe('unknown visitors (real mosquitto, ffmpeg, ONNX Runtime)', () => {
     // Nobody is enrolled: the clip's visitor is unknown.
     const first = (await play(hamiltonCamera().source.path)).filter((e) => e.type === 'unknown');
     expect(first.length).toBeGreaterThan(0);
-    const fromUnknownEvent = await op?.ask('face/enroll', { name: 'lin', fromEvent: first[0].id });
+    const fromUnknownEvent = await bed.op?.ask('face/enroll', { name: 'lin', fromEvent: first[0].id });
     expect(fromUnknownEvent).toMatchObject({ status: 'ok', data: { name: 'lin', added: 1 } });
-    await stop();
+    await bed.stopDevice();
 
     const next = await play(hamiltonCamera().source.path);
     const recognized = next.filter((e) => e.type === 'recognized');
     expect(recognized.length).toBeGreaterThan(0);
     expect(recognized.every((e) => e.identity === 'lin')).toBe(true);
     // A recognised event's face is added to a person the same way: lin now has two faces.
-    const fromRecognizedEvent = await op?.ask('face/enroll', { name: 'lin', fromEvent: recognized[0].id });
+    const fromRecognizedEvent = await bed.op?.ask('face/enroll', {
+      name: 'lin',
+      fromEvent: recognized[0].id,
+    });
     expect(fromRecognizedEvent).toMatchObject({ status: 'ok', data: { name: 'lin', added: 1 } });
-    expect(await op?.ask('face/list')).toMatchObject({ data: { faces: [{ name: 'lin', embeddings: 2 }] } });
+    expect(await bed.op?.ask('face/list')).toMatchObject({
+      data: { faces: [{ name: 'lin', embeddings: 2 }] },
+    });
   });
 
   it('does not recognise a rejected match again', async () => {
-    device = await startApp(dir, broker.url, {});
-    expect(await device.app.enrollPhoto('lin-manuel-miranda', LIN)).toEqual({ added: 1 });
-    await stop();
+    bed.device = await startApp(bed.dir, bed.broker.url, {});
+    expect(await bed.device.app.enrollPhoto('lin-manuel-miranda', LIN)).toEqual({ added: 1 });
+    await bed.stopDevice();
     const before = (await play(hamiltonCamera().source.path)).filter((e) => e.type === 'recognized');
     expect(before.length).toBeGreaterThan(0);
     expect(before.every((e) => e.identity === 'lin-manuel-miranda')).toBe(true);
     // The operator says: that was not Lin-Manuel Miranda.
     for (const event of before) {
-      const rejected = await op?.ask('face/reject', { event: event.id });
+      const rejected = await bed.op?.ask('face/reject', { event: event.id });
       expect(rejected).toMatchObject({
         status: 'ok',
         data: { event: event.id, identity: 'lin-manuel-miranda', negatives: expect.any(Number) },
       });
     }
-    const unknownEvent = (op?.events() ?? []).find((e) => e.type === 'unknown');
+    const unknownEvent = (bed.op?.events() ?? []).find((e) => e.type === 'unknown');
     if (unknownEvent)
-      expect(await op?.ask('face/reject', { event: unknownEvent.id })).toMatchObject({
+      expect(await bed.op?.ask('face/reject', { event: unknownEvent.id })).toMatchObject({
         status: 'error',
         error: `event ${unknownEvent.id} is unknown, not a recognition: there is nobody to reject`,
       });
-    await stop();
+    await bed.stopDevice();
 
     const after = await play(hamiltonCamera().source.path);
     expect(after.length).toBeGreaterThan(0);
