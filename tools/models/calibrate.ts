@@ -75,10 +75,7 @@ export async function measureThresholds(
     opts.log(`[calibrate] ${spec.name}: thresholds over every impostor pair`);
     models[spec.name] = {
       ...calibration,
-      thresholds: {
-        fp32: await embedderThresholds(fp32, spec, samples, 'ort'),
-        int8: await embedderThresholds(int8, spec, samples, 'kernels'),
-      },
+      thresholds: await embedderThresholds(fp32, int8, spec, samples),
     };
   }
   return { ...table, models };
@@ -107,10 +104,7 @@ export async function measureCalibration(opts: CalibrateOptions): Promise<Calibr
     let thresholds: ModelCalibration['thresholds'];
     if (spec.task === 'face-embedding') {
       const int8 = serializeModel(quantizeGraph(graph, planQuantization(graph), best.ranges).graph, PRODUCER);
-      thresholds = {
-        fp32: await embedderThresholds(fp32, spec, samples, 'ort'),
-        int8: await embedderThresholds(int8, spec, samples, 'kernels'),
-      };
+      thresholds = await embedderThresholds(fp32, int8, spec, samples);
     }
     models[spec.name] = {
       fp32Sha256: sha256(fp32),
@@ -152,15 +146,30 @@ export function curveFars(impostorPairs: number): number[] {
   }
 }
 
-/** Cosine thresholds for FAR 1e-2, 1e-3 and the curve over every different-person pair of calibration faces. */
+/**
+ * An embedder's thresholds at both precisions: fp32 on ONNX Runtime, int8 on the native kernels (the
+ * engine devices run, and exact int8 on every CPU where ORT's saturates on x86 without VNNI, so the
+ * thresholds do not depend on where they were measured).
+ */
 async function embedderThresholds(
-  onnx: Uint8Array,
+  fp32: Uint8Array,
+  int8: Uint8Array,
   spec: ModelSpec,
   samples: CalibrationSample[],
+): Promise<NonNullable<ModelCalibration['thresholds']>> {
+  return {
+    fp32: await measuredThresholds(fp32, 'ort', spec, samples),
+    int8: await measuredThresholds(int8, 'kernels', spec, samples),
+  };
+}
+
+/** Cosine thresholds for FAR 1e-2, 1e-3 and the curve over every different-person pair of calibration faces. */
+async function measuredThresholds(
+  onnx: Uint8Array,
   engineKind: EngineKind,
+  spec: ModelSpec,
+  samples: CalibrationSample[],
 ): Promise<MeasuredThresholds> {
-  // int8 on the native kernels: the engine devices run, and exact int8 on every CPU (ORT's saturates
-  // on x86 without VNNI), so the thresholds do not depend on where they were measured.
   const engine = await openEngine(onnx, { engine: engineKind, label: spec.name });
   const stub = {
     task: spec.task,
