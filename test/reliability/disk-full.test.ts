@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openEventQueue } from '../../runtime/events/queue.ts';
-import { buildEvent } from '../../runtime/events/schema.ts';
 import { CROP_BYTES, EMBEDDING_DIM, Gallery } from '../../runtime/matching/gallery.ts';
 import { ModelSlots } from '../../runtime/model-update/slots.ts';
 import { loadModel, manifestPathFor, sha256 } from '../../runtime/models/manifest.ts';
 import { startMqttClient } from '../../runtime/mqtt/client.ts';
 import { buildTopics } from '../../runtime/mqtt/topics.ts';
 import { silentLogger } from '../../runtime/util/log.ts';
+import { doorEvent } from '../helpers/events.ts';
 import { freePort } from '../helpers/mosquitto.ts';
 import { MODELS_DIR } from '../helpers/paths.ts';
 
@@ -35,13 +35,7 @@ function fill(leave: number): string {
 }
 
 function event(n: number) {
-  return buildEvent({
-    camera: 'door',
-    type: 'unknown',
-    score: 0.5,
-    box: [1, 2, 3, 4],
-    trackId: n,
-    model: { name: 'facerec', version: '1.0.0' },
+  return doorEvent(n, {
     snapshot: Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(2000, n % 256)]),
   });
 }

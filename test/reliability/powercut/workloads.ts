@@ -8,11 +8,12 @@ import { pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { loadConfig, saveConfigAtomic } from '../../../runtime/config/index.ts';
 import { openEventQueue } from '../../../runtime/events/queue.ts';
-import { buildEvent, type FaceEvent } from '../../../runtime/events/schema.ts';
+import type { FaceEvent } from '../../../runtime/events/schema.ts';
 import { CROP_BYTES, EMBEDDING_DIM, Gallery } from '../../../runtime/matching/gallery.ts';
 import { ModelSlots } from '../../../runtime/model-update/slots.ts';
 import { loadModel, manifestPathFor, sha256 } from '../../../runtime/models/manifest.ts';
 import { seededRandom } from '../../../runtime/util/random.ts';
+import { doorEvent } from '../../helpers/events.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { mark } from './trace.ts';
 
@@ -28,15 +29,7 @@ export interface Workload {
 const QUEUE_OPTIONS = { maxEvents: 1000, policy: 'drop-oldest', segmentBytes: 900 } as const;
 
 function queueEvent(n: number): FaceEvent {
-  const event = buildEvent({
-    camera: 'door',
-    type: 'unknown',
-    score: 0.5,
-    box: [1, 2, 3, 4],
-    trackId: n,
-    model: { name: 'facerec', version: '1.0.0' },
-    time: new Date(Date.UTC(2026, 0, 1, 0, 0, n)),
-  });
+  const event = doorEvent(n, { time: new Date(Date.UTC(2026, 0, 1, 0, 0, n)) });
   return { ...event, id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}` };
 }
 
