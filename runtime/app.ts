@@ -253,6 +253,7 @@ export class App {
       topics,
       queue,
       eventQos: config.mqtt.qos,
+      subscriberGraceMs: config.mqtt.subscriberGraceSeconds * 1000,
       clientId,
       username,
       password,

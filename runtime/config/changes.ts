@@ -8,7 +8,7 @@ import { formatPath, isPlainObject, type PathSegment } from './util.ts';
  * Live keys, as path prefixes (`[*]` = any camera). Everything not listed needs a restart, in particular:
  * cameras[*].id/source/width/height (the capture pipeline is rebuilt), models.dir/precision/engine/threads
  * and model names (sessions are loaded once), presentationAttack.enabled (loads models), gallery.path,
- * mqtt.url/credentials/tls/clientId/keepalive/qos and the in-process broker (the connection is set up
+ * mqtt.url/credentials/tls/clientId/keepalive/qos/subscriberGraceSeconds and the in-process broker (the connection is set up
  * once), offlineQueue (the queue is opened once with its size and policy), logging (the logger is made
  * once, at start), device.id (it is part of every topic and file name) and dataDir. A key belongs here
  * only once its owner re-reads it on config/set: listing one that is read at start only would answer

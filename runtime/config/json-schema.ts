@@ -470,6 +470,7 @@ export const CONFIG_JSON_SCHEMA = {
         'keepaliveSeconds',
         'snapshots',
         'qos',
+        'subscriberGraceSeconds',
       ],
       properties: {
         url: {
@@ -549,6 +550,13 @@ export const CONFIG_JSON_SCHEMA = {
             'MQTT quality of service of face events, sent live or replayed from the offline queue (0, 1 or 2; every other topic uses 1). At 1 and 2 an event leaves the offline queue once the broker acknowledged it (PUBACK, PUBCOMP); at 0 once it is written to the socket, so events sent just before an unnoticed connection failure can be lost.',
           type: 'integer',
           enum: [0, 1, 2],
+        },
+        subscriberGraceSeconds: {
+          description:
+            "After each (re)connect, events wait in the offline queue up to this long while the broker answers that no subscriber takes them (MQTT 5's 'no matching subscribers'), so subscribers whose sessions a restarted broker lost still get them once they subscribe again; the wait ends as soon as one event reaches a subscriber. 0 sends events on at once. External brokers only (the in-process broker speaks MQTT 3.1.1), QoS 1 and 2.",
+          type: 'integer',
+          minimum: 0,
+          maximum: 3600,
         },
       },
     },

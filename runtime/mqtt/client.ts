@@ -12,6 +12,11 @@
 // clean, so after a broken connection an event may still come twice. At QoS 0 there is no acknowledgement:
 // an event counts as delivered (and leaves the offline queue) once it is written to the socket, so events
 // written just before a connection dies unnoticed are lost; it is at-most-once for those.
+//
+// Subscribers after a (re)connect: a broker that restarted without its sessions (no persistence, or killed
+// before its last save) accepts events before the subscribers are back, and a PUBACK then means nobody got
+// them. MQTT 5 says so (reason 16, "no matching subscribers"), so for `subscriberGraceMs` after each
+// connect events go through the queue and its head is offered one at a time until a subscriber takes one.
 
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
@@ -58,6 +63,11 @@ export interface FacegateMqttOptions {
   publishTimeoutMs?: number;
   /** Queued events in flight at once during a replay. */
   replayWindow?: number;
+  /**
+   * MQTT 5, QoS 1 and 2: how long after a (re)connect events wait in the queue for a subscriber while the
+   * broker answers "no matching subscribers"; ends as soon as one event reaches a subscriber. 0 = never.
+   */
+  subscriberGraceMs?: number;
   /** Bound on stop(): flushing, `stopped`, DISCONNECT. */
   stopTimeoutMs?: number;
   /**
@@ -110,6 +120,11 @@ const NOT_CONFIRMED: Record<Qos, string> = {
   2: 'no PUBCOMP',
 };
 
+/** MQTT 5 PUBACK/PUBREC reason code: accepted, but no subscription matched. */
+const NO_MATCHING_SUBSCRIBERS = 16;
+/** While holding events for subscribers: how often the queue head is offered again. */
+const SUBSCRIBER_POLL_MS = 250;
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Whether `promise` settled within `ms`; the timer is cleared so it never holds the process open. */
@@ -138,6 +153,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
   private readonly client: MqttClient;
   private readonly publishTimeoutMs: number;
   private readonly replayWindow: number;
+  private readonly subscriberGraceMs: number;
   private readonly stopTimeoutMs: number;
   private readonly log: Logger;
 
@@ -149,6 +165,10 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
   private readonly pendingStores = new Set<Promise<unknown>>();
   private readonly retained = new Map<string, string>();
   private lastError = '';
+  /** Until when (ms since epoch) events wait for a subscriber; 0 once one was reached or not applicable. */
+  private holdUntil = 0;
+  /** Message ids the broker acknowledged with "no matching subscribers" on this connection. */
+  private readonly unheard = new Set<number>();
   private readonly counters = { connects: 0, published: 0, replayed: 0, queued: 0, dropped: 0 };
 
   private constructor(opts: FacegateMqttOptions, clientOptions: IClientOptions) {
@@ -158,6 +178,9 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     this.eventQos = opts.eventQos ?? 1;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
     this.replayWindow = opts.replayWindow ?? 16;
+    // Reason codes exist only in MQTT 5, acknowledgements only at QoS 1 and 2.
+    this.subscriberGraceMs =
+      opts.protocolVersion === 5 && this.eventQos > 0 ? (opts.subscriberGraceMs ?? 0) : 0;
     this.stopTimeoutMs = opts.stopTimeoutMs ?? 5_000;
     this.log = opts.log ?? defaultLog;
     this.client = connect(opts.url, { ...clientOptions, manualConnect: true });
@@ -183,6 +206,12 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     this.client.on('connect', () => this.onConnect());
     this.client.on('close', () => this.connectionLost('connection closed'));
     this.client.on('error', (err) => this.logError(err));
+    // Emitted before mqtt.js completes the publish, so publish() finds the id here when it resolves.
+    this.client.on('packetreceive', (packet) => {
+      if (packet.cmd !== 'puback' && packet.cmd !== 'pubrec') return;
+      if (packet.reasonCode === NO_MATCHING_SUBSCRIBERS) this.unheard.add(packet.messageId as number);
+      else this.unheard.delete(packet.messageId as number);
+    });
   }
 
   /** Starts connecting and returns at once: a broker that is down is retried while events queue up. */
@@ -261,7 +290,9 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
    */
   publishEvent(event: FaceEvent): Promise<PublishOutcome> {
     if (this.stopping) return Promise.reject(new Error('MQTT client is stopped'));
-    if (this.online && this.queue.size === 0 && !this.draining) return this.publishDirect(event);
+    if (this.online && this.queue.size === 0 && !this.draining && !this.holdingForSubscribers()) {
+      return this.publishDirect(event);
+    }
     return this.store(event);
   }
 
@@ -283,10 +314,11 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
 
   private async shutdown(): Promise<void> {
     const deadline = Date.now() + this.stopTimeoutMs;
-    while (Date.now() < deadline && (this.inflight.length > 0 || (this.online && this.queue.size > 0))) {
-      await sleep(10);
-    }
-    if (this.inflight.length > 0 || this.draining) this.connectionLost('stop timed out while flushing');
+    // Events waiting for a subscriber stay queued for the next start; the replay stops offering them.
+    const flushing = () =>
+      this.inflight.length > 0 || (this.online && this.queue.size > 0 && !this.holdingForSubscribers());
+    while (Date.now() < deadline && flushing()) await sleep(10);
+    if (flushing()) this.connectionLost('stop timed out while flushing');
     while (this.draining && Date.now() < deadline + 1_000) await sleep(10);
     await Promise.allSettled([...this.pendingStores]);
 
@@ -310,6 +342,8 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
 
   private onConnect(): void {
     this.online = true;
+    this.unheard.clear();
+    this.holdUntil = this.subscriberGraceMs > 0 ? Date.now() + this.subscriberGraceMs : 0;
     this.lastError = '';
     this.counters.connects++;
     this.log.info('connected');
@@ -384,14 +418,31 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     if (this.online && !this.draining && this.queue.size > 0) void this.replay();
   }
 
-  /** Publishes the queue head in windows; acknowledges only the prefix the broker confirmed. */
+  /** Whether events still wait for a subscriber after this connect (see the top of this file). */
+  private holdingForSubscribers(): boolean {
+    if (this.holdUntil === 0) return false;
+    if (Date.now() < this.holdUntil) return true;
+    this.holdUntil = 0;
+    this.log.warn(
+      `no subscriber took an event within ${this.subscriberGraceMs / 1000} s of connecting: sending events on`,
+    );
+    return false;
+  }
+
+  /**
+   * Publishes the queue head in windows; acknowledges only the prefix the broker confirmed. While events
+   * wait for a subscriber the window is one event, offered again until a subscriber takes it.
+   */
   private async replay(): Promise<void> {
     this.draining = true;
     this.log.info(`replaying ${this.queue.size} queued event(s) at QoS ${this.eventQos}`);
     let failed = false;
+    let keptForNextStart = false;
+    let waitingLogged = false;
     try {
       while (this.online && this.queue.size > 0) {
-        const batch = this.queue.peek(this.replayWindow);
+        const holding = this.holdingForSubscribers();
+        const batch = this.queue.peek(holding ? 1 : this.replayWindow);
         const results = await Promise.allSettled(
           batch.map(({ event }) =>
             this.publish(
@@ -403,6 +454,23 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
         );
         const firstFailure = results.findIndex((r) => r.status === 'rejected');
         const confirmed = firstFailure === -1 ? batch.length : firstFailure;
+        if (holding && confirmed === 1) {
+          if ((results[0] as PromiseFulfilledResult<boolean>).value) {
+            this.holdUntil = 0;
+          } else {
+            // A stop keeps the waiting events for the next start.
+            keptForNextStart = this.stopping !== null;
+            if (keptForNextStart) break;
+            if (!waitingLogged) {
+              this.log.info(
+                `the broker has no subscriber for events: keeping them queued for up to ${this.subscriberGraceMs / 1000} s`,
+              );
+              waitingLogged = true;
+            }
+            await sleep(SUBSCRIBER_POLL_MS);
+            continue;
+          }
+        }
         if (confirmed > 0) {
           await this.queue.ack(batch[confirmed - 1].seq);
           this.counters.replayed += confirmed;
@@ -418,7 +486,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     } finally {
       this.draining = false;
     }
-    if (failed) return;
+    if (failed || keptForNextStart) return;
     if (this.queue.size > 0) {
       // A reconnect that happened while this replay was finishing found it still running.
       this.kickReplay();
@@ -432,17 +500,20 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     this.publish(topic, payload, 1, true).catch((err) => this.logError(err));
   }
 
-  /** Resolves on the broker's PUBACK (QoS 1) or PUBCOMP (QoS 2), or once written to the socket (QoS 0). */
-  private publish(topic: string, payload: string, qos: Qos, retain = false): Promise<void> {
+  /**
+   * Resolves on the broker's PUBACK (QoS 1) or PUBCOMP (QoS 2), or once written to the socket (QoS 0): true
+   * unless an MQTT 5 broker said no subscription matched.
+   */
+  private publish(topic: string, payload: string, qos: Qos, retain = false): Promise<boolean> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`${NOT_CONFIRMED[qos]} within ${this.publishTimeoutMs} ms on ${topic}`)),
         this.publishTimeoutMs,
       );
-      this.client.publish(topic, payload, { qos, retain }, (err) => {
+      this.client.publish(topic, payload, { qos, retain }, (err, packet) => {
         clearTimeout(timer);
         if (err) reject(err);
-        else resolve();
+        else resolve(!(packet?.messageId !== undefined && this.unheard.delete(packet.messageId)));
       });
     });
   }

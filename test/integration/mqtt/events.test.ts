@@ -192,4 +192,69 @@ describe('events (mosquitto)', () => {
     await waitUntil('5 events', () => subscriber.uniqueEvents(topics.event).length === 5);
     expect(subscriber.uniqueEvents(topics.event).map(strip)).toEqual(events);
   });
+
+  /**
+   * A broker restarted without its sessions (no persistence here; a SIGKILL before its save does the same)
+   * has no subscription when the device, reconnecting first, replays its queue. The subscriber (clean
+   * session, resubscribing on reconnect) is back 3 s later. Resolves what it received and the device logs.
+   */
+  async function restartWithoutSessions(subscriberGraceMs: number) {
+    const broker = await startMosquitto();
+    cleanup(() => broker.dispose());
+    const subscriber = await Subscriber.connect(broker.url, ['facegate/+/event'], { reconnectPeriod: 3_000 });
+    cleanup(() => subscriber.end());
+    const { client, topics, queue, logs } = await startDevice(cleanup, broker.url, {
+      protocolVersion: 5,
+      subscriberGraceMs,
+    });
+    await waitUntil('connect', () => client.connected);
+    const sent = Array.from({ length: 25 }, () => makeEvent());
+    // Through the queue until a subscriber is seen to take one (right away here).
+    for (const e of sent.slice(0, 5)) await client.publishEvent(e);
+    await waitUntil('5 live events', () => subscriber.uniqueEvents(topics.event).length === 5);
+
+    await broker.kill();
+    for (const e of sent.slice(5)) expect(await client.publishEvent(e)).toBe('queued');
+    await broker.start();
+    await waitUntil('the replay', () => queue.size === 0, 20_000);
+    // The subscriber is back ~3 s after the restart; anything it is still owed would arrive within this.
+    await waitUntil('the subscriber back', () => subscriber.client.connected, 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    return { sent, received: subscriber.events(topics.event), logs };
+  }
+
+  it('keeps replayed events for subscribers a restarted broker lost until one subscribes again', async () => {
+    const { sent, received, logs } = await restartWithoutSessions(20_000);
+    expect(received.map((e) => e.id)).toEqual(sent.map((e) => e.id));
+    expect(received.slice(5).every((e) => e.replayed === true)).toBe(true);
+    expect(logs).toContain(
+      'info: the broker has no subscriber for events: keeping them queued for up to 20 s',
+    );
+  });
+
+  it('without the grace the same restart sends the replay to nobody (the case the grace is for)', async () => {
+    const { sent, received } = await restartWithoutSessions(0);
+    const got = new Set(received.map((e) => e.id));
+    // The 5 live events arrived; the replay went out before the subscriber was back, so some were lost.
+    expect(sent.slice(0, 5).every((e) => got.has(e.id))).toBe(true);
+    expect(got.size).toBeLessThan(sent.length);
+  });
+
+  it('sends events on once the grace has passed with no subscriber at all', async () => {
+    const broker = await startMosquitto();
+    cleanup(() => broker.dispose());
+    const { client, queue, logs } = await startDevice(cleanup, broker.url, {
+      protocolVersion: 5,
+      subscriberGraceMs: 1_000,
+    });
+    await waitUntil('connect', () => client.connected);
+    const started = Date.now();
+    for (let i = 0; i < 3; i++) expect(await client.publishEvent(makeEvent())).toBe('queued');
+    await waitUntil('the queue sent on', () => queue.size === 0, 10_000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(client.stats()).toMatchObject({ published: 0, replayed: 3, queued: 3 });
+    expect(logs).toContain('warn: no subscriber took an event within 1 s of connecting: sending events on');
+    // Once the grace is over, events go straight out again.
+    expect(await client.publishEvent(makeEvent())).toBe('published');
+  });
 });

@@ -135,6 +135,7 @@ const full: DeepRequired<Config> = {
     keepaliveSeconds: 30,
     snapshots: true,
     qos: 2,
+    subscriberGraceSeconds: 10,
   },
   control: {
     maxPayloadBytes: 4096,
