@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { InferenceSession } from 'onnxruntime-node';
 import type { ModelInfo, Tensor, TensorValues } from '../../runtime/models/onnx/graph.ts';
 import { Graph } from '../../runtime/models/onnx/graph.ts';
 import { readOnnx } from '../../runtime/models/onnx/reader.ts';
@@ -164,6 +165,8 @@ for (const file of files) {
       { name: 'reader.ts', run: async () => readOnnx(bytes) },
       { name: 'protobufjs+adapter', run: async () => readWithProtobufjs(proto, bytes) },
       { name: 'protobufjs decode only', run: async () => proto.onnx.ModelProto.decode(bytes) },
+      // For scale: what opening the model on ONNX Runtime costs anyway.
+      { name: 'ORT session create', run: async () => (await InferenceSession.create(bytes)).release() },
     ],
     { warmup: 3, rounds: Number(values.rounds) },
   );
