@@ -10,7 +10,7 @@ import { openModel } from '../engine/registry.ts';
 import { findGates } from '../models/gated/pattern.ts';
 import { loadModel, MODEL_NAMES, manifestPathFor } from '../models/manifest.ts';
 import { type OnnxModel, readOnnx } from '../models/onnx/reader.ts';
-import { renderLineChart } from '../report/plot.ts';
+import { type LineChartSpec, renderLineChart } from '../report/plot.ts';
 import { Progress } from '../report/progress.ts';
 import type { InferenceEngine, TensorIn } from '../types.ts';
 import { type Logger, silentLogger } from '../util/log.ts';
@@ -214,50 +214,44 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
   timing.done();
   await Promise.all(scored.map((p) => p.engine_.close()));
   const points = scored.map(({ engine_: _, ...p }, k) => ({ ...p, ms_per_run: timings[k].p50 }));
-  if (opts.pngPath) await renderSweep(points, opts.pngPath);
+  if (opts.pngPath) await renderLineChart(sweepChart(points), opts.pngPath);
   return points;
 }
 
-async function renderSweep(points: SweepPoint[], pngPath: string): Promise<void> {
-  // One line per gated embedder, following the threshold, so each reads as the trade-off a deployment
-  // can choose along.
+/** The sweep's plot: one line per gated embedder, following the threshold, so each reads as the
+ * trade-off a deployment can choose along (exported for tools/decisions/plot.ts). */
+export function sweepChart(points: SweepPoint[]): LineChartSpec {
   const names = [...new Set(points.flatMap((p) => (p.candidate === null ? [] : [p.candidate])))];
   const curve = (name: string) =>
     points
       .filter((p) => p.candidate === name)
       .sort((a, b) => (a.threshold as number) - (b.threshold as number));
   const pct = (v: number) => 100 * v;
-  await renderLineChart(
-    {
-      title: 'LFW dev: ReLU-zero gate threshold sweep (int8 embedder, 1 thread)',
-      xLabel: 'ms per embedder run (lower is faster)',
-      yLabel: 'percent',
-      series: names.flatMap((name) => [
-        {
-          name: `accuracy, ${name}`,
-          points: curve(name).map((p): [number, number] => [p.ms_per_run, pct(p.accuracy)]),
-        },
-        {
-          name: `TPR@FAR 1e-2 (all pairs), ${name}`,
-          points: curve(name).map((p): [number, number] => [
-            p.ms_per_run,
-            pct(p.tpr_at_far_all_pairs['0.01']),
-          ]),
-          dashed: true,
-        },
-      ]),
-      markers: points.flatMap((p) => [
-        {
-          x: p.ms_per_run,
-          y: pct(p.accuracy),
-          label: p.relu_zero ? `t=${p.threshold}` : p.name,
-        },
-        ...(p.relu_zero
-          ? []
-          : [{ x: p.ms_per_run, y: pct(p.tpr_at_far_all_pairs['0.01']), label: `${p.name} TPR` }]),
-      ]),
-      legend: 'bottom-right',
-    },
-    pngPath,
-  );
+  return {
+    title: 'LFW dev: ReLU-zero gate threshold sweep (int8 embedder, 1 thread)',
+    xLabel: 'ms per embedder run (lower is faster)',
+    yLabel: 'percent',
+    series: names.flatMap((name) => [
+      {
+        name: `accuracy, ${name}`,
+        points: curve(name).map((p): [number, number] => [p.ms_per_run, pct(p.accuracy)]),
+      },
+      {
+        name: `TPR@FAR 1e-2 (all pairs), ${name}`,
+        points: curve(name).map((p): [number, number] => [p.ms_per_run, pct(p.tpr_at_far_all_pairs['0.01'])]),
+        dashed: true,
+      },
+    ]),
+    markers: points.flatMap((p) => [
+      {
+        x: p.ms_per_run,
+        y: pct(p.accuracy),
+        label: p.relu_zero ? `t=${p.threshold}` : p.name,
+      },
+      ...(p.relu_zero
+        ? []
+        : [{ x: p.ms_per_run, y: pct(p.tpr_at_far_all_pairs['0.01']), label: `${p.name} TPR` }]),
+    ]),
+    legend: 'bottom-right',
+  };
 }

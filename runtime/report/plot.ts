@@ -323,28 +323,34 @@ export interface RocChartOptions {
   markers?: readonly ChartMarker[];
 }
 
+/** The ROC plot of `eval lfw --roc`: FAR on a log axis against TPR. */
+export function rocChart(
+  curves: readonly RocSeries[],
+  title: string,
+  options: RocChartOptions = {},
+): LineChartSpec {
+  return {
+    title,
+    xLabel: 'False accept rate (FAR, log scale)',
+    yLabel: 'True accept rate (TPR)',
+    xLog: true,
+    xRange: options.farRange ?? [1e-4, 1],
+    yRange: options.tprRange ?? [0, 1],
+    series: curves.map((c) => ({
+      name: c.name,
+      dashed: c.dashed,
+      points: c.points.map((p) => [p.far, p.tpr] as const),
+    })),
+    markers: options.markers,
+    legend: 'bottom-right',
+  };
+}
+
 export async function renderRoc(
   curves: readonly RocSeries[],
   pngPath: string,
   title: string,
   options: RocChartOptions = {},
 ): Promise<void> {
-  await renderLineChart(
-    {
-      title,
-      xLabel: 'False accept rate (FAR, log scale)',
-      yLabel: 'True accept rate (TPR)',
-      xLog: true,
-      xRange: options.farRange ?? [1e-4, 1],
-      yRange: options.tprRange ?? [0, 1],
-      series: curves.map((c) => ({
-        name: c.name,
-        dashed: c.dashed,
-        points: c.points.map((p) => [p.far, p.tpr] as const),
-      })),
-      markers: options.markers,
-      legend: 'bottom-right',
-    },
-    pngPath,
-  );
+  await renderLineChart(rocChart(curves, title, options), pngPath);
 }
