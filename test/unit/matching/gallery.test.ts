@@ -1,18 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Sqlite from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Gallery } from '../../../runtime/matching/gallery/index.ts';
+import { SCHEMA_VERSION } from '../../../runtime/matching/gallery/migrations.ts';
 import {
   CROP_BYTES,
-  Gallery,
   GalleryError,
   MAX_NAME_LENGTH,
   normalizePersonName,
-  SCHEMA_VERSION,
-} from '../../../runtime/matching/gallery.ts';
+} from '../../../runtime/matching/gallery/records.ts';
 import { runWriterUntilKilled as runUntilKilled } from '../../helpers/kill-writer.ts';
 import { basis, crop, randomUnit, towards } from './helpers.ts';
 
@@ -313,7 +313,6 @@ describe('Gallery', () => {
     const other = Gallery.open(foreign);
     other.close();
     // Simulate another application's database and a gallery from a newer facegate.
-    const Sqlite = createRequire(import.meta.url)('better-sqlite3');
     const db = new Sqlite(join(dir, 'other-app.db'));
     db.exec('CREATE TABLE things (x)');
     db.close();
