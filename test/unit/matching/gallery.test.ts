@@ -323,6 +323,37 @@ describe('Gallery', () => {
     expect(() => Gallery.open(foreign)).toThrow(/newer than this facegate understands/);
   });
 
+  it('migrates a gallery of an older schema version forward, keeping its people', () => {
+    const path = join(dir, 'old.db');
+    const gallery = Gallery.open(path);
+    gallery.enroll('alice', [{ embedding: basis(0), crop: crop(1), source: 'a' }], V1);
+    gallery.close();
+    // Back to version 1: what a facegate before the unknown-visitor tables left on disk.
+    const old = new Sqlite(path);
+    old.exec('DROP TABLE negatives; DROP TABLE unknown_faces; DROP TABLE unknowns');
+    old.prepare('UPDATE schema_version SET version = 1').run();
+    old.close();
+
+    const reopened = open('old.db');
+    expect(reopened.list().map((p) => [p.name, p.embeddings])).toEqual([['alice', 1]]);
+    reopened.close();
+    const db = new Sqlite(path, { readonly: true });
+    expect(db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
+    const tables = db
+      .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+      .pluck()
+      .all();
+    db.close();
+    expect(tables).toEqual([
+      'embeddings',
+      'negatives',
+      'people',
+      'schema_version',
+      'unknown_faces',
+      'unknowns',
+    ]);
+  });
+
   it('creates the gallery private to its owner and erases a removed person from the file', () => {
     const path = join(dir, 'sub', 'gallery.db');
     const marker = Buffer.from('FACE-CROP-OF-ALICE|');
