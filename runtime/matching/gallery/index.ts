@@ -57,6 +57,8 @@ export interface StoredEmbedding {
   createdAt: Date;
 }
 
+type Statements = ReturnType<typeof prepareStatements>;
+
 function prepareStatements(db: Database) {
   return {
     insertPerson: db.prepare<[name: string, createdAt: number]>(
@@ -87,8 +89,6 @@ function prepareStatements(db: Database) {
     ),
   };
 }
-
-type Statements = ReturnType<typeof prepareStatements>;
 
 export class Gallery {
   private readonly sql: Statements;
