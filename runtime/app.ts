@@ -18,7 +18,7 @@ import { LiveConfig } from './features/live-config.ts';
 import type { Settings } from './features/settings.ts';
 import { StatePublisher } from './features/state-publisher.ts';
 import { UnknownsPruning } from './features/unknowns-pruning.ts';
-import { Gallery } from './matching/gallery.ts';
+import { Gallery } from './matching/gallery/index.ts';
 import { UnknownVisitors } from './matching/unknowns.ts';
 import { type InProcessBroker, startInProcessBroker } from './mqtt/broker.ts';
 import { type FacegateMqttClient, startMqttClient } from './mqtt/client.ts';

@@ -2,7 +2,7 @@
 // thresholds as the camera path.
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.ts';
-import { Gallery } from '../matching/gallery.ts';
+import { Gallery } from '../matching/gallery/index.ts';
 import { FaceAnalyzer } from '../pipeline/analyzer.ts';
 import { enrollPhotos } from '../pipeline/enroll.ts';
 import { decodeImage } from '../vision/image.ts';

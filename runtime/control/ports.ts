@@ -3,7 +3,8 @@
 
 import type { ChangeClassification, Config } from '../config/index.ts';
 import type { ModelRef } from '../events/schema.ts';
-import { type Gallery, normalizePersonName } from '../matching/gallery.ts';
+import type { Gallery } from '../matching/gallery/index.ts';
+import { normalizePersonName } from '../matching/gallery/records.ts';
 import { downloadModel, type ModelChunk } from '../model-update/download.ts';
 import type { ModelSlots } from '../model-update/slots.ts';
 import { type ChunkReceipt, ChunkTransfer } from '../model-update/transfer.ts';

@@ -22,7 +22,7 @@ import sharp from 'sharp';
 import { openModel } from '../engine/registry.ts';
 import type { ModelRef } from '../events/schema.ts';
 import { DecisionEngine } from '../matching/decision.ts';
-import { Gallery } from '../matching/gallery.ts';
+import { Gallery } from '../matching/gallery/index.ts';
 import { matchFrame, type OpenSetRules } from '../matching/match.ts';
 import type { Precision } from '../models/manifest.ts';
 import { MODEL_NAMES } from '../models/manifest.ts';

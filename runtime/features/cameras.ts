@@ -2,7 +2,7 @@
 import { createFrameSource } from '../capture/index.ts';
 import { type Config, cameraSettings } from '../config/index.ts';
 import type { FaceEvent } from '../events/schema.ts';
-import type { Gallery } from '../matching/gallery.ts';
+import type { Gallery } from '../matching/gallery/index.ts';
 import type { FacegateMqttClient } from '../mqtt/client.ts';
 import type { LiveAnalyzer } from '../pipeline/analyzer.ts';
 import {

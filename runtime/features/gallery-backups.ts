@@ -2,7 +2,7 @@
 // the scheduler calls backup(), so there is no start/stop.
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Gallery } from '../matching/gallery.ts';
+import type { Gallery } from '../matching/gallery/index.ts';
 
 /** Gallery backups kept in schedules.backupDir; older ones are deleted after each backup. */
 const BACKUPS_KEPT = 7;

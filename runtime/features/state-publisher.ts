@@ -4,7 +4,7 @@
 import { redactSecrets } from '../config/index.ts';
 import type { ModelControl } from '../control/ports.ts';
 import { type DeviceState, EVENT_SCHEMA_VERSION, type ModelRef } from '../events/schema.ts';
-import type { Gallery } from '../matching/gallery.ts';
+import type { Gallery } from '../matching/gallery/index.ts';
 import type { UnknownVisitors } from '../matching/unknowns.ts';
 import type { FacegateMqttClient } from '../mqtt/client.ts';
 import type { HomeAssistantDiscovery } from '../mqtt/discovery.ts';

@@ -9,7 +9,7 @@
 //   unknown visitor seen before) by a margin; a face between two candidates is not sure of either;
 // - quality: a blurred, small or turned face sits closer to every face, so a poor frame needs a higher
 //   score (the raise scales with how far its quality is from perfect).
-import type { Ranking } from './gallery.ts';
+import type { Ranking } from './gallery/matcher.ts';
 
 export interface OpenSetRules {
   /** Cosine a face must exceed: the embedder manifest's threshold for recognition.targetFar. */

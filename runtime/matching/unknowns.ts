@@ -14,19 +14,19 @@
 // Negatives: a face rejected as person P (face/reject of an event) is stored against P; the decision then
 // treats it as a competitor of P (runtime/matching/match.ts: P must beat it by the margin), so that face, and
 // faces like it, are no longer taken for P.
+import type { Database } from 'better-sqlite3';
 import type { ModelRef } from '../events/schema.ts';
 import { normalize } from '../vision/embedder.ts';
+import type { Gallery } from './gallery/index.ts';
 import {
   CROP_BYTES,
   checkEmbedding,
-  type Database,
   decodeVector,
   EMBEDDING_DIM,
   encodeVector,
-  type Gallery,
   GalleryError,
   normalizePersonName,
-} from './gallery.ts';
+} from './gallery/records.ts';
 
 export interface UnknownOptions {
   maxUnknowns: number;

@@ -2,7 +2,7 @@
 // Shared by `facegate enroll`, the demo seed and the MQTT face/enroll command.
 import { readdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import type { Gallery } from '../matching/gallery.ts';
+import type { Gallery } from '../matching/gallery/index.ts';
 import { IMAGE_FILE } from '../util/face-folder.ts';
 import { decodeImage } from '../vision/image.ts';
 import type { FaceAnalyzer } from './analyzer.ts';

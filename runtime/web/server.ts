@@ -19,7 +19,7 @@ import sharp from 'sharp';
 import type { Config } from '../config/index.ts';
 import type { HealthReport } from '../control/api.ts';
 import type { GalleryPort } from '../control/handlers/index.ts';
-import { CROP_SIZE, GalleryError } from '../matching/gallery.ts';
+import { CROP_SIZE, GalleryError } from '../matching/gallery/records.ts';
 import type { FrameView } from '../pipeline/camera-pipeline.ts';
 import { EnrollError } from '../pipeline/enroll.ts';
 import type { RecentFace } from '../pipeline/recent-faces.ts';

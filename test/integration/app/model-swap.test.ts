@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mergeConfig } from '../../../runtime/config/index.ts';
 import type { ChunkReceipt, ModelStatus } from '../../../runtime/control/api.ts';
 import type { FaceEvent } from '../../../runtime/events/schema.ts';
-import { Gallery } from '../../../runtime/matching/gallery.ts';
+import { Gallery } from '../../../runtime/matching/gallery/index.ts';
 import { signManifest } from '../../../runtime/model-update/signature.ts';
 import { modelChunks } from '../../../runtime/model-update/transfer.ts';
 import type { UpdateState } from '../../../runtime/model-update/updater.ts';

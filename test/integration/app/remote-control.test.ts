@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../runtime/config/index.ts';
 import type { HealthReport } from '../../../runtime/control/api.ts';
-import { Gallery } from '../../../runtime/matching/gallery.ts';
+import { Gallery } from '../../../runtime/matching/gallery/index.ts';
 import { Subscriber, waitUntil } from '../mqtt/support.ts';
 import { hamiltonCamera, LIN, Operator, startApp, useDeviceBed } from './harness.ts';
 

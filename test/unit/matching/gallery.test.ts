@@ -1,18 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Sqlite from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Gallery } from '../../../runtime/matching/gallery/index.ts';
+import { SCHEMA_VERSION } from '../../../runtime/matching/gallery/migrations.ts';
 import {
   CROP_BYTES,
-  Gallery,
   GalleryError,
   MAX_NAME_LENGTH,
   normalizePersonName,
-  SCHEMA_VERSION,
-} from '../../../runtime/matching/gallery.ts';
+} from '../../../runtime/matching/gallery/records.ts';
 import { runWriterUntilKilled as runUntilKilled } from '../../helpers/kill-writer.ts';
 import { basis, crop, randomUnit, towards } from './helpers.ts';
 
@@ -313,7 +313,6 @@ describe('Gallery', () => {
     const other = Gallery.open(foreign);
     other.close();
     // Simulate another application's database and a gallery from a newer facegate.
-    const Sqlite = createRequire(import.meta.url)('better-sqlite3');
     const db = new Sqlite(join(dir, 'other-app.db'));
     db.exec('CREATE TABLE things (x)');
     db.close();
@@ -322,6 +321,37 @@ describe('Gallery', () => {
     newer.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION + 1);
     newer.close();
     expect(() => Gallery.open(foreign)).toThrow(/newer than this facegate understands/);
+  });
+
+  it('migrates a gallery of an older schema version forward, keeping its people', () => {
+    const path = join(dir, 'old.db');
+    const gallery = Gallery.open(path);
+    gallery.enroll('alice', [{ embedding: basis(0), crop: crop(1), source: 'a' }], V1);
+    gallery.close();
+    // Back to version 1: what a facegate before the unknown-visitor tables left on disk.
+    const old = new Sqlite(path);
+    old.exec('DROP TABLE negatives; DROP TABLE unknown_faces; DROP TABLE unknowns');
+    old.prepare('UPDATE schema_version SET version = 1').run();
+    old.close();
+
+    const reopened = open('old.db');
+    expect(reopened.list().map((p) => [p.name, p.embeddings])).toEqual([['alice', 1]]);
+    reopened.close();
+    const db = new Sqlite(path, { readonly: true });
+    expect(db.prepare('SELECT version FROM schema_version').pluck().get()).toBe(SCHEMA_VERSION);
+    const tables = db
+      .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+      .pluck()
+      .all();
+    db.close();
+    expect(tables).toEqual([
+      'embeddings',
+      'negatives',
+      'people',
+      'schema_version',
+      'unknown_faces',
+      'unknowns',
+    ]);
   });
 
   it('creates the gallery private to its owner and erases a removed person from the file', () => {

@@ -1,5 +1,5 @@
 // Deterministic unit vectors with known cosines, so identification scores can be asserted exactly.
-import { CROP_BYTES, EMBEDDING_DIM } from '../../../runtime/matching/gallery.ts';
+import { CROP_BYTES, EMBEDDING_DIM } from '../../../runtime/matching/gallery/records.ts';
 
 /** Unit vector cos(angle) * e_a + sin(angle) * e_b: its cosine with e_a is `cosine`. */
 export function towards(a: number, cosine: number, b = (a + 1) % EMBEDDING_DIM): Float32Array {

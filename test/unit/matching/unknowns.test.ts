@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Gallery, GalleryError } from '../../../runtime/matching/gallery.ts';
+import { Gallery } from '../../../runtime/matching/gallery/index.ts';
+import { GalleryError } from '../../../runtime/matching/gallery/records.ts';
 import { parseUnknownId, type UnknownOptions, UnknownVisitors } from '../../../runtime/matching/unknowns.ts';
 import { basis, crop, towards } from './helpers.ts';
 
