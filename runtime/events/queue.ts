@@ -1,22 +1,37 @@
 // Durable, bounded FIFO of events that could not be published, kept in a directory:
 //
 //   <16-digit first seq>.seg   append-only segments of records
-//   ack.json                   {"ackedThrough": <seq>}, replaced atomically
+//   ack.ptr                    the ack pointer: two slots, each overwritten in place (8 KiB, made once)
+//   ack.json                   the previous release's ack pointer, read once and replaced by ack.ptr
 //
 // Record: magic FF 46 47 51 | crc32 u32le | length u32le | seq u64le | JSON payload (length bytes).
 // The CRC covers length, seq and payload. 0xFF never occurs in UTF-8, so the magic cannot appear inside a
 // payload and recovery can resynchronise after a damaged record by searching for it.
 //
+// Ack slot, at offset 0 and 4096: magic FF 46 47 41 | crc32 u32le of seq | seq u64le. Acks go to the two
+// slots in turn, so the slot being written never holds the newest acknowledgement on disk: a torn write
+// damages only itself and recovery takes the higher seq of the valid slots. The slots are 4 KiB apart,
+// in different blocks, so a torn block or sector cannot reach both. If both are damaged (the disk, not a
+// power cut, can do that), recovery falls back to ack.json if still there, else to 0: what is left in the
+// segments is delivered again, never lost (counted in stats().damagedAckSlots).
+//
 // Durability contract:
 // - append() resolves only after the record (and, for a new segment, its directory entry) is fdatasync'd.
 //   Concurrent appends share one fdatasync (group commit), so batching costs no durability.
-// - ack() resolves only after the ack pointer is on disk (temp file, fsync, rename, fsync directory).
-//   A crash between publishing and that point re-delivers those events: delivery is at-least-once.
+// - ack() resolves only after its slot is written and fdatasync'd. A crash between publishing and that
+//   point re-delivers those events: delivery is at-least-once.
+// - Acknowledging needs no free space: the ack file is written whole (temp file, fsync, rename) when the
+//   queue is created or upgraded, and afterwards only overwritten in place (this holds on file systems
+//   that overwrite in place: ext4, xfs, tmpfs; copy-on-write ones such as btrfs need space for any write).
+//   So a queue that filled the disk can still drain: acks land, then fully acknowledged segments are
+//   deleted and their space is free again. Only creating ack.ptr needs space; when open() finds no room
+//   for it, the queue works and the next ack retries.
 // - Events discarded by drop-oldest are persisted with the next sync; after a crash before that they may
 //   come back once and are discarded again by later appends.
+// - close() closes every descriptor even when its final sync fails, then rejects with the failure.
 // - One process per directory; nothing guards against two writers.
 
-import { closeSync, fdatasync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,6 +69,8 @@ export interface QueueStats {
   corrupt: number;
   /** Bytes of torn records cut from segment tails on recovery. */
   truncatedBytes: number;
+  /** Ack slots found damaged on open: one after a power cut during an ack, two only if the disk failed. */
+  damagedAckSlots: number;
   segments: number;
   bytes: number;
 }
@@ -65,7 +82,14 @@ export class QueueClosedError extends Error {
 const MAGIC = Buffer.from([0xff, 0x46, 0x47, 0x51]);
 const HEADER = 20;
 const SEGMENT_NAME = /^(\d{16})\.seg$/;
-const ACK_FILE = 'ack.json';
+const ACK_FILE = 'ack.ptr';
+const LEGACY_ACK_FILE = 'ack.json';
+const ACK_MAGIC = Buffer.from([0xff, 0x46, 0x47, 0x41]);
+const ACK_SLOT_BYTES = 16;
+const ACK_SLOT_STRIDE = 4096;
+const ACK_FILE_BYTES = 2 * ACK_SLOT_STRIDE;
+/** writeFileAtomic's temp files of the ack pointers, left behind by a crash while writing one. */
+const ACK_TEMP_NAME = /^\.ack\.(ptr|json)\.\d+\.tmp$/;
 const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024;
 const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
@@ -116,6 +140,32 @@ function parseRecord(buf: Buffer, offset: number, maxRecordBytes: number): Parse
   };
 }
 
+function encodeAckSlot(seq: number): Buffer {
+  const slot = Buffer.alloc(ACK_SLOT_BYTES);
+  ACK_MAGIC.copy(slot, 0);
+  slot.writeBigUInt64LE(BigInt(seq), 8);
+  slot.writeUInt32LE(crc32(slot.subarray(8)), 4);
+  return slot;
+}
+
+/** The seq held by slot `index` of an ack file, or null when the slot is damaged (torn, zeroed). */
+function decodeAckSlot(file: Buffer, index: number): number | null {
+  const at = index * ACK_SLOT_STRIDE;
+  if (file.length < at + ACK_SLOT_BYTES || file.compare(ACK_MAGIC, 0, 4, at, at + 4) !== 0) return null;
+  const body = file.subarray(at + 8, at + ACK_SLOT_BYTES);
+  if (crc32(body) !== file.readUInt32LE(at + 4)) return null;
+  const seq = Number(body.readBigUInt64LE(0));
+  return Number.isSafeInteger(seq) ? seq : null;
+}
+
+/** Writes all of `data` at `position`. */
+function pwriteAll(fd: number, data: Buffer, position: number): void {
+  let written = 0;
+  while (written < data.length) {
+    written += writeSync(fd, data, written, data.length - written, position + written);
+  }
+}
+
 function segmentName(firstSeq: number): string {
   return `${String(firstSeq).padStart(16, '0')}.seg`;
 }
@@ -144,6 +194,10 @@ export class EventQueue {
   private nextSeq = 1;
   private ackedThrough = 0;
   private persistedAck = 0;
+  /** ack.ptr, open for writing its slots; null until it could be created (the disk was full). */
+  private ackFd: number | null = null;
+  /** The slot the next ack goes to: never the one holding the newest acknowledgement on disk. */
+  private nextAckSlot = 0;
   private closed = false;
 
   private readonly dirty = new Set<Segment>();
@@ -159,6 +213,7 @@ export class EventQueue {
     droppedNewest: 0,
     corrupt: 0,
     truncatedBytes: 0,
+    damagedAckSlots: 0,
   };
 
   private constructor(dir: string, opts: QueueOptions) {
@@ -272,12 +327,30 @@ export class EventQueue {
     await this.sync();
   }
 
+  /** Syncs what is pending and closes every file, also when the sync fails; rejects with what failed. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.sync();
-    for (const segment of [...this.segments, ...this.retired]) this.closeSegment(segment);
+    const failures: unknown[] = [];
+    const attempt = (step: () => void) => {
+      try {
+        step();
+      } catch (err) {
+        failures.push(err);
+      }
+    };
+    await this.sync().catch((err: unknown) => failures.push(err));
+    for (const segment of [...this.segments, ...this.retired]) attempt(() => this.closeSegment(segment));
     this.active = null;
+    const ackFd = this.ackFd;
+    this.ackFd = null;
+    if (ackFd !== null) attempt(() => closeSync(ackFd));
+    if (failures.length === 1) throw failures[0];
+    if (failures.length > 1)
+      throw new AggregateError(
+        failures,
+        `closing the event queue in ${this.dir}: ${failures.length} failures`,
+      );
   }
 
   private assertOpen(): void {
@@ -285,9 +358,10 @@ export class EventQueue {
   }
 
   private closeSegment(segment: Segment): void {
-    if (segment.fd === null) return;
-    closeSync(segment.fd);
+    const fd = segment.fd;
+    if (fd === null) return;
     segment.fd = null;
+    closeSync(fd);
   }
 
   private trimEntries(): void {
@@ -316,11 +390,8 @@ export class EventQueue {
 
   private writeAll(segment: Segment, record: Buffer): void {
     const fd = segment.fd as number;
-    let written = 0;
     try {
-      while (written < record.length) {
-        written += writeSync(fd, record, written, record.length - written, segment.size + written);
-      }
+      pwriteAll(fd, record, segment.size);
     } catch (err) {
       // Leave no partial record behind for the next append to follow (e.g. after ENOSPC).
       ftruncateSync(fd, segment.size);
@@ -378,14 +449,32 @@ export class EventQueue {
 
     if (this.ackedThrough > this.persistedAck) {
       const ackedThrough = this.ackedThrough;
-      this.writeAck(ackedThrough);
+      await this.writeAck(ackedThrough);
       this.persistedAck = ackedThrough;
     }
     await this.deleteAckedSegments();
   }
 
-  private writeAck(ackedThrough: number): void {
-    writeFileAtomic(join(this.dir, ACK_FILE), `${JSON.stringify({ ackedThrough })}\n`);
+  /** In place, into the slot not holding the newest acknowledgement: needs no free space. */
+  private async writeAck(ackedThrough: number): Promise<void> {
+    this.ackFd ??= this.createAckFile();
+    pwriteAll(this.ackFd, encodeAckSlot(ackedThrough), this.nextAckSlot * ACK_SLOT_STRIDE);
+    await fdatasyncAsync(this.ackFd);
+    this.nextAckSlot = 1 - this.nextAckSlot;
+  }
+
+  /**
+   * Writes ack.ptr whole with `persistedAck` in both slots (the one write that needs space), retires
+   * ack.json once the new file is durable, and opens ack.ptr for in-place writes.
+   */
+  private createAckFile(): number {
+    const file = Buffer.alloc(ACK_FILE_BYTES);
+    const slot = encodeAckSlot(this.persistedAck);
+    slot.copy(file, 0);
+    slot.copy(file, ACK_SLOT_STRIDE);
+    writeFileAtomic(join(this.dir, ACK_FILE), file);
+    rmSync(join(this.dir, LEGACY_ACK_FILE), { force: true });
+    return openSync(join(this.dir, ACK_FILE), 'r+');
   }
 
   /** Compaction: a segment goes once every record in it is acknowledged on disk. */
@@ -403,8 +492,10 @@ export class EventQueue {
   }
 
   private async recover(): Promise<void> {
-    this.ackedThrough = this.persistedAck = await this.readAck();
-    const names = (await readdir(this.dir))
+    const ackFileWhole = await this.readAck();
+    const entries = await readdir(this.dir);
+    for (const name of entries.filter((n) => ACK_TEMP_NAME.test(n))) await rm(join(this.dir, name));
+    const names = entries
       .map((name) => SEGMENT_NAME.exec(name))
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => ({ name: m[0], firstSeq: Number(m[1]) }))
@@ -424,16 +515,46 @@ export class EventQueue {
       this.entries.push(...live);
     }
     this.nextSeq = maxSeq + 1;
+    if (ackFileWhole) {
+      this.ackFd = openSync(join(this.dir, ACK_FILE), 'r+');
+      // Left by a crash between writing ack.ptr and removing ack.json.
+      await rm(join(this.dir, LEGACY_ACK_FILE), { force: true });
+    } else {
+      // Made now, while the queue is (nearly) empty, so it exists before the queue can fill the disk.
+      try {
+        this.ackFd = this.createAckFile();
+      } catch (err) {
+        if (!isOutOfSpace(err)) throw err;
+      }
+    }
   }
 
-  private async readAck(): Promise<number> {
+  /**
+   * Sets the ack pointer from the newest valid slot of ack.ptr or from ack.json, whichever is higher
+   * (each is an acknowledgement that was on disk), and picks the slot the next ack overwrites.
+   * Returns whether ack.ptr is there with its full size, ready for in-place writes.
+   */
+  private async readAck(): Promise<boolean> {
+    const file = await readOrNull(join(this.dir, ACK_FILE));
+    let fromSlots = 0;
+    if (file !== null) {
+      const slots = [decodeAckSlot(file, 0), decodeAckSlot(file, 1)];
+      this.counters.damagedAckSlots = slots.filter((s) => s === null).length;
+      const newest = (slots[1] ?? -1) > (slots[0] ?? -1) ? 1 : 0;
+      fromSlots = slots[newest] ?? 0;
+      this.nextAckSlot = 1 - newest;
+    }
+    this.ackedThrough = this.persistedAck = Math.max(fromSlots, await this.readLegacyAck());
+    return file !== null && file.length === ACK_FILE_BYTES;
+  }
+
+  private async readLegacyAck(): Promise<number> {
+    const text = await readOrNull(join(this.dir, LEGACY_ACK_FILE));
     try {
-      const parsed = JSON.parse(await readFile(join(this.dir, ACK_FILE), 'utf8')) as {
-        ackedThrough?: unknown;
-      };
+      const parsed = JSON.parse(text?.toString('utf8') ?? '{}') as { ackedThrough?: unknown };
       return Number.isSafeInteger(parsed.ackedThrough) ? (parsed.ackedThrough as number) : 0;
     } catch {
-      // Missing (new queue) or unreadable: replaying from the start re-delivers, never loses.
+      // Unreadable: replaying from the start re-delivers, never loses.
       return 0;
     }
   }
@@ -488,6 +609,20 @@ export class EventQueue {
       return false;
     }
   }
+}
+
+/** A file's bytes, or null when it is missing or unreadable (for the ack pointers: re-delivery, never loss). */
+async function readOrNull(path: string): Promise<Buffer | null> {
+  try {
+    return await readFile(path);
+  } catch {
+    return null;
+  }
+}
+
+function isOutOfSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 export function openEventQueue(dir: string, opts: QueueOptions): Promise<EventQueue> {

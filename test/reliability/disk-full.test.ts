@@ -1,6 +1,7 @@
-// Disk full, on a real 1 MiB tmpfs (needs root to mount): buffering events with the broker away, enrolling
-// people and installing a model version each hit ENOSPC. Nothing crashes, each failure is counted or
-// reported with its reason, what was stored before stays intact, and work resumes once there is space.
+// Disk full, on a real 1 MiB tmpfs (needs root to mount): buffering events with the broker away, the
+// offline queue filling the disk itself and then draining, enrolling people and installing a model
+// version each hit ENOSPC. Nothing crashes, each failure is counted or reported with its reason, what was
+// stored before stays intact, and work resumes once there is space.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,8 +16,9 @@ import { startMqttClient } from '../../runtime/mqtt/client.ts';
 import { buildTopics } from '../../runtime/mqtt/topics.ts';
 import { silentLogger } from '../../runtime/util/log.ts';
 import { doorEvent } from '../helpers/events.ts';
-import { freePort } from '../helpers/mosquitto.ts';
+import { freePort, startMosquitto } from '../helpers/mosquitto.ts';
 import { MODELS_DIR } from '../helpers/paths.ts';
+import { Subscriber, waitUntil } from '../integration/mqtt/support.ts';
 
 const mountPoint = mkdtempSync(join(tmpdir(), 'facegate-diskfull-'));
 let mounted = false;
@@ -27,11 +29,14 @@ try {
   // Not root, or no mount in this container: the suite says so instead of passing vacuously.
 }
 
+function freeBytes(): number {
+  return Number(execFileSync('df', ['--output=avail', '-B1', mountPoint]).toString().split('\n')[1]);
+}
+
 /** Fills the disk but for `leave` bytes. */
 function fill(leave: number): string {
   const filler = join(mountPoint, `filler-${Math.random().toString(36).slice(2)}`);
-  const free = Number(execFileSync('df', ['--output=avail', '-B1', mountPoint]).toString().split('\n')[1]);
-  writeFileSync(filler, Buffer.alloc(Math.max(0, free - leave)));
+  writeFileSync(filler, Buffer.alloc(Math.max(0, freeBytes() - leave)));
   return filler;
 }
 
@@ -98,6 +103,90 @@ describe.skipIf(!mounted)('disk full (1 MiB tmpfs)', () => {
     expect(reopened.peek(reopened.size).map((e) => e.event.trackId)).toEqual([...held, 1000]);
     await reopened.close();
     rmSync(dir, { recursive: true });
+  });
+
+  it('draining: a queue that filled the disk delivers each event once when the broker is back, frees the space and stores again', async () => {
+    const topics = buildTopics({ baseTopic: 'facegate', deviceId: 'door' });
+    const broker = await startMosquitto({ persistence: true });
+    // The operator's session outlives the outage (clean: false, broker persistence), so it gets the
+    // replay however soon the device reconnects.
+    const sub = await Subscriber.connect(broker.url, [topics.event], { clientId: 'operator', clean: false });
+    await broker.stop();
+    const dir = join(mountPoint, 'draining');
+    const queue = await openEventQueue(dir, {
+      maxEvents: 100_000,
+      policy: 'drop-oldest',
+      segmentBytes: 64 * 1024,
+    });
+    const client = await startMqttClient({
+      url: broker.url,
+      topics,
+      queue,
+      reconnectPeriodMs: 200,
+      log: silentLogger,
+    });
+    try {
+      const freeAtStart = freeBytes();
+      // What the device was told about each event: 'queued', 'published' or the error that refused it.
+      const outcomes = new Map<string, string>();
+      const publish = async (n: number) => {
+        const e = event(n);
+        const outcome = await client.publishEvent(e).catch((err: NodeJS.ErrnoException) => err.code ?? '');
+        outcomes.set(e.id, outcome);
+        return outcome;
+      };
+      let n = 0;
+      while ((await publish(n++)) === 'queued') {}
+      const filled = { stored: queue.size, refusal: [...outcomes.values()].at(-1), free: freeBytes() };
+      expect(filled.refusal).toBe('ENOSPC');
+      expect(filled.stored).toBeGreaterThan(100);
+
+      await broker.start();
+      // New events keep coming while the queue drains; each kicks a replay. Until acks free segments
+      // they find the disk full.
+      const deadline = Date.now() + 60_000;
+      while (queue.size > 0 && Date.now() < deadline) {
+        await publish(n++);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(queue.size).toBe(0);
+      const stored = [...outcomes].filter(([, o]) => o === 'queued' || o === 'published').map(([id]) => id);
+      await waitUntil('every stored event at the operator', () => {
+        const received = new Set(sub.events(topics.event).map((e) => e.id));
+        return stored.every((id) => received.has(id));
+      });
+      // Room for duplicates to show up, had any window been published twice.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const received = sub.events(topics.event).map((e) => e.id);
+      const duplicates = received.length - new Set(received).size;
+      const freeDrained = freeBytes();
+      const { segments } = queue.stats();
+
+      // Space again: with the broker away, a new event is stored, not refused.
+      await broker.stop();
+      await waitUntil('the device to notice the broker is gone', () => !client.connected);
+      const again = await publish(n++);
+      const refusedAll = [...outcomes.values()].filter((o) => o !== 'queued' && o !== 'published');
+      console.log(
+        `[disk-full] draining: ${filled.stored} events queued until ENOSPC (${filled.free} bytes left); broker back: ` +
+          `${stored.length} stored events delivered, ${new Set(received).size} distinct ids received, ${duplicates} duplicates; ` +
+          `${refusedAll.length} refused (${[...new Set(refusedAll)].join(', ')}); drained to ${segments} segments, ` +
+          `free ${freeAtStart} -> ${filled.free} -> ${freeDrained} bytes; a new event then: ${again}`,
+      );
+      expect(duplicates).toBe(0);
+      expect(new Set(received)).toEqual(new Set(stored));
+      expect(segments).toBe(0);
+      expect(freeDrained).toBeGreaterThanOrEqual(freeAtStart - 4096);
+      expect(refusedAll.every((o) => o === 'ENOSPC')).toBe(true);
+      expect(again).toBe('queued');
+      expect(queue.size).toBe(1);
+    } finally {
+      await client.stop();
+      await queue.close();
+      await sub.end();
+      await broker.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('enrolling: a person who does not fit is refused with the reason, the gallery stays whole', () => {

@@ -1,4 +1,5 @@
-import { mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { mkdtemp, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +56,40 @@ async function damageSegment(count: number, damage: (bytes: Buffer, recordSize: 
   const bytes = await readFile(path);
   damage(bytes, bytes.length / count);
   await writeFile(path, bytes);
+}
+
+// The ack pointer's layout (runtime/events/queue.ts header): two 16-byte slots, magic, CRC, seq u64le.
+const ACK_FILE = 'ack.ptr';
+const ACK_SLOT_STRIDE = 4096;
+const ACK_FILE_BYTES = 2 * ACK_SLOT_STRIDE;
+
+interface AckSlot {
+  offset: number;
+  seq: number;
+}
+
+async function ackSlots(): Promise<AckSlot[]> {
+  const file = await readFile(join(dir, ACK_FILE));
+  return [0, ACK_SLOT_STRIDE].map((offset) => ({ offset, seq: Number(file.readBigUInt64LE(offset + 8)) }));
+}
+
+async function damageAckFile(damage: (file: Buffer) => void): Promise<void> {
+  const file = await readFile(join(dir, ACK_FILE));
+  damage(file);
+  await writeFile(join(dir, ACK_FILE), file);
+}
+
+/** Paths under `root` this process has open (Linux /proc). */
+function openFilesUnder(root: string): string[] {
+  return readdirSync('/proc/self/fd')
+    .map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return ''; // closed meanwhile (the fd readdir itself used)
+      }
+    })
+    .filter((path) => path.startsWith(`${root}/`));
 }
 
 beforeEach(async () => {
@@ -226,14 +261,102 @@ describe('EventQueue', () => {
     expect(queue.stats().corrupt).toBe(1);
   });
 
-  it('treats a damaged ack file as "nothing acknowledged" (re-delivery, never loss)', async () => {
+  it('acknowledges in place: ack.ptr keeps its inode and size, and no other file appears', async () => {
+    const queue = await openQueue();
+    await fill(queue, 0, 6);
+    const before = await stat(join(dir, ACK_FILE));
+    const files = await readdir(dir);
+    for (const { seq } of queue.peek(5)) await queue.ack(seq);
+    const after = await stat(join(dir, ACK_FILE));
+    expect([after.ino, after.size]).toEqual([before.ino, ACK_FILE_BYTES]);
+    expect(await readdir(dir)).toEqual(files);
+    expect(trackIds(queue)).toEqual([5]);
+  });
+
+  it('recovers from the other slot when the newest ack slot is torn (re-delivery, never loss)', async () => {
+    let queue = await openQueue();
+    await fill(queue, 0, 6);
+    const seqs = queue.peek(6).map((q) => q.seq);
+    await queue.ack(seqs[1]);
+    await queue.ack(seqs[3]);
+    await queue.close();
+    const slots = await ackSlots();
+    expect(slots.map((s) => s.seq).sort()).toEqual([seqs[1], seqs[3]]);
+    // A torn write of the newest slot: its first half reached the disk, the seq did not.
+    const newest = slots.find((s) => s.seq === seqs[3]) as AckSlot;
+    await damageAckFile((file) => file.fill(0, newest.offset + 8, newest.offset + 16));
+
+    queue = await openQueue();
+    expect(trackIds(queue)).toEqual([2, 3, 4, 5]);
+    expect(queue.stats().damagedAckSlots).toBe(1);
+    // The next ack overwrites the damaged slot, not the one it recovered from.
+    await queue.ack(seqs[2]);
+    await queue.close();
+    expect((await ackSlots()).map((s) => s.seq).sort()).toEqual([seqs[1], seqs[2]]);
+    queue = await openQueue();
+    expect(trackIds(queue)).toEqual([3, 4, 5]);
+    expect(queue.stats().damagedAckSlots).toBe(0);
+  });
+
+  it('with both ack slots damaged falls back to "nothing acknowledged" and delivers again', async () => {
     let queue = await openQueue();
     await fill(queue, 0, 4);
+    await queue.ack(queue.peek(2)[1].seq);
+    await queue.close();
+    await damageAckFile((file) => {
+      file[4] ^= 0x5a; // slot 0's CRC
+      file.fill(0, ACK_SLOT_STRIDE, ACK_SLOT_STRIDE + 16);
+    });
+    queue = await openQueue();
+    expect(trackIds(queue)).toEqual([0, 1, 2, 3]);
+    expect(queue.stats().damagedAckSlots).toBe(2);
+  });
+
+  it('upgrades a queue acknowledged by ack.json (previous release) without losing the pointer', async () => {
+    let queue = await openQueue();
+    await fill(queue, 0, 5);
+    await queue.close();
+    // The directory as the previous release left it.
+    await rm(join(dir, ACK_FILE));
+    await writeFile(
+      join(dir, 'ack.json'),
+      `${JSON.stringify({ ackedThrough: queue.stats().appended - 3 })}\n`,
+    );
+
+    queue = await openQueue();
+    expect(trackIds(queue)).toEqual([2, 3, 4]);
+    expect(await readdir(dir)).not.toContain('ack.json');
+    expect((await stat(join(dir, ACK_FILE))).size).toBe(ACK_FILE_BYTES);
     await queue.ack(queue.peek(1)[0].seq);
     await queue.close();
+    queue = await openQueue();
+    expect(trackIds(queue)).toEqual([3, 4]);
+  });
+
+  it('treats a damaged ack.json (previous release) as "nothing acknowledged"', async () => {
+    let queue = await openQueue();
+    await fill(queue, 0, 4);
+    await queue.close();
+    await rm(join(dir, ACK_FILE));
     await writeFile(join(dir, 'ack.json'), '{"acked');
     queue = await openQueue();
     expect(trackIds(queue)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('closes every file when the final sync fails, and reports the failure', async () => {
+    // A segment per record, so each append also syncs the directory, which is then gone.
+    const queue = await openQueue({ segmentBytes: 1 });
+    const appends = Promise.allSettled([queue.append(unknownEvent(0)), queue.append(unknownEvent(1))]);
+    const moved = `${dir}-moved`;
+    await rename(dir, moved);
+    try {
+      expect(openFilesUnder(moved).length).toBeGreaterThanOrEqual(2); // the segments and ack.ptr
+      await expect(queue.close()).rejects.toThrow(/ENOENT/);
+      expect(openFilesUnder(moved)).toEqual([]);
+      expect((await appends).map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    } finally {
+      await rm(moved, { recursive: true, force: true });
+    }
   });
 
   it('refuses a bad maxEvents and oversized events', async () => {
