@@ -12,7 +12,7 @@ const GOOD = { size: 100, sharpness: 500, yaw: 0, roll: 0 };
 const SETTINGS: DecisionSettings = {
   k: 2,
   n: 3,
-  gates: { minSize: 40, minSharpness: 20, maxYaw: 35, maxRoll: 25 },
+  qualityLimits: { minSize: 40, minSharpness: 20, maxYaw: 35, maxRoll: 25 },
   rules: { margin: 0, weakBelowEmbeddings: 0, weakRaise: 0, qualityRaise: 0 },
   gallerySize: 2,
   probesPerPerson: 10,
