@@ -2,10 +2,10 @@
 # Releases on a device: /opt/facegate/releases/<version> beside each other, `current` pointing at the one
 # that runs. A new release is verified (signed manifest, SHA256SUMS), installed beside the others and
 # switched to on probation: the runtime removes the probation marker once its first camera delivers frames
-# (READY=1); until then every start of the service runs `gate` first (ExecStartPre), which switches back
+# (READY=1); until then every start of the service runs `probation` first (ExecStartPre), which switches back
 # to the previous release once the new one has had MAX_STARTS starts or PROBATION_SECONDS without getting
 # there. Config (/etc/facegate), gallery, queue and model slots (/var/lib/facegate) are never touched.
-#   usage: release.sh verify BUNDLE | install BUNDLE (prints its version) | switch VERSION | gate | rollback | status
+#   usage: release.sh verify BUNDLE | install BUNDLE (prints its version) | switch VERSION | probation | rollback | status
 #          release.sh apply BUNDLE      install, switch, restart the service and wait for it to be healthy
 # Environment: FACEGATE_ROOT (a prefix for every path, for tests; default /), FACEGATE_ALLOW_UNSIGNED=1,
 # FACEGATE_PROBATION_SECONDS (default 180), FACEGATE_MAX_STARTS (default 3).
@@ -140,7 +140,7 @@ cmd_rollback() {
 }
 
 # ExecStartPre: counts the starts of a release on probation and rolls it back once it had its chances.
-cmd_gate() {
+cmd_probation() {
   [ -f "$pending" ] || return 0
   local next starts since age
   next="$(pending_value next)" starts="$(pending_value starts)" since="$(pending_value since)"
@@ -185,7 +185,7 @@ case "${1:-}" in
     rm -rf "${dir%/*}" ;;
   install) [ $# -eq 2 ] || die "usage: release.sh install BUNDLE"; cmd_install "$2" ;;
   switch) [ $# -eq 2 ] || die "usage: release.sh switch VERSION"; cmd_switch "$2" ;;
-  gate) cmd_gate ;;
+  probation) cmd_probation ;;
   rollback) cmd_rollback ;;
   status) cmd_status ;;
   apply) [ $# -eq 2 ] || die "usage: release.sh apply BUNDLE"; cmd_apply "$2" ;;

@@ -344,11 +344,11 @@ def augment(rgb_u8, gen):
     return (x - torch.tensor(MEAN_RGB).view(1, 3, 1, 1)) / STD
 
 
-def load_export(data_dir):
-    index = json.load(open(os.path.join(data_dir, 'index.json')))
+def load_export(export_dir):
+    index = json.load(open(os.path.join(export_dir, 'index.json')))
     n, size = index['count'], index['size']
-    crops = np.fromfile(os.path.join(data_dir, 'crops.u8'), np.uint8).reshape(n, size, size, 3)
-    teacher = np.fromfile(os.path.join(data_dir, 'teacher.f32'), '<f4').reshape(n, 128)
+    crops = np.fromfile(os.path.join(export_dir, 'crops.u8'), np.uint8).reshape(n, size, size, 3)
+    teacher = np.fromfile(os.path.join(export_dir, 'teacher.f32'), '<f4').reshape(n, 128)
     if index.get('lfwDevUsed') is not False or any('lfw/dev' in e['file'] for e in index['crops']):
         raise ValueError('the export must not contain lfw/dev crops')
     return index, crops, teacher

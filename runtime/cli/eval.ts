@@ -170,7 +170,7 @@ async function openSetCommand(args: string[]): Promise<number> {
   const settings: DecisionSettings = {
     k: integerFlag('k', values.k),
     n: integerFlag('n', values.n),
-    gates: { minSize: 40, minSharpness: 20, maxYaw: 35, maxRoll: 25 },
+    qualityLimits: { minSize: 40, minSharpness: 20, maxYaw: 35, maxRoll: 25 },
     rules: {
       margin: num('margin', values.margin),
       weakBelowEmbeddings: integerFlag('weak-below', values['weak-below'], 0),

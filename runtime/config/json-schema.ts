@@ -133,7 +133,7 @@ const RECOGNITION_FIELDS = {
   },
   qualityRaise: {
     description:
-      'A frame of quality q (0-1: sharpness, size and pose beyond the quality gates) needs the threshold plus (1 - q) times this.',
+      'A frame of quality q (0-1: sharpness, size and pose beyond the quality checks) needs the threshold plus (1 - q) times this.',
     type: 'number',
     minimum: 0,
     maximum: 1,
@@ -362,7 +362,7 @@ export const CONFIG_JSON_SCHEMA = {
     },
     quality: {
       description:
-        'Face quality gate applied before recognition; faces failing it are skipped, not reported as unknown.',
+        'Face quality checks applied before recognition; faces failing them are skipped, not reported as unknown.',
       type: 'object',
       additionalProperties: false,
       required: ['minSharpness', 'maxYawDeg', 'maxRollDeg'],
@@ -737,7 +737,7 @@ export const CONFIG_JSON_SCHEMA = {
     },
     dataDir: {
       description:
-        'Directory for runtime state not configured elsewhere (downloaded model versions, rollback copies).',
+        'Directory for device state not configured elsewhere (model versions and their rollback copies, control nonces, staged app updates).',
       $ref: '#/definitions/path',
     },
   },

@@ -8,7 +8,7 @@
 // genuine tracks. Every image of everyone not in the gallery is a stranger track. A track is `frames`
 // frames made from its image as a camera would see it: each frame brightened or darkened, downscaled
 // (distance), blurred, noisy, with the detector's keypoints jittered before alignment. Each frame goes
-// through what the camera path runs: the quality gates, the gallery's ranking, the open-set rules
+// through what the camera path runs: the quality checks, the gallery's ranking, the open-set rules
 // (runtime/matching/match.ts) and the k-of-n DecisionEngine. A stranger track that ends `recognized` is a
 // false accept; a genuine track recognised as its own person counts towards the recognition rate.
 //
@@ -41,7 +41,7 @@ import {
   type FaceQuality,
   faceQuality,
   passesQuality,
-  type QualityGates,
+  type QualityLimits,
   qualityScore,
 } from '../vision/quality.ts';
 import type { FaceDetection, Point } from '../vision/types.ts';
@@ -80,7 +80,7 @@ export interface OpenSetData {
 export interface DecisionSettings {
   k: number;
   n: number;
-  gates: QualityGates;
+  qualityLimits: QualityLimits;
   /** The open-set rules without their threshold, which is swept. */
   rules: Omit<OpenSetRules, 'threshold'>;
   gallerySize: number;
@@ -298,20 +298,21 @@ export function buildTracks(data: OpenSetData, settings: DecisionSettings): Trac
       const gallery = Gallery.open(join(dir, `gallery-${splits.length}.db`));
       const tracks: Track[] = [];
       const track = (frames: FrameData[], person: string | null) => {
-        const usable = frames.filter((f) => passesQuality(f.quality, settings.gates).ok);
+        const usable = frames.filter((f) => passesQuality(f.quality, settings.qualityLimits).ok);
         const rank = (embedding: Float32Array, quality: number) => ({
           ranking: gallery.rank(embedding, data.model),
           quality,
         });
         tracks.push({
           person,
-          frames: usable.map((f) => rank(f.embedding, qualityScore(f.quality, settings.gates))),
+          frames: usable.map((f) => rank(f.embedding, qualityScore(f.quality, settings.qualityLimits))),
           mean:
             usable.length === 0
               ? null
               : rank(
                   meanEmbedding(usable.map((f) => f.embedding)),
-                  usable.reduce((sum, f) => sum + qualityScore(f.quality, settings.gates), 0) / usable.length,
+                  usable.reduce((sum, f) => sum + qualityScore(f.quality, settings.qualityLimits), 0) /
+                    usable.length,
                 ),
         });
       };

@@ -1,7 +1,7 @@
 // Per-track decisions of one camera. A single frame's match is noisy (blur, pose, a stranger who looks
 // like a resident for one frame), so a track is announced only when k of its last n results agree.
 //
-// The window is the last n results, not the best n by quality: the quality gates upstream already decide
+// The window is the last n results, not the best n by quality: the quality checks upstream already decide
 // whether a frame is fit to count at all, and a window of the latest frames follows the face now in view,
 // so when the tracker hands a track from one person to another, stale frames cannot outvote the new face.
 //

@@ -1,4 +1,4 @@
-// The last gate before a candidate model goes live: run it through the pipeline's own pre- and
+// The last check before a candidate model goes live: run it through the pipeline's own pre- and
 // post-processing on a small golden set shipped with the runtime and check that it still does its job.
 // Loading and shape checks (compat.ts) cannot tell a good model from one with scrambled weights; this can.
 import { readFileSync } from 'node:fs';

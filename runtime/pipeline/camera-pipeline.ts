@@ -1,4 +1,4 @@
-// One camera's path: frame -> detect -> size/quality gates -> track -> align -> embed -> identify ->
+// One camera's path: frame -> detect -> size/quality checks -> track -> align -> embed -> identify ->
 // presentation-attack check -> k-of-n decision -> event. Frames are processed one at a time; the source
 // drops what arrives meanwhile (newest frame wins), so a slow model never grows memory.
 import sharp from 'sharp';
@@ -153,7 +153,7 @@ export class CameraPipeline {
     this.loop = this.run();
   }
 
-  /** Live settings (thresholds, k of n, quality gates...) apply from the next frame. */
+  /** Live settings (thresholds, k of n, quality limits...) apply from the next frame. */
   setConfig(config: PipelineConfig): void {
     const tracking = JSON.stringify([config.recognition.trackIou, config.recognition.trackMaxAgeMs]);
     const deciding = JSON.stringify([
@@ -238,7 +238,7 @@ export class CameraPipeline {
       this.decisions.endTrack(t.trackId);
       this.trackFaces.delete(t.trackId);
     }
-    const gates = {
+    const qualityLimits = {
       minSize: detection.minFaceSize,
       minSharpness: quality.minSharpness,
       maxYaw: quality.maxYawDeg,
@@ -247,7 +247,7 @@ export class CameraPipeline {
     const usable = [];
     for (const t of tracked) {
       const q = await faceQuality(image, t.detection);
-      if (passesQuality(q, gates).ok) usable.push({ ...t, quality: qualityScore(q, gates) });
+      if (passesQuality(q, qualityLimits).ok) usable.push({ ...t, quality: qualityScore(q, qualityLimits) });
       else this.stats_.facesRejectedByQuality++;
     }
     const crops = await Promise.all(usable.map((t) => analyzer.align(image, t.detection)));

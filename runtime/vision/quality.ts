@@ -1,4 +1,4 @@
-// Cheap quality gates run before embedding, so tiny, blurred or strongly turned faces never reach
+// Cheap quality checks run before embedding, so tiny, blurred or strongly turned faces never reach
 // the gallery or produce low-confidence matches.
 
 import sharp from 'sharp';
@@ -16,7 +16,8 @@ export interface FaceQuality {
   roll: number;
 }
 
-export interface QualityGates {
+/** The limits the quality checks hold a face to. */
+export interface QualityLimits {
   minSize: number;
   minSharpness: number;
   maxYaw: number;
@@ -104,27 +105,28 @@ export async function faceQuality(
   };
 }
 
-export function passesQuality(q: FaceQuality, gates: QualityGates): { ok: boolean; reasons: string[] } {
+export function passesQuality(q: FaceQuality, limits: QualityLimits): { ok: boolean; reasons: string[] } {
   const reasons: string[] = [];
-  if (q.size < gates.minSize) reasons.push(`size ${q.size.toFixed(1)} px < ${gates.minSize}`);
-  if (q.sharpness < gates.minSharpness)
-    reasons.push(`sharpness ${q.sharpness.toFixed(1)} < ${gates.minSharpness}`);
-  if (Math.abs(q.yaw) > gates.maxYaw) reasons.push(`|yaw| ${Math.abs(q.yaw).toFixed(1)}° > ${gates.maxYaw}°`);
-  if (Math.abs(q.roll) > gates.maxRoll)
-    reasons.push(`|roll| ${Math.abs(q.roll).toFixed(1)}° > ${gates.maxRoll}°`);
+  if (q.size < limits.minSize) reasons.push(`size ${q.size.toFixed(1)} px < ${limits.minSize}`);
+  if (q.sharpness < limits.minSharpness)
+    reasons.push(`sharpness ${q.sharpness.toFixed(1)} < ${limits.minSharpness}`);
+  if (Math.abs(q.yaw) > limits.maxYaw)
+    reasons.push(`|yaw| ${Math.abs(q.yaw).toFixed(1)}° > ${limits.maxYaw}°`);
+  if (Math.abs(q.roll) > limits.maxRoll)
+    reasons.push(`|roll| ${Math.abs(q.roll).toFixed(1)}° > ${limits.maxRoll}°`);
   return { ok: reasons.length === 0, reasons };
 }
 
 /**
  * How fit a face is to be matched, 0..1, for the quality-weighted decision (runtime/matching/match.ts): the
- * product of sharpness (0 at the gate, 1 at 8 times it), size (0 at the gate, 1 at twice it) and pose
+ * product of sharpness (0 at the limit, 1 at 8 times it), size (0 at the limit, 1 at twice it) and pose
  * (1 frontal, 0.5 at the yaw or roll limit).
  */
-export function qualityScore(q: FaceQuality, gates: QualityGates): number {
+export function qualityScore(q: FaceQuality, limits: QualityLimits): number {
   const clamp01 = (x: number) => Math.max(0, Math.min(1, x));
-  const sharp = clamp01(Math.log2(q.sharpness / Math.max(gates.minSharpness, 1e-6)) / 3);
-  const size = clamp01(q.size / Math.max(gates.minSize, 1e-6) - 1);
-  const turned = Math.max(Math.abs(q.yaw) / gates.maxYaw, Math.abs(q.roll) / gates.maxRoll);
+  const sharp = clamp01(Math.log2(q.sharpness / Math.max(limits.minSharpness, 1e-6)) / 3);
+  const size = clamp01(q.size / Math.max(limits.minSize, 1e-6) - 1);
+  const turned = Math.max(Math.abs(q.yaw) / limits.maxYaw, Math.abs(q.roll) / limits.maxRoll);
   const pose = clamp01(1 - 0.5 * turned);
   return sharp * size * pose;
 }

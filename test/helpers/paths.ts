@@ -9,21 +9,21 @@ export const MODELS_DIR = modelsDir();
 /** The bundled demo clip: one face (lin-manuel-miranda), 640x360, 10 s. */
 export const DOOR_CLIP = join(DEMO_DIR, 'door.mp4');
 /** The face data set (LFW, calibration), only where FACEGATE_DATA points at it; tests that need it skip otherwise. */
-export const DATA_DIR: string | undefined = process.env.FACEGATE_DATA
+export const DATA_SET_DIR: string | undefined = process.env.FACEGATE_DATA
   ? resolve(process.env.FACEGATE_DATA)
   : undefined;
 export const NO_DATA_REASON = 'needs the face data set: set FACEGATE_DATA (see docs/data.md)';
 
-/** The title of a suite that needs the data set: `describe.skipIf(!DATA_DIR)(dataSetSuite('...'), ...)`.
+/** The title of a suite that needs the data set: `describe.skipIf(!DATA_SET_DIR)(dataSetSuite('...'), ...)`.
  * Without the data set the title and a line on stderr say why the suite is skipped. */
 export function dataSetSuite(title: string): string {
-  if (DATA_DIR) return title;
+  if (DATA_SET_DIR) return title;
   console.warn(`skipped "${title}": ${NO_DATA_REASON}`);
   return `${title} (skipped: ${NO_DATA_REASON})`;
 }
 
 /** A path in the data set; only for suites skipped without it. */
 export function dataPath(...parts: string[]): string {
-  if (!DATA_DIR) throw new Error(NO_DATA_REASON);
-  return join(DATA_DIR, ...parts);
+  if (!DATA_SET_DIR) throw new Error(NO_DATA_REASON);
+  return join(DATA_SET_DIR, ...parts);
 }

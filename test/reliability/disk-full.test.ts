@@ -15,7 +15,7 @@ import { loadModel, manifestPathFor, sha256 } from '../../runtime/models/manifes
 import { startMqttClient } from '../../runtime/mqtt/client.ts';
 import { buildTopics } from '../../runtime/mqtt/topics.ts';
 import { silentLogger } from '../../runtime/util/log.ts';
-import { doorEvent } from '../helpers/events.ts';
+import { unknownEvent } from '../helpers/events.ts';
 import { freePort, startMosquitto } from '../helpers/mosquitto.ts';
 import { MODELS_DIR } from '../helpers/paths.ts';
 import { Subscriber, waitUntil } from '../integration/mqtt/support.ts';
@@ -41,7 +41,7 @@ function fill(leave: number): string {
 }
 
 function event(n: number) {
-  return doorEvent(n, {
+  return unknownEvent(n, {
     snapshot: Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(2000, n % 256)]),
   });
 }

@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(extraCount) || extraCount < 0)
     throw new Error(`--extra takes a whole number of images, got ${extraArg}`);
   const outDir = resolve(args[0] ?? '/tmp/facegate-train');
-  const dataDir = dataSetDir('tools/training/export-crops.ts');
+  const dataSet = dataSetDir('tools/training/export-crops.ts');
   const models = modelsDir();
   if (outDir.startsWith(`${PACKAGE_ROOT}/`))
     throw new Error(`${outDir} is inside the repository; scratch data must stay out of it`);
@@ -78,15 +78,15 @@ async function main(): Promise<void> {
   const input = embedder.manifest.input;
   const size = input.shape[3];
 
-  const calib = listImages(join(dataDir, 'lfw', 'calib'));
-  const faces = listImages(join(dataDir, 'faces')).filter(
-    (p) => !relative(dataDir, p).startsWith('faces/extra/'),
+  const calib = listImages(join(dataSet, 'lfw', 'calib'));
+  const faces = listImages(join(dataSet, 'faces')).filter(
+    (p) => !relative(dataSet, p).startsWith('faces/extra/'),
   );
-  const celebaDir = join(dataDir, 'faces', 'extra', 'celeba');
+  const celebaDir = join(dataSet, 'faces', 'extra', 'celeba');
   const celebaIds = celebaIdentities(join(celebaDir, 'identity_CelebA_000001-010000.txt'));
   const extra = [
     ...listImages(join(celebaDir, 'celebA')).slice(0, extraCount),
-    ...listImages(join(dataDir, 'faces', 'extra', 'utkface')).slice(0, extraCount),
+    ...listImages(join(dataSet, 'faces', 'extra', 'utkface')).slice(0, extraCount),
   ];
   const entries: CropEntry[] = [];
   const crops: Buffer[] = [];
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   // lfw/calib: the primary face as alignedFaceCrop crops it for calibration and evaluation (the centre
   // crop when there is none), labelled with the identity; any other detected face joins unlabelled.
   for (const path of calib) {
-    const file = relative(dataDir, path);
+    const file = relative(dataSet, path);
     const image = await decodeImage(path);
     const all = await detector.detect(image);
     const primary = primaryFace(all, image.width, image.height);
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   }
   // faces/: every detected face (group photos included); images without one add nothing.
   for (const path of faces) {
-    const file = relative(dataDir, path);
+    const file = relative(dataSet, path);
     const image = await decodeImage(path);
     const found = await detector.detect(image);
     if (found.length === 0) skipped.push(file);
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
   }
   // faces/extra: one aligned face per photo (the primary one), CelebA's labelled with its identity.
   for (const path of extra) {
-    const file = relative(dataDir, path);
+    const file = relative(dataSet, path);
     const image = await decodeImage(path);
     const primary = primaryFace(await detector.detect(image), image.width, image.height);
     if (!primary) skipped.push(file);

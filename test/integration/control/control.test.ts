@@ -182,7 +182,7 @@ describe('control plane over mosquitto', () => {
   });
 
   it('answers malformed, oversized, unknown and wildcard requests with errors and changes nothing', async () => {
-    const { topics, ports } = await startDevice(broker.url, 'gate', { control: { maxPayloadBytes: 1024 } });
+    const { topics, ports } = await startDevice(broker.url, 'yard', { control: { maxPayloadBytes: 1024 } });
     ports.faces.set('alice', [JPEG]);
     const op = await operator(broker.url);
 

@@ -1,7 +1,7 @@
 // The x64 release bundle, installed by provision.sh into a temporary root and run there inside an empty
 // network namespace (unshare -n: only loopback): it reports READY=1 over a real NOTIFY_SOCKET once frames
 // flow, pings the watchdog while they do, and stops pinging when its camera freezes. Then a second,
-// broken release is installed as an update and rolled back by release.sh's gate.
+// broken release is installed as an update and rolled back by release.sh's probation check.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   appendFileSync,
@@ -191,14 +191,14 @@ describe.skipIf(!canUnshare)('x64 bundle on a fresh root, offline', () => {
     const pending = join(root, 'var/lib/facegate/release/pending');
     expect(readFileSync(pending, 'utf8')).toContain(`previous=${bundle.version}`);
 
-    // What systemd does with the unit: ExecStartPre=release.sh gate, then start; Restart=on-failure.
-    const gate = join(root, 'opt/facegate/release.sh');
+    // What systemd does with the unit: ExecStartPre=release.sh probation, then start; Restart=on-failure.
+    const releaseSh = join(root, 'opt/facegate/release.sh');
     const env = { ...process.env, FACEGATE_ROOT: root, FACEGATE_MAX_STARTS: '2' };
     const started: string[] = [];
     let readyRelease: string | null = null;
     for (let attempt = 0; attempt < 5 && !readyRelease; attempt++) {
-      const gated = spawnSync('bash', [gate, 'gate'], { env, encoding: 'utf8' });
-      expect(gated.status, gated.stderr).toBe(0);
+      const probation = spawnSync('bash', [releaseSh, 'probation'], { env, encoding: 'utf8' });
+      expect(probation.status, probation.stderr).toBe(0);
       const release = readlinkSync(join(root, 'opt/facegate/current'));
       started.push(release);
       const notify = new NotifyListener(tempDir());

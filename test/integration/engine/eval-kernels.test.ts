@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { evalLfw } from '../../../runtime/eval/lfw.ts';
 import { kernelsOrBuild } from '../../helpers/kernels.ts';
-import { DATA_DIR, dataPath, dataSetSuite, MODELS_DIR } from '../../helpers/paths.ts';
+import { DATA_SET_DIR, dataPath, dataSetSuite, MODELS_DIR } from '../../helpers/paths.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'facegate-eval-kernels-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,7 +24,7 @@ function smallPairs(): string {
   return path;
 }
 
-describe.skipIf(!DATA_DIR || !kernelsOrBuild())(dataSetSuite('eval lfw on the kernels engine'), () => {
+describe.skipIf(!DATA_SET_DIR || !kernelsOrBuild())(dataSetSuite('eval lfw on the kernels engine'), () => {
   it('embeds with the kernels and scores like ORT does', async () => {
     const pairs = smallPairs();
     const run = (engine: 'ort' | 'kernels') =>

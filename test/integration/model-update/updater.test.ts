@@ -377,11 +377,11 @@ describe('ModelUpdater.update', () => {
 
   it('runs one job at a time; others are refused at once without touching its state', async () => {
     let release = () => {};
-    const gate = new Promise<void>((r) => {
+    const held = new Promise<void>((r) => {
       release = r;
     });
     pipeline.frame = async () => {
-      await gate;
+      await held;
       return { latencyMs: 5 };
     };
     const first = updater.update(offer('1.1.0'));

@@ -18,7 +18,7 @@ import {
   readCalibrationTable,
 } from '../../../tools/models/calibration-table.ts';
 import { MODEL_SPECS } from '../../../tools/models/specs.ts';
-import { DATA_DIR, dataPath, dataSetSuite, FIXTURES_DIR, REPO_ROOT } from '../../helpers/paths.ts';
+import { DATA_SET_DIR, dataPath, dataSetSuite, FIXTURES_DIR, REPO_ROOT } from '../../helpers/paths.ts';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'facegate-calibration-'));
@@ -81,7 +81,7 @@ function expectSameTable(measured: CalibrationTable, committed: CalibrationTable
 // thresholds alone (measured on the kernels, exact everywhere) are measured again.
 const saturates = ortInt8Saturates();
 
-describe.skipIf(!DATA_DIR)(dataSetSuite('calibration table'), () => {
+describe.skipIf(!DATA_SET_DIR)(dataSetSuite('calibration table'), () => {
   const { FACEGATE_DATA, FACEGATE_CALIB_LIMIT, ...withoutData } = process.env;
   const committed = readCalibrationTable(CALIBRATION_TABLE);
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DATA_DIR, dataPath, dataSetSuite } from '../../helpers/paths.ts';
+import { DATA_SET_DIR, dataPath, dataSetSuite } from '../../helpers/paths.ts';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'facegate-eval-'));
@@ -25,7 +25,7 @@ function smallPairs(): string {
   return path;
 }
 
-describe.skipIf(!DATA_DIR)(dataSetSuite('facegate eval lfw'), () => {
+describe.skipIf(!DATA_SET_DIR)(dataSetSuite('facegate eval lfw'), () => {
   it('prints one JSON object with the documented keys and writes a ROC PNG', async () => {
     const roc = join(dir, 'roc.png');
     const { stdout, stderr } = await run(
@@ -89,7 +89,7 @@ describe.skipIf(!DATA_DIR)(dataSetSuite('facegate eval lfw'), () => {
   });
 });
 
-describe.skipIf(!DATA_DIR)(dataSetSuite('facegate eval sweep'), () => {
+describe.skipIf(!DATA_SET_DIR)(dataSetSuite('facegate eval sweep'), () => {
   it('scores ORT, the dense kernels and the gated kernels at each threshold, and plots the trade-off', async () => {
     const png = join(dir, 'sweep.png');
     const { stdout } = await run(

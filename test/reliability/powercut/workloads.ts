@@ -14,7 +14,7 @@ import { CROP_BYTES, EMBEDDING_DIM } from '../../../runtime/matching/gallery/rec
 import { ModelSlots } from '../../../runtime/model-update/slots.ts';
 import { loadModel, manifestPathFor, sha256 } from '../../../runtime/models/manifest.ts';
 import { seededRandom } from '../../../runtime/util/random.ts';
-import { doorEvent } from '../../helpers/events.ts';
+import { unknownEvent } from '../../helpers/events.ts';
 import { MODELS_DIR } from '../../helpers/paths.ts';
 import { mark } from './trace.ts';
 
@@ -30,7 +30,7 @@ export interface Workload {
 const QUEUE_OPTIONS = { maxEvents: 1000, policy: 'drop-oldest', segmentBytes: 900 } as const;
 
 function queueEvent(n: number): FaceEvent {
-  const event = doorEvent(n, { time: new Date(Date.UTC(2026, 0, 1, 0, 0, n)) });
+  const event = unknownEvent(n, { time: new Date(Date.UTC(2026, 0, 1, 0, 0, n)) });
   return { ...event, id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}` };
 }
 

@@ -246,10 +246,10 @@ describe('loadConfig environment overrides', () => {
       env: {
         FACEGATE_CAMERAS__0__SOURCE__URL: 'rtsp://cam/1',
         FACEGATE_CAMERAS:
-          '[{id: gate, source: {kind: rtsp, url: "rtsp://x"}, width: 640, height: 480, fps: 5, restart: {initialDelayMs: 1, maxDelayMs: 1, stallTimeoutMs: 1000, healthyAfterMs: 0}}]',
+          '[{id: porch, source: {kind: rtsp, url: "rtsp://x"}, width: 640, height: 480, fps: 5, restart: {initialDelayMs: 1, maxDelayMs: 1, stallTimeoutMs: 1000, healthyAfterMs: 0}}]',
       },
     });
-    expect(config.cameras[0]).toMatchObject({ id: 'gate', source: { kind: 'rtsp', url: 'rtsp://cam/1' } });
+    expect(config.cameras[0]).toMatchObject({ id: 'porch', source: { kind: 'rtsp', url: 'rtsp://cam/1' } });
   });
 
   it('removes a setting when the value is empty', () => {
@@ -331,11 +331,11 @@ describe('what came from the environment', () => {
     const config = loadConfig({
       env: {
         FACEGATE_CAMERAS:
-          '[{id: gate, source: {kind: rtsp, url: "rtsp://x"}, width: 640, height: 480, fps: 5, restart: {initialDelayMs: 1, maxDelayMs: 1, stallTimeoutMs: 1000, healthyAfterMs: 0}}]',
+          '[{id: porch, source: {kind: rtsp, url: "rtsp://x"}, width: 640, height: 480, fps: 5, restart: {initialDelayMs: 1, maxDelayMs: 1, stallTimeoutMs: 1000, healthyAfterMs: 0}}]',
         FACEGATE_CAMERAS__0__FPS: '9',
       },
     });
-    expect(config.cameras[0]).toMatchObject({ id: 'gate', fps: 9 });
+    expect(config.cameras[0]).toMatchObject({ id: 'porch', fps: 9 });
     expect(withoutEnvOverrides(config).cameras).toEqual(loadConfig({ env: {} }).cameras);
   });
 

@@ -17,7 +17,7 @@ const config = mergeConfig(loadConfig({ env: {} }), {
   },
   cameras: [
     {
-      id: 'gate',
+      id: 'door',
       source: { kind: 'rtsp', url: 'rtsp://admin:p@ss:w0rd@10.0.0.5:554/stream1' },
       width: 640,
       height: 480,

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { lfwImagePath, parseLfwPairs, readLfwPairs } from '../../../runtime/eval/lfw-pairs.ts';
-import { DATA_DIR, dataPath, dataSetSuite } from '../../helpers/paths.ts';
+import { DATA_SET_DIR, dataPath, dataSetSuite } from '../../helpers/paths.ts';
 
-describe.skipIf(!DATA_DIR)(dataSetSuite('readLfwPairs on the real pairs-dev.txt'), () => {
+describe.skipIf(!DATA_SET_DIR)(dataSetSuite('readLfwPairs on the real pairs-dev.txt'), () => {
   it('yields 5 folds of 300 matched then 300 mismatched pairs whose images exist', async () => {
     const { folds, pairs } = await readLfwPairs(dataPath('lfw', 'pairs-dev.txt'));
     expect(folds).toBe(5);

@@ -12,7 +12,7 @@ const GOOD = { size: 100, sharpness: 500, yaw: 0, roll: 0 };
 const SETTINGS: DecisionSettings = {
   k: 2,
   n: 3,
-  gates: { minSize: 40, minSharpness: 20, maxYaw: 35, maxRoll: 25 },
+  qualityLimits: { minSize: 40, minSharpness: 20, maxYaw: 35, maxRoll: 25 },
   rules: { margin: 0, weakBelowEmbeddings: 0, weakRaise: 0, qualityRaise: 0 },
   gallerySize: 2,
   probesPerPerson: 10,
@@ -35,22 +35,23 @@ function image(person: string, axis: number, cosine: number, file: string) {
   };
 }
 
+/** The embedded data set of these images (no image without a face). */
+function dataOf(images: OpenSetData['images']): OpenSetData {
+  return { model: MODEL, noFace: 0, images };
+}
+
 describe('eval openset', () => {
   it('counts stranger tracks taken for someone and genuine tracks recognised, per threshold', () => {
-    const data: OpenSetData = {
-      model: MODEL,
-      noFace: 0,
-      images: [
-        // Two people with two images: one enrols, the other is a genuine track (cosine 0.95 to the enrolled one).
-        image('alice', 0, 1, 'alice/1'),
-        image('alice', 0, 0.95, 'alice/2'),
-        image('bob', 10, 1, 'bob/1'),
-        image('bob', 10, 0.9, 'bob/2'),
-        // A stranger who looks like alice (0.93) and one like nobody.
-        image('carol', 0, 0.93, 'carol/1'),
-        image('dave', 50, 1, 'dave/1'),
-      ],
-    };
+    const data = dataOf([
+      // Two people with two images: one enrols, the other is a genuine track (cosine 0.95 to the enrolled one).
+      image('alice', 0, 1, 'alice/1'),
+      image('alice', 0, 0.95, 'alice/2'),
+      image('bob', 10, 1, 'bob/1'),
+      image('bob', 10, 0.9, 'bob/2'),
+      // A stranger who looks like alice (0.93) and one like nobody.
+      image('carol', 0, 0.93, 'carol/1'),
+      image('dave', 50, 1, 'dave/1'),
+    ]);
     const splits = buildTracks(data, SETTINGS);
     expect(splits).toHaveLength(1);
     const at = (threshold: number) => scoreTracks(splits, SETTINGS, { threshold, ...SETTINGS.rules });
@@ -66,11 +67,7 @@ describe('eval openset', () => {
     // erin's photo i is at cosine 0.90 + 0.01 i from her enrolment in every view: a frame's score says
     // which photo it came from.
     const erin = [0, 1, 2, 3, 4, 5].map((i) => image('erin', 20, 0.9 + 0.01 * i, `erin/${i}`));
-    const data: OpenSetData = {
-      model: MODEL,
-      noFace: 0,
-      images: [...erin, image('frank', 40, 1, 'frank/1'), image('frank', 40, 0.95, 'frank/2')],
-    };
+    const data = dataOf([...erin, image('frank', 40, 1, 'frank/1'), image('frank', 40, 0.95, 'frank/2')]);
     const scores = (tracks: 'still' | 'photos') =>
       buildTracks(data, { ...SETTINGS, tracks })[0]
         .filter((track) => track.person === 'erin')
@@ -95,11 +92,9 @@ describe('eval openset', () => {
 
   it('splits people into two disjoint halves for tuning and reporting', () => {
     const people = ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7'];
-    const data: OpenSetData = {
-      model: MODEL,
-      noFace: 0,
-      images: people.flatMap((p, i) => [image(p, 10 * i, 1, `${p}/1`), image(p, 10 * i, 0.97, `${p}/2`)]),
-    };
+    const data = dataOf(
+      people.flatMap((p, i) => [image(p, 10 * i, 1, `${p}/1`), image(p, 10 * i, 0.97, `${p}/2`)]),
+    );
     const tracked = (half: 'all' | 'tune' | 'report') =>
       new Set(
         buildTracks(data, { ...SETTINGS, people: half }).flatMap((tracks) => tracks.map((t) => t.person)),
@@ -113,15 +108,11 @@ describe('eval openset', () => {
 
   it('decides a track by its mean embedding when asked', () => {
     // Each frame of carol's track is 0.93 from alice along a different axis; their mean is closer to her.
-    const data: OpenSetData = {
-      model: MODEL,
-      noFace: 0,
-      images: [
-        image('alice', 0, 1, 'alice/1'),
-        image('alice', 0, 0.9, 'alice/2'),
-        image('carol', 0, 0.93, 'carol/1'),
-      ],
-    };
+    const data = dataOf([
+      image('alice', 0, 1, 'alice/1'),
+      image('alice', 0, 0.9, 'alice/2'),
+      image('carol', 0, 0.93, 'carol/1'),
+    ]);
     const settings = { ...SETTINGS, gallerySize: 1 };
     const splits = buildTracks(data, settings);
     const rules = { threshold: 0.95, ...SETTINGS.rules };

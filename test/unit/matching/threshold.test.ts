@@ -4,26 +4,23 @@ import { describe, expect, it } from 'vitest';
 import { thresholdForTargetFar } from '../../../runtime/matching/threshold.ts';
 import { manifestPolicyProblems } from '../../../runtime/model-update/policy.ts';
 import { type ModelManifest, validateManifest } from '../../../runtime/models/manifest.ts';
+import { MODEL_SPECS, type ModelSpec } from '../../../tools/models/specs.ts';
+
+/** The facerec embedder's spec: its manifest's input and outputs are the ones the model build writes. */
+const FACEREC = MODEL_SPECS.find((s) => s.name === 'facerec') as ModelSpec;
 
 function embedder(thresholds: ModelManifest['thresholds']): ModelManifest {
   return {
     schemaVersion: 1,
     name: 'facerec',
     version: '1.2.0',
-    task: 'face-embedding',
+    task: FACEREC.task,
     file: 'facerec.int8.onnx',
     sha256: '0'.repeat(64),
     bytes: 1,
     precision: 'int8',
-    input: {
-      name: 'input',
-      layout: 'NCHW',
-      shape: [1, 3, 150, 150],
-      channelOrder: 'RGB',
-      mean: [0, 0, 0],
-      std: [1, 1, 1],
-    },
-    outputs: [{ name: 'embedding', shape: [1, 128] }],
+    input: FACEREC.input,
+    outputs: FACEREC.outputs,
     thresholds,
     source: { package: 'p', version: '1', files: [] },
   };

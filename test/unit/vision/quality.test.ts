@@ -116,15 +116,15 @@ describe('faceQuality', () => {
 });
 
 describe('passesQuality', () => {
-  const gates = { minSize: 64, minSharpness: 50, maxYaw: 30, maxRoll: 25 };
+  const limits = { minSize: 64, minSharpness: 50, maxYaw: 30, maxRoll: 25 };
   const good: FaceQuality = { size: 100, sharpness: 120, yaw: -10, roll: 5 };
 
   it('accepts a good face', () => {
-    expect(passesQuality(good, gates)).toEqual({ ok: true, reasons: [] });
+    expect(passesQuality(good, limits)).toEqual({ ok: true, reasons: [] });
   });
 
-  it('lists every failing gate', () => {
-    const r = passesQuality({ size: 40, sharpness: 12.34, yaw: -41, roll: 30 }, gates);
+  it('lists every failing check', () => {
+    const r = passesQuality({ size: 40, sharpness: 12.34, yaw: -41, roll: 30 }, limits);
     expect(r.ok).toBe(false);
     expect(r.reasons).toHaveLength(4);
     expect(r.reasons[0]).toMatch(/^size 40\.0 px < 64$/);
@@ -139,7 +139,7 @@ describe('passesQuality', () => {
     ['yaw', { ...good, yaw: 30.5 }],
     ['roll', { ...good, roll: -25.1 }],
   ])('fails on %s alone', (name, q) => {
-    const r = passesQuality(q, gates);
+    const r = passesQuality(q, limits);
     expect(r.ok).toBe(false);
     expect(r.reasons).toHaveLength(1);
     expect(r.reasons[0]).toContain(name);
