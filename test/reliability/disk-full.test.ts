@@ -40,6 +40,11 @@ function fill(leave: number): string {
   return filler;
 }
 
+/** A queue whose 64 KiB segments let the 1 MiB disk fill (and, drained, free) a segment at a time. */
+function openSmallQueue(dir: string) {
+  return openEventQueue(dir, { maxEvents: 100_000, policy: 'drop-oldest', segmentBytes: 64 * 1024 });
+}
+
 function event(n: number) {
   return unknownEvent(n, {
     snapshot: Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(2000, n % 256)]),
@@ -60,11 +65,7 @@ afterAll(() => {
 describe.skipIf(!mounted)('disk full (1 MiB tmpfs)', () => {
   it('buffering: events that do not fit are counted as dropped, the queue keeps the rest and resumes', async () => {
     const dir = join(mountPoint, 'queue');
-    const queue = await openEventQueue(dir, {
-      maxEvents: 100_000,
-      policy: 'drop-oldest',
-      segmentBytes: 64 * 1024,
-    });
+    const queue = await openSmallQueue(dir);
     // A broker that is not there: every event goes to the offline queue.
     const client = await startMqttClient({
       url: `mqtt://127.0.0.1:${await freePort()}`,
@@ -99,7 +100,7 @@ describe.skipIf(!mounted)('disk full (1 MiB tmpfs)', () => {
     await client.publishEvent(event(1000));
     await client.stop();
     await queue.close();
-    const reopened = await openEventQueue(dir, { maxEvents: 100_000, policy: 'drop-oldest' });
+    const reopened = await openSmallQueue(dir);
     expect(reopened.peek(reopened.size).map((e) => e.event.trackId)).toEqual([...held, 1000]);
     await reopened.close();
     rmSync(dir, { recursive: true });
@@ -113,11 +114,7 @@ describe.skipIf(!mounted)('disk full (1 MiB tmpfs)', () => {
     const sub = await Subscriber.connect(broker.url, [topics.event], { clientId: 'operator', clean: false });
     await broker.stop();
     const dir = join(mountPoint, 'draining');
-    const queue = await openEventQueue(dir, {
-      maxEvents: 100_000,
-      policy: 'drop-oldest',
-      segmentBytes: 64 * 1024,
-    });
+    const queue = await openSmallQueue(dir);
     const client = await startMqttClient({
       url: broker.url,
       topics,
