@@ -1,7 +1,8 @@
 // End-to-end pipeline figures: capture (ffmpeg) -> detect -> embed -> decide -> MQTT (in-process broker),
 // on a real 640x360 one-face video.
 //  - throughput: the video decoded as fast as possible (no pacing, no drops), every face embedded;
-//    int8 and fp32 embedders alternate run by run so both see the same machine state;
+//    int8 and fp32, and the dense and the ReLU-zero gated embedder, alternate run by run so all see
+//    the same machine state; each run also gives the detect time per frame and the embedder's per face;
 //  - latency: the video paced at its own 30 fps like a camera; capture-to-done per frame and
 //    capture-to-PUBACK per event;
 //  - memory (measured first, in the freshly started process): RSS sampled while the paced video loops,
@@ -11,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { App } from '../app.ts';
-import { loadConfig } from '../config/index.ts';
+import { type Config, loadConfig } from '../config/index.ts';
+import { MODEL_NAMES } from '../models/manifest.ts';
 import { Progress } from '../report/progress.ts';
 import type { Logger } from '../util/log.ts';
 import { percentile } from '../util/timing.ts';
@@ -28,16 +30,36 @@ export interface PipelineBenchOptions {
   log: Logger;
 }
 
+export interface ThroughputRow {
+  /** models.precision and models.embedder the run was configured with. */
+  precision: string;
+  embedder: string;
+  /** models.engine in the config ('kernels' by default). */
+  engine_asked: string;
+  /** What the running analyzer opened (name.precision of the files) and the engine each runs on:
+   * 'ort' under engine_asked 'kernels' means the kernels fell back (no addon, or an fp32 model). */
+  embedder_model: string;
+  embedder_engine: string;
+  detector_model: string;
+  detector_engine: string;
+  fps_p50: number;
+  runs: number[];
+  frames: number;
+  faces_per_frame: number;
+  /** Medians over the runs of each run's mean, from the pipeline's summed stage times (not its moving
+   * averages): detection per frame (mirror pass included), the embedder alone per face embedded. */
+  detect_ms_per_frame_p50: number;
+  embed_ms_per_face_p50: number;
+  /** Each run's mean embed ms per face, in run order: its spread shows the machine's noise. */
+  embed_ms_per_face_runs: number[];
+}
+
 export interface PipelineBenchReport {
   mirror_average: boolean;
-  throughput: {
-    precision: string;
-    fps_p50: number;
-    runs: number[];
-    frames: number;
-    faces_per_frame: number;
-  }[];
+  throughput: ThroughputRow[];
   int8_vs_fp32_fps: number;
+  /** Embed ms per face of the dense embedder / of the gated one (above 1: the gated one is faster). */
+  embed_dense_vs_relu0: number;
   latency: {
     frames: number;
     frame_p50_ms: number;
@@ -58,11 +80,20 @@ export interface PipelineBenchReport {
   };
 }
 
+/** The embedder configurations the throughput runs alternate. */
+const VARIANTS = [
+  { precision: 'int8', embedder: MODEL_NAMES.embedder },
+  { precision: 'fp32', embedder: MODEL_NAMES.embedder },
+  { precision: 'int8', embedder: MODEL_NAMES.gatedEmbedder },
+] as const;
+type Variant = (typeof VARIANTS)[number];
+const DEFAULT_MODELS: Variant = VARIANTS[0];
+
 async function withApp<T>(
   opts: PipelineBenchOptions,
   camera: { realtime: boolean; loop: boolean; fps: number },
-  precision: 'int8' | 'fp32',
-  body: (app: App, frames: number[], events: number[]) => Promise<T>,
+  models: Variant,
+  body: (app: App, config: Config, frames: number[], events: number[]) => Promise<T>,
   recognition: Record<string, number> = {},
 ): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'facegate-bench-'));
@@ -80,7 +111,7 @@ async function withApp<T>(
           restart: { initialDelayMs: 200, maxDelayMs: 1000, stallTimeoutMs: 10000, healthyAfterMs: 5000 },
         },
       ],
-      models: { dir: opts.modelsDir, precision },
+      models: { dir: opts.modelsDir, precision: models.precision, embedder: models.embedder },
       detection: { mirrorAverage: opts.mirrorAverage },
       recognition,
       // Port 0: the in-process broker takes any free port.
@@ -91,14 +122,15 @@ async function withApp<T>(
   );
   const frames: number[] = [];
   const events: number[] = [];
-  const app = await App.start(loadConfig({ file, env: {} }), {
+  const config = loadConfig({ file, env: {} });
+  const app = await App.start(config, {
     log: () => {},
     onFrame: (_camera, latencyMs) => frames.push(latencyMs),
     onEvent: (_event, { latencyMs }) => events.push(latencyMs),
   });
   try {
     await app.enrollPhoto('enrolled', opts.enrolPhoto);
-    return await body(app, frames, events);
+    return await body(app, config, frames, events);
   } finally {
     await app.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -123,7 +155,7 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
   // runs touch far more of V8's young generation than a 30 fps camera does, and until V8 shrinks it
   // again (minutes later) those pages would read as the soak's starting RSS.
   opts.log.child('bench pipeline').info(`memory: paced video looping for ${opts.soakSeconds} s`);
-  const memory = await withApp(opts, { realtime: true, loop: true, fps: 30 }, 'int8', async () => {
+  const memory = await withApp(opts, { realtime: true, loop: true, fps: 30 }, DEFAULT_MODELS, async () => {
     const samples: [number, number][] = [];
     const soak = new Progress('bench pipeline soak (s)', opts.soakSeconds, opts.log.info, 30_000);
     const start = Date.now();
@@ -149,22 +181,45 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
     };
   });
 
-  const runs: Record<'int8' | 'fp32', number[]> = { int8: [], fp32: [] };
-  let frames = 0;
-  let faces = 0;
-  const progress = new Progress('bench pipeline throughput', opts.runs * 2, opts.log.info, 0);
+  const measured = VARIANTS.map(() => ({
+    fps: [] as number[],
+    detect: [] as number[],
+    embed: [] as number[],
+  }));
+  const last: Omit<
+    ThroughputRow,
+    'fps_p50' | 'runs' | 'detect_ms_per_frame_p50' | 'embed_ms_per_face_p50' | 'embed_ms_per_face_runs'
+  >[] = [];
+  const progress = new Progress('bench pipeline throughput', opts.runs * VARIANTS.length, opts.log.info, 0);
   for (let r = 0; r < opts.runs; r++) {
-    for (const precision of ['int8', 'fp32'] as const) {
-      await withApp(opts, { realtime: false, loop: false, fps: 120 }, precision, async (app, latencies) => {
-        const started = performance.now();
-        await untilQuiet(latencies, 1500);
-        const stats = app.cameraStats()[0];
-        // The quiet period is not work: subtract it.
-        const seconds = (performance.now() - started - 1500) / 1000;
-        runs[precision].push(stats.framesProcessed / seconds);
-        frames = stats.framesProcessed;
-        faces = stats.facesEmbedded / Math.max(1, stats.framesProcessed);
-      });
+    for (const [v, variant] of VARIANTS.entries()) {
+      await withApp(
+        opts,
+        { realtime: false, loop: false, fps: 120 },
+        variant,
+        async (app, config, latencies) => {
+          const started = performance.now();
+          await untilQuiet(latencies, 1500);
+          const stats = app.cameraStats()[0];
+          // The quiet period is not work: subtract it.
+          const seconds = (performance.now() - started - 1500) / 1000;
+          measured[v].fps.push(stats.framesProcessed / seconds);
+          measured[v].detect.push(stats.sumMs.detect / Math.max(1, stats.framesProcessed));
+          measured[v].embed.push(stats.sumMs.embedder / Math.max(1, stats.facesEmbedded));
+          const { detector, embedder } = app.analyzer.current.engines();
+          last[v] = {
+            precision: variant.precision,
+            embedder: variant.embedder,
+            engine_asked: config.models.engine,
+            embedder_model: embedder.model,
+            embedder_engine: embedder.engine,
+            detector_model: detector.model,
+            detector_engine: detector.engine,
+            frames: stats.framesProcessed,
+            faces_per_frame: round(stats.facesEmbedded / Math.max(1, stats.framesProcessed)),
+          };
+        },
+      );
       progress.tick();
     }
   }
@@ -174,12 +229,13 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
       [...xs].sort((a, b) => a - b),
       50,
     );
-  const throughput = (['int8', 'fp32'] as const).map((precision) => ({
-    precision,
-    fps_p50: round(median(runs[precision])),
-    runs: runs[precision].map(round),
-    frames,
-    faces_per_frame: round(faces),
+  const throughput: ThroughputRow[] = VARIANTS.map((_, v) => ({
+    ...last[v],
+    fps_p50: round(median(measured[v].fps)),
+    runs: measured[v].fps.map(round),
+    detect_ms_per_frame_p50: round(median(measured[v].detect)),
+    embed_ms_per_face_p50: round(median(measured[v].embed)),
+    embed_ms_per_face_runs: measured[v].embed.map(round),
   }));
 
   opts.log.child('bench pipeline').info(`latency: paced video for ${opts.latencySeconds} s`);
@@ -189,8 +245,8 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
   const latency = await withApp(
     opts,
     { realtime: true, loop: true, fps: 30 },
-    'int8',
-    async (_app, frameLat, eventLat) => {
+    DEFAULT_MODELS,
+    async (_app, _config, frameLat, eventLat) => {
       await new Promise((r) => setTimeout(r, opts.latencySeconds * 1000));
       const f = [...frameLat].sort((a, b) => a - b);
       const e = [...eventLat].sort((a, b) => a - b);
@@ -206,11 +262,12 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
     perFrameDecisions,
   );
 
-  const [int8, fp32] = throughput;
+  const [int8, fp32, gated] = throughput;
   return {
     mirror_average: opts.mirrorAverage,
     throughput,
     int8_vs_fp32_fps: round(int8.fps_p50 / fp32.fps_p50),
+    embed_dense_vs_relu0: round(int8.embed_ms_per_face_p50 / gated.embed_ms_per_face_p50),
     latency,
     memory,
   };

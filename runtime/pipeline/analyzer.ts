@@ -136,6 +136,17 @@ export class FaceAnalyzer {
     );
   }
 
+  /** By role, the model in use (its files' name.precision) and the engine it opened on: 'ort' also where
+   * 'kernels' was asked for and fell back (no addon, an fp32 model). */
+  engines(): Record<string, { model: string; engine: string }> {
+    return Object.fromEntries(
+      this.opened().map(([role, { manifest, engine }]) => [
+        role,
+        { model: `${manifest.name}.${manifest.precision}`, engine: engine.name },
+      ]),
+    );
+  }
+
   /** The cosine threshold for a target false-accept rate, from the embedder's manifest. */
   thresholdFor(targetFar: number): number {
     return thresholdForTargetFar(this.embedder.manifest, targetFar);

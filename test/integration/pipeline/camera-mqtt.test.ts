@@ -102,6 +102,15 @@ describe('enrol -> video -> MQTT events (real mosquitto, ffmpeg, ONNX Runtime)',
     app = await App.start(configFor(HAMILTON, broker.url), { log: () => {} });
     expect(app.gallery.list().map((p) => p.name)).toEqual(['lin-manuel-miranda']);
     await untilVideoDone(app);
+    // What bench-pipeline reads: the models the analyzer opened (the detector always on ORT) and the
+    // summed stage times behind its per-frame and per-face means.
+    const { detector, embedder } = app.analyzer.current.engines();
+    expect(detector).toEqual({ model: 'blazeface.fp32', engine: 'ort' });
+    expect(embedder.model).toBe('facerec.int8');
+    const stats = app.cameraStats()[0];
+    expect(stats.facesEmbedded).toBeGreaterThan(0);
+    expect(stats.sumMs.detect).toBeGreaterThan(0);
+    expect(stats.sumMs.embedder).toBeGreaterThan(0);
     await until(() => received.events.length > 0, 10_000);
     await app.stop();
     app = undefined;
