@@ -8,6 +8,7 @@ import { openModel } from '../engine/registry.ts';
 import {
   loadModel,
   MODEL_NAMES,
+  type ModelManifest,
   manifestPathFor,
   type OpenedModel,
   type Precision,
@@ -108,11 +109,34 @@ export interface LayerTime {
   relu0_us: number | null;
 }
 
+/** The ReLU-zero gates the relu_zero kernels rows ran: the model's files, its manifest's gate design
+ * (null where the manifest does not state it) and the convs the kernels gate. */
+export interface GatesInUse {
+  model: string;
+  granularity: string | null;
+  threshold: number | null;
+  convs: string[];
+}
+
+function gatesInUse(manifest: ModelManifest, engine: KernelsEngine): GatesInUse {
+  const design = manifest.gates ?? {};
+  const { granularity, threshold } = design;
+  return {
+    model: `${manifest.name}.${manifest.precision}`,
+    granularity:
+      typeof granularity === 'object' && granularity !== null && 'name' in granularity
+        ? String(granularity.name)
+        : null,
+    threshold: typeof threshold === 'number' ? threshold : null,
+    convs: engine.model.gates.map((g) => g.conv),
+  };
+}
+
 export async function benchEmbedder(opts: {
   modelsDir: string;
   rounds: number;
   log: Logger;
-}): Promise<{ rows: EmbedderBenchRow[]; layers: LayerTime[] }> {
+}): Promise<{ rows: EmbedderBenchRow[]; layers: LayerTime[]; gates: GatesInUse | null }> {
   const crops = await alignedFaces(opts.modelsDir);
   const open = (v: Variant, threads: number) =>
     openModel({
@@ -190,10 +214,12 @@ export async function benchEmbedder(opts: {
     });
   }
   const profiled = (relu0: boolean) =>
-    opened.find((o) => o.threads === 1 && o.variant === (relu0 ? KERNELS_RELU0 : KERNELS_DENSE))?.model
-      .engine;
-  const denseEngine = profiled(false);
-  const relu0Engine = profiled(true);
+    opened.find((o) => o.threads === 1 && o.variant === (relu0 ? KERNELS_RELU0 : KERNELS_DENSE))?.model;
+  const denseEngine = profiled(false)?.engine;
+  const relu0Model = profiled(true);
+  const relu0Engine = relu0Model?.engine;
+  const gates =
+    relu0Model && relu0Engine instanceof KernelsEngine ? gatesInUse(relu0Model.manifest, relu0Engine) : null;
   const layers =
     denseEngine instanceof KernelsEngine
       ? await layerTimes(
@@ -204,7 +230,7 @@ export async function benchEmbedder(opts: {
         )
       : [];
   await Promise.all(opened.map((o) => o.model.engine.close()));
-  return { rows, layers };
+  return { rows, layers, gates };
 }
 
 /** Per-site median op times (lastRunProfile) over `rounds` passes over the faces. Medians per op,

@@ -6,14 +6,21 @@ import {
   type EmbedderBenchRow,
   type EmbedderRatios,
   embedderRatios,
+  type GatesInUse,
   type LayerTime,
 } from '../bench/embedder.ts';
 import { benchModels, type ModelBenchRow } from '../bench/models.ts';
+import { loadKernels } from '../engine/kernels-addon.ts';
 import { modelsDir } from '../paths.ts';
 import { createLogger } from '../util/log.ts';
 import { integerFlag } from './flags.ts';
 
 export interface BenchReport {
+  /** The native kernels' SIMD path in use and the best this CPU has; null when the addon did not load
+   * (no kernels rows then). */
+  kernels: { isa: string; best_isa: string } | null;
+  /** The gates the relu_zero rows ran; null without them. */
+  gates: GatesInUse | null;
   /** The embedder on every engine (the native-kernels issue's format). */
   rows: EmbedderBenchRow[];
   ratios: EmbedderRatios;
@@ -35,9 +42,12 @@ export async function benchCommand(args: string[]): Promise<number> {
   const rounds = integerFlag('rounds', values.rounds);
   const log = createLogger({ level: 'info' });
   const dirs = { modelsDir: resolve(values.models), rounds, log };
-  const { rows, layers } = await benchEmbedder(dirs);
+  const { rows, layers, gates } = await benchEmbedder(dirs);
   const modelRows = await benchModels(dirs);
+  const info = loadKernels({ log })?.info();
   const report: BenchReport = {
+    kernels: info ? { isa: info.isa, best_isa: info.bestIsa } : null,
+    gates,
     rows,
     ratios: embedderRatios(rows),
     layers,
@@ -71,7 +81,15 @@ export function formatBench(report: BenchReport): string {
   );
   const ratios = (entries: Record<string, number | null>) =>
     Object.entries(entries).map(([k, v]) => `${k.padEnd(40)} ${v === null ? '-' : v.toFixed(2)}`);
+  const { kernels, gates } = report;
   return [
+    kernels
+      ? `engines: kernels (native int8, ${kernels.isa} path; best on this CPU ${kernels.best_isa}) and ort (ONNX Runtime)`
+      : 'engines: ort (ONNX Runtime) only: the native kernels did not load, so there are no kernels rows',
+    gates
+      ? `gates (relu_zero rows): ${gates.model}, granularity ${gates.granularity ?? '-'}, threshold ${gates.threshold ?? '-'}, ${gates.convs.length} gated convs: ${gates.convs.join(' ')}`
+      : 'gates: none (no relu_zero rows)',
+    '',
     'embedder',
     'engine   precision relu_zero batch threads   p50 ms   p95 ms skip_ratio   MMACs input_dep',
     '(batch 2: a face and its mirror in one run, as the embedder runs them; MMACs per image;',

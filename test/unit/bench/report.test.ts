@@ -66,6 +66,13 @@ describe('embedderRatios', () => {
 
   it('formats a table with the embedder rows first and the per-model rows after', () => {
     const text = formatBench({
+      kernels: { isa: 'avx2', best_isa: 'avx2' },
+      gates: {
+        model: 'facerec-gated.int8',
+        granularity: 'tile4',
+        threshold: 0,
+        convs: ['conv32_down', 'conv32_1/conv1'],
+      },
       rows: DENSE,
       ratios: embedderRatios(DENSE),
       layers: [
@@ -84,6 +91,23 @@ describe('embedderRatios', () => {
     expect(text).toMatch(/conv32_down\s+100\.0\s+80\.0/);
     expect(text).toMatch(/total\s+150\.0\s+135\.5/);
     expect(text.indexOf('kernels_dense_vs_ort_int8_1t')).toBeLessThan(text.indexOf('facerec    ort'));
+    expect(text).toContain('engines: kernels (native int8, avx2 path; best on this CPU avx2) and ort');
+    expect(text).toContain(
+      'gates (relu_zero rows): facerec-gated.int8, granularity tile4, threshold 0, 2 gated convs: conv32_down conv32_1/conv1',
+    );
+  });
+
+  it('says when the kernels did not load and no gates ran', () => {
+    const text = formatBench({
+      kernels: null,
+      gates: null,
+      rows: DENSE.filter((r) => r.engine === 'ort'),
+      ratios: embedderRatios(DENSE),
+      layers: [],
+      models: { rows: [], ratios: {} },
+    });
+    expect(text).toContain('engines: ort (ONNX Runtime) only: the native kernels did not load');
+    expect(text).toContain('gates: none (no relu_zero rows)');
   });
 });
 
