@@ -165,7 +165,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
   private readonly pendingStores = new Set<Promise<unknown>>();
   private readonly retained = new Map<string, string>();
   private lastError = '';
-  /** Until when (ms since epoch) events wait for a subscriber; 0 once one was reached or not applicable. */
+  /** Until when (ms since epoch) events may wait for a subscriber; 0 once one was reached or not applicable. */
   private holdUntil = 0;
   /** Message ids the broker acknowledged with "no matching subscribers" on this connection. */
   private readonly unheard = new Set<number>();
@@ -420,13 +420,7 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
 
   /** Whether events still wait for a subscriber after this connect (see the top of this file). */
   private holdingForSubscribers(): boolean {
-    if (this.holdUntil === 0) return false;
-    if (Date.now() < this.holdUntil) return true;
-    this.holdUntil = 0;
-    this.log.warn(
-      `no subscriber took an event within ${this.subscriberGraceMs / 1000} s of connecting: sending events on`,
-    );
-    return false;
+    return Date.now() < this.holdUntil;
   }
 
   /**
@@ -438,10 +432,17 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
     this.log.info(`replaying ${this.queue.size} queued event(s) at QoS ${this.eventQos}`);
     let failed = false;
     let keptForNextStart = false;
-    let waitingLogged = false;
+    // The broker refused an event for want of subscribers during this replay.
+    let waiting = false;
     try {
       while (this.online && this.queue.size > 0) {
         const holding = this.holdingForSubscribers();
+        if (waiting && !holding) {
+          this.log.warn(
+            `no subscriber took an event within ${this.subscriberGraceMs / 1000} s of connecting: sending events on`,
+          );
+          waiting = false;
+        }
         const batch = this.queue.peek(holding ? 1 : this.replayWindow);
         const results = await Promise.allSettled(
           batch.map(({ event }) =>
@@ -461,11 +462,11 @@ export class FacegateMqttClient extends EventEmitter<ClientEvents> {
             // A stop keeps the waiting events for the next start.
             keptForNextStart = this.stopping !== null;
             if (keptForNextStart) break;
-            if (!waitingLogged) {
+            if (!waiting) {
               this.log.info(
                 `the broker has no subscriber for events: keeping them queued for up to ${this.subscriberGraceMs / 1000} s`,
               );
-              waitingLogged = true;
+              waiting = true;
             }
             await sleep(SUBSCRIBER_POLL_MS);
             continue;

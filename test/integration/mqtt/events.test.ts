@@ -240,6 +240,22 @@ describe('events (mosquitto)', () => {
     expect(got.size).toBeLessThan(sent.length);
   });
 
+  it('warns of no subscriber only when one was missed, not when the grace passed without events', async () => {
+    const broker = await startMosquitto();
+    cleanup(() => broker.dispose());
+    const subscriber = await Subscriber.connect(broker.url, ['facegate/+/event']);
+    cleanup(() => subscriber.end());
+    const { client, topics, logs } = await startDevice(cleanup, broker.url, {
+      protocolVersion: 5,
+      subscriberGraceMs: 300,
+    });
+    await waitUntil('connect', () => client.connected);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await client.publishEvent(makeEvent())).toBe('published');
+    await waitUntil('the event', () => subscriber.events(topics.event).length === 1);
+    expect(logs.filter((l) => l.includes('no subscriber'))).toEqual([]);
+  });
+
   it('sends events on once the grace has passed with no subscriber at all', async () => {
     const broker = await startMosquitto();
     cleanup(() => broker.dispose());
