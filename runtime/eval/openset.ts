@@ -33,7 +33,7 @@ import { type Logger, silentLogger } from '../util/log.ts';
 import { seededRandom } from '../util/random.ts';
 import { alignFace } from '../vision/align.ts';
 import { FaceDetector } from '../vision/detector.ts';
-import { FaceEmbedder } from '../vision/embedder.ts';
+import { FaceEmbedder, normalize } from '../vision/embedder.ts';
 import { primaryFace } from '../vision/face-crop.ts';
 import { FACEREC_TEMPLATE } from '../vision/face-template.ts';
 import { decodeImage, type RgbImage } from '../vision/image.ts';
@@ -298,21 +298,22 @@ export function buildTracks(data: OpenSetData, settings: DecisionSettings): Trac
       const gallery = Gallery.open(join(dir, `gallery-${splits.length}.db`));
       const tracks: Track[] = [];
       const track = (frames: FrameData[], person: string | null) => {
-        const usable = frames.filter((f) => passesQuality(f.quality, settings.qualityLimits).ok);
+        const usable = frames
+          .filter((f) => passesQuality(f.quality, settings.qualityLimits).ok)
+          .map((f) => ({ embedding: f.embedding, quality: qualityScore(f.quality, settings.qualityLimits) }));
         const rank = (embedding: Float32Array, quality: number) => ({
           ranking: gallery.rank(embedding, data.model),
           quality,
         });
         tracks.push({
           person,
-          frames: usable.map((f) => rank(f.embedding, qualityScore(f.quality, settings.qualityLimits))),
+          frames: usable.map((f) => rank(f.embedding, f.quality)),
           mean:
             usable.length === 0
               ? null
               : rank(
                   meanEmbedding(usable.map((f) => f.embedding)),
-                  usable.reduce((sum, f) => sum + qualityScore(f.quality, settings.qualityLimits), 0) /
-                    usable.length,
+                  usable.reduce((sum, f) => sum + f.quality, 0) / usable.length,
                 ),
         });
       };
@@ -356,8 +357,7 @@ export function buildTracks(data: OpenSetData, settings: DecisionSettings): Trac
 function meanEmbedding(embeddings: Float32Array[]): Float32Array {
   const mean = new Float32Array(embeddings[0].length);
   for (const e of embeddings) for (let i = 0; i < mean.length; i++) mean[i] += e[i];
-  const norm = Math.hypot(...mean);
-  return mean.map((v) => v / norm);
+  return normalize(mean);
 }
 
 /**
