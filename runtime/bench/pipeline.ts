@@ -16,7 +16,7 @@ import { type Config, loadConfig } from '../config/index.ts';
 import { MODEL_NAMES } from '../models/manifest.ts';
 import { Progress } from '../report/progress.ts';
 import type { Logger } from '../util/log.ts';
-import { percentile } from '../util/timing.ts';
+import { median, percentile } from '../util/timing.ts';
 
 export interface PipelineBenchOptions {
   video: string;
@@ -224,11 +224,6 @@ export async function benchPipeline(opts: PipelineBenchOptions): Promise<Pipelin
     }
   }
   progress.done();
-  const median = (xs: number[]) =>
-    percentile(
-      [...xs].sort((a, b) => a - b),
-      50,
-    );
   const throughput: ThroughputRow[] = VARIANTS.map((_, v) => ({
     ...last[v],
     fps_p50: round(median(measured[v].fps)),

@@ -19,6 +19,14 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[i];
 }
 
+/** The median (nearest-rank) of unsorted values. */
+export function median(values: number[]): number {
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
+}
+
 export async function interleaved(
   cases: BenchCase[],
   opts: { warmup: number; rounds: number; onRound?: (round: number) => void },

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InferenceSession } from 'onnxruntime-node';
+import { integerFlag } from '../../runtime/cli/flags.ts';
 import type { ModelInfo, Tensor, TensorValues } from '../../runtime/models/onnx/graph.ts';
 import { Graph } from '../../runtime/models/onnx/graph.ts';
 import { readOnnx } from '../../runtime/models/onnx/reader.ts';
@@ -168,7 +169,7 @@ for (const file of files) {
       // For scale: what opening the model on ONNX Runtime costs anyway.
       { name: 'ORT session create', run: async () => (await InferenceSession.create(bytes)).release() },
     ],
-    { warmup: 3, rounds: Number(values.rounds) },
+    { warmup: 3, rounds: integerFlag('rounds', values.rounds) },
   );
   console.log(`${file.split('/').pop()} (${bytes.length} bytes, ${ours.graph.nodes.length} nodes)`);
   for (const t of timings)

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import { integerFlag } from '../../runtime/cli/flags.ts';
 import { type SweepPoint, sweepChart } from '../../runtime/eval/sweep.ts';
 import { type LineChartSpec, lineChartSvg, rocChart } from '../../runtime/report/plot.ts';
 import { interleaved } from '../../runtime/util/timing.ts';
@@ -128,7 +129,7 @@ const load = async (name: string) => import(pathToFileURL(fromCandidate.resolve(
 const vega = (await load('vega')) as Vega;
 const vl = (await load('vega-lite')) as VegaLite;
 
-const rocPoints = Number(values['roc-points']);
+const rocPoints = integerFlag('roc-points', values['roc-points']);
 const roc = Array.from({ length: rocPoints }, (_, i) => {
   const far = 10 ** (-4 + (4 * i) / (rocPoints - 1));
   return { far, tpr: 1 - 0.3 * (1 - (Math.log10(far) + 4) / 4) ** 3 };
@@ -166,7 +167,7 @@ for (const [chart, spec] of charts) {
   }
   const timings = await interleaved(
     renderers.map(([name, run]) => ({ name, run })),
-    { warmup: 2, rounds: Number(values.rounds) },
+    { warmup: 2, rounds: integerFlag('rounds', values.rounds) },
   );
   for (const t of timings)
     console.log(

@@ -8,9 +8,10 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { integerFlag } from '../../runtime/cli/flags.ts';
 import { openEventQueue } from '../../runtime/events/queue.ts';
 import { buildEvent, type FaceEvent } from '../../runtime/events/schema.ts';
-import { percentile } from '../../runtime/util/timing.ts';
+import { median, percentile } from '../../runtime/util/timing.ts';
 
 /** What the MQTT client uses of a queue (runtime/mqtt/client.ts). */
 interface Queue {
@@ -232,25 +233,22 @@ const { values } = parseArgs({
     'full-disk': { type: 'string' },
   },
 });
-const events = Number(values.events);
+const events = integerFlag('events', values.events);
+// 0 rounds: only the --full-disk check.
+const roundCount = integerFlag('rounds', values.rounds, 0);
 const base = mkdtempSync(join(values.dir, 'facegate-decide-queue-'));
 const kinds = Object.keys(KINDS) as Kind[];
 const rounds = new Map<Kind, Round[]>(kinds.map((k) => [k, []]));
-for (let r = 0; r < Number(values.rounds); r++) {
+for (let r = 0; r < roundCount; r++) {
   for (const kind of r % 2 === 0 ? kinds : [...kinds].reverse()) {
     rounds.get(kind)?.push(await round(kind, base, events));
   }
 }
 rmSync(base, { recursive: true, force: true });
 
-const median = (xs: number[]) =>
-  percentile(
-    [...xs].sort((a, b) => a - b),
-    50,
-  );
 const f = (v: number, d = 2) => v.toFixed(d).padStart(9);
 console.log(
-  `${Number(values.rounds)} rounds, ${events} events of ${Buffer.byteLength(JSON.stringify(event(0)))} bytes JSON; medians over rounds`,
+  `${roundCount} rounds, ${events} events of ${Buffer.byteLength(JSON.stringify(event(0)))} bytes JSON; medians over rounds`,
 );
 console.log(
   'kind                 append p50/p99 ms  burst 100 ms  fill ms  reopen ms  peek16 ms  peekAll ms  drain ms (acks)  bytes open/closed/allocated',
