@@ -260,7 +260,6 @@ for (const [kind, rs] of rounds) {
     `${kind.padEnd(20)} ${f(percentile(all, 50), 3)}/${f(percentile(all, 99), 3).trim()} ${f(m('burst100Ms'))} ${f(m('fillMs'), 0)} ${f(m('recoverMs'))} ${f(m('peek16Ms'), 3)} ${f(m('peekAllMs'))} ${f(m('drainMs'), 0)} (${m('acks')})  ${m('bytesOpen')}/${m('bytesClosed')}/${m('allocatedClosed')}`,
   );
 }
-// SQLite first: the files queue's close() fails on a full disk before closing its segments, and their open
-// descriptors keep the space until this process exits.
+// SQLite first, so a files queue that leaves space taken cannot starve the other's check.
 if (values['full-disk'])
   for (const kind of [...kinds].reverse()) console.log(await fullDisk(kind, values['full-disk']));
