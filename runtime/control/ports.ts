@@ -1,7 +1,7 @@
 // The control plane's ports (declared in ./handlers) over the running application: what each remote
 // command does to this device.
 
-import type { ChangeClassification, Config } from '../config/index.ts';
+import { type ChangeClassification, type Config, checkTargetFars } from '../config/index.ts';
 import type { ModelRef } from '../events/schema.ts';
 import type { Gallery } from '../matching/gallery/index.ts';
 import { normalizePersonName } from '../matching/gallery/records.ts';
@@ -192,7 +192,13 @@ export class ModelControl implements ModelPort {
         opts.onStateChange();
       },
       switchTo: async (model) => {
-        await analyzer.swap((current) => current.withModel(model));
+        // An embedder whose calibration does not cover a configured target FAR would fail every frame;
+        // refused here, the swap keeps the running analyzer and the updater rolls back.
+        await analyzer.swap((current) => {
+          const next = current.withModel(model);
+          checkTargetFars(opts.config(), (far) => next.thresholdFor(far));
+          return next;
+        });
         this.release();
       },
       health: () => analyzer.nextFrame(),

@@ -195,10 +195,11 @@ describe('model swap under a running camera', () => {
     );
   });
 
-  it('refuses a tampered, an unsigned and a truncated model and keeps running the old one', {
+  it('refuses a tampered, an unsigned, a too narrowly calibrated and a truncated model and keeps running the old one', {
     timeout: 180_000,
   }, async () => {
-    const { device, op } = await startDevice();
+    // A strict door: FAR 1e-4, inside the running embedder's calibration (down to 1e-5).
+    const { device, op } = await startDevice({ recognition: { targetFar: 0.0001 } });
     const release = embedderRelease('1.0.1');
     const cases = [
       {
@@ -208,6 +209,21 @@ describe('model swap under a running camera', () => {
       {
         url: publishRelease(server, 'unsigned', release, { sign: false }),
         error: /is not signed and unsigned models are not allowed/,
+      },
+      {
+        // Calibrated only down to FAR 1e-3: the configured targetFar 1e-4 has no threshold.
+        url: publishRelease(server, 'narrow', {
+          ...release,
+          manifest: {
+            ...release.manifest,
+            thresholds: {
+              ...(release.manifest.thresholds as NonNullable<ModelManifest['thresholds']>),
+              curve: release.manifest.thresholds?.curve?.filter(([far]) => far >= 0.0009),
+            },
+          },
+        }),
+        error:
+          /recognition\.targetFar 0\.0001 is outside the range embedder facerec 1\.0\.1 was calibrated for/,
       },
       {
         url: publishRelease(server, 'truncated', { ...release, onnx: release.onnx.subarray(0, 4_000_000) }),
