@@ -4,7 +4,7 @@
 // measured over every different-person pair. The alignment template is re-derived from the committed
 // dlib chips with the same detector.
 import { openEngine } from '../../runtime/engine/open.ts';
-import { OrtEngine, ortInt8Saturates } from '../../runtime/engine/ort.ts';
+import { OrtEngine } from '../../runtime/engine/ort.ts';
 import { thresholdForFar } from '../../runtime/eval/metrics.ts';
 import { allPairScores } from '../../runtime/eval/pair-scores.ts';
 import type { ModelManifest } from '../../runtime/models/manifest.ts';
@@ -21,7 +21,7 @@ import { deriveTemplatePoints } from './derive-template.ts';
 import { serializeModel } from './onnx/writer.ts';
 import { PERCENTILE } from './quantize/calibrate.ts';
 import { planQuantization, quantizeGraph } from './quantize/qdq.ts';
-import { calibrateBest } from './quantize-model.ts';
+import { calibrateBest, exactInt8Engine } from './quantize-model.ts';
 import { MODEL_SPECS, type ModelSpec } from './specs.ts';
 
 export interface CalibrateOptions {
@@ -84,23 +84,19 @@ export async function measureThresholds(
 /** The table for the models in `only` (default: all). */
 export async function measureCalibration(opts: CalibrateOptions): Promise<CalibrationTable> {
   const { log } = opts;
-  // Each method's fidelity is measured on ONNX Runtime's int8, which must be exact: where it saturates,
-  // the table would choose methods by its errors.
-  if (ortInt8Saturates())
-    throw new Error(
-      'calibration needs exact int8 in ONNX Runtime, and this CPU (x86 without VNNI) saturates it: calibrate on a CPU with AVX-512 VNNI or AVX-VNNI, or on arm64 (--thresholds-only runs anywhere)',
-    );
   const specs = selectSpecs(opts.only);
+  const graphs = specs.map((spec) => spec.build());
+  const judges = await Promise.all(specs.map((spec, i) => exactInt8Engine(graphs[i], spec.name)));
   const { detector, files, samples, noFace } = await calibrationFaces(opts);
   const points = await deriveTemplatePoints(detector, FACEREC_TEMPLATE.indices, DLIB_CHIPS_DIR);
 
   const models: Record<string, ModelCalibration> = {};
-  for (const spec of specs) {
-    const graph = spec.build();
+  for (const [i, spec] of specs.entries()) {
+    const graph = graphs[i];
     const fp32 = serializeModel(graph, PRODUCER);
     const inputs = spec.calibrationInputs(samples);
     log(`[calibrate] ${spec.name}: ${inputs.length} samples`);
-    const best = await calibrateBest(graph, fp32, inputs, spec, log);
+    const best = await calibrateBest(judges[i], graph, fp32, inputs, spec, log);
     let thresholds: ModelCalibration['thresholds'];
     if (spec.task === 'face-embedding') {
       const int8 = serializeModel(quantizeGraph(graph, planQuantization(graph), best.ranges).graph, PRODUCER);

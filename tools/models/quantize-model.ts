@@ -1,16 +1,21 @@
 // Calibrates a model with each method, measures each int8 model against fp32 on held-out samples, and
 // keeps the most faithful one's ranges (for the calibration table; the build quantizes with them).
-import * as ort from 'onnxruntime-node';
+import { KernelsEngine } from '../../runtime/engine/kernels.ts';
+import { loadKernels } from '../../runtime/engine/kernels-addon.ts';
+import { openEngine } from '../../runtime/engine/open.ts';
+import { OrtEngine, ortInt8Saturates } from '../../runtime/engine/ort.ts';
 import type { CalibrationMethodName } from '../../runtime/models/manifest.ts';
 import type { Graph } from '../../runtime/models/onnx/graph.ts';
 import { Progress } from '../../runtime/report/progress.ts';
+import type { EngineKind, InferenceEngine, TensorIn } from '../../runtime/types.ts';
 import { serializeModel } from './onnx/writer.ts';
 import { CALIBRATION_METHODS, collectStats, type Range, rangeFor } from './quantize/calibrate.ts';
 import { planQuantization, quantizeGraph } from './quantize/qdq.ts';
-import type { CalibrationFeed, ModelSpec } from './specs.ts';
+import type { CalibrationFeed, EngineOutputs, ModelSpec } from './specs.ts';
 
 /** Every HELD_OUT_EVERY-th sample is kept out of range fitting to judge the methods. */
 const HELD_OUT_EVERY = 5;
+const PROBE = { producerName: 'facegate', producerVersion: 'probe' };
 
 export interface CalibrationResult {
   method: CalibrationMethodName;
@@ -21,7 +26,12 @@ export interface CalibrationResult {
   ranges: Map<string, Range>;
 }
 
+/**
+ * `judge` runs each method's int8 model: exactInt8Engine's choice (checked before the caller's slow
+ * work, so a CPU that cannot judge a model refuses at once).
+ */
 export async function calibrateBest(
+  judge: EngineKind,
   fp32Graph: Graph,
   fp32Bytes: Uint8Array,
   feeds: CalibrationFeed[],
@@ -43,11 +53,11 @@ export async function calibrateBest(
     () => progress.tick(),
   );
   progress.done();
-  const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
-  const reference = await ort.InferenceSession.create(fp32Bytes, options);
-  const expected = [];
-  for (const f of heldOut) expected.push(await reference.run(f));
-  await reference.release();
+  const run = (engine: InferenceEngine, feed: CalibrationFeed) => engine.run(engineFeed(feed));
+  const reference = await OrtEngine.create(fp32Bytes, { threads: 1 });
+  const expected: EngineOutputs[] = [];
+  for (const f of heldOut) expected.push(await run(reference, f));
+  await reference.close();
 
   const fidelity = {} as Record<CalibrationMethodName, number>;
   let best: { method: CalibrationMethodName; ranges: Map<string, Range> } | undefined;
@@ -59,15 +69,12 @@ export async function calibrateBest(
       ]),
     );
     const q = quantizeGraph(fp32Graph, plan, ranges);
-    const session = await ort.InferenceSession.create(
-      serializeModel(q.graph, { producerName: 'facegate', producerVersion: 'probe' }),
-      options,
-    );
+    const engine = await openEngine(serializeModel(q.graph, PROBE), { engine: judge, label: spec.name });
     let sum = 0;
-    for (let i = 0; i < heldOut.length; i++) sum += spec.fidelity(expected[i], await session.run(heldOut[i]));
-    await session.release();
+    for (let i = 0; i < heldOut.length; i++) sum += spec.fidelity(expected[i], await run(engine, heldOut[i]));
+    await engine.close();
     fidelity[method] = Number((sum / heldOut.length).toFixed(6));
-    log(`[models] ${spec.name}: ${method} fidelity ${fidelity[method]}`);
+    log(`[models] ${spec.name}: ${method} fidelity ${fidelity[method]} (int8 on ${engine.name})`);
     if (!best || fidelity[method] > fidelity[best.method]) best = { method, ranges };
   }
   const chosen = best as { method: CalibrationMethodName; ranges: Map<string, Range> };
@@ -79,4 +86,35 @@ export async function calibrateBest(
     calibrationSamples: fit.length,
     heldOutSamples: heldOut.length,
   };
+}
+
+function engineFeed(feed: CalibrationFeed): Record<string, TensorIn> {
+  return Object.fromEntries(
+    Object.entries(feed).map(([name, t]) => [name, { data: t.data as Float32Array, dims: [...t.dims] }]),
+  );
+}
+
+/**
+ * The engine whose int8 is exact on this CPU, so the methods are judged by their own errors: ONNX
+ * Runtime, or where its int8 saturates (x86 without VNNI) the native kernels, if they run the model.
+ * Decided from the graph's structure alone (placeholder ranges), before any calibration work.
+ */
+export async function exactInt8Engine(fp32Graph: Graph, name: string): Promise<EngineKind> {
+  if (!ortInt8Saturates()) return 'ort';
+  const plan = planQuantization(fp32Graph);
+  const placeholder = new Map(plan.calibrated.map((t) => [t, { lo: -1, hi: 1 }]));
+  const int8 = serializeModel(quantizeGraph(fp32Graph, plan, placeholder).graph, PROBE);
+  const binding = loadKernels();
+  let why = 'the native kernels are not built';
+  if (binding) {
+    try {
+      await new KernelsEngine(binding, int8, 1).close();
+      return 'kernels';
+    } catch (err) {
+      why = `the native kernels cannot run it (${(err as Error).message})`;
+    }
+  }
+  throw new Error(
+    `${name}: calibration needs exact int8 to compare the methods; ONNX Runtime's int8 saturates on this CPU (x86 without VNNI) and ${why}: calibrate it on a CPU with AVX-512 VNNI or AVX-VNNI, or on arm64 (--thresholds-only runs anywhere)`,
+  );
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ModelManifest, ModelTask } from '../../runtime/models/manifest.ts';
 import type { Graph } from '../../runtime/models/onnx/graph.ts';
+import type { InferenceEngine } from '../../runtime/types.ts';
 import { rgbToNchw } from '../../runtime/vision/tensor.ts';
 import type { CalibrationSample } from './calibration-set.ts';
 import {
@@ -21,6 +22,8 @@ import { convertTfjsFile } from './tfjs/convert.ts';
 export const MODELS_VERSION = '1.0.0';
 
 export type CalibrationFeed = Record<string, ort.Tensor>;
+/** A model's outputs by name, as an InferenceEngine returns them. */
+export type EngineOutputs = Awaited<ReturnType<InferenceEngine['run']>>;
 
 export interface ModelSpec {
   name: string;
@@ -34,7 +37,7 @@ export interface ModelSpec {
   /** Calibration cost grows with activation size; large-activation models use an evenly spaced subset. */
   maxCalibrationSamples: number;
   /** How close an int8 output is to the fp32 one (1 = identical); used to pick the calibration method. */
-  fidelity(fp32: ort.InferenceSession.ReturnType, int8: ort.InferenceSession.ReturnType): number;
+  fidelity(fp32: EngineOutputs, int8: EngineOutputs): number;
   /** ReLU-zero gate parameters, for a gated model's manifest. */
   gates?(): Record<string, unknown>;
 }
@@ -44,13 +47,13 @@ export function rgbToTensor(rgb: Buffer, size: number, mean: number[], std: numb
   return new ort.Tensor('float32', rgbToNchw(rgb, size, mean, std), [1, 3, size, size]);
 }
 
-function flatCosine(a: ort.InferenceSession.ReturnType, b: ort.InferenceSession.ReturnType): number {
+function flatCosine(a: EngineOutputs, b: EngineOutputs): number {
   let dot = 0;
   let na = 0;
   let nb = 0;
   for (const name of Object.keys(a)) {
-    const x = a[name].data as Float32Array;
-    const y = b[name].data as Float32Array;
+    const x = a[name].data;
+    const y = b[name].data;
     for (let i = 0; i < x.length; i++) {
       dot += x[i] * y[i];
       na += x[i] * x[i];
@@ -60,10 +63,10 @@ function flatCosine(a: ort.InferenceSession.ReturnType, b: ort.InferenceSession.
   return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
 }
 
-function scoreAgreement(a: ort.InferenceSession.ReturnType, b: ort.InferenceSession.ReturnType): number {
+function scoreAgreement(a: EngineOutputs, b: EngineOutputs): number {
   const name = Object.keys(a)[0];
-  const x = a[name].data as Float32Array;
-  const y = b[name].data as Float32Array;
+  const x = a[name].data;
+  const y = b[name].data;
   return 1 - Math.abs(x[x.length - 1] - y[y.length - 1]);
 }
 
