@@ -9,9 +9,11 @@
 //                                                thresholds again, on the models the table's ranges build
 //   --out DIR     models folder (default: FACEGATE_MODELS_DIR, else the package's models/)
 //   --table FILE  calibration table (default: training/output/calibration.json), written by --calibrate
+//   --gates DIR   build facerec-gated from another training/gates.py output (a candidate; calibrate it
+//                 into its own --table, since new gates need their own ranges)
 //   FACEGATE_CALIB_LIMIT  calibrate on the first N images only (smoke runs)
 import { existsSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { loadConfig } from '../../runtime/config/index.ts';
@@ -20,6 +22,7 @@ import { buildModels } from './build.ts';
 import { measureCalibration, measureThresholds } from './calibrate.ts';
 import { CALIBRATION_TABLE, readCalibrationTable, writeCalibrationTable } from './calibration-table.ts';
 import { ensureModels } from './ensure.ts';
+import { useGates } from './gated/build.ts';
 
 /** The models `facegate run` would open with the default configuration, FACEGATE_BOARD and FACEGATE_* overrides. */
 function configModels(): string[] {
@@ -34,6 +37,7 @@ async function main(argv: string[]): Promise<void> {
     options: {
       calibrate: { type: 'string' },
       table: { type: 'string' },
+      gates: { type: 'string' },
       out: { type: 'string' },
       missing: { type: 'boolean', default: false },
       'for-config': { type: 'boolean', default: false },
@@ -45,6 +49,11 @@ async function main(argv: string[]): Promise<void> {
   const tablePath = values.table ? resolve(values.table) : CALIBRATION_TABLE;
   const only = positionals.length > 0 ? positionals : values['for-config'] ? configModels() : undefined;
   const started = performance.now();
+  if (values.gates !== undefined) {
+    if (!existsSync(join(values.gates, 'gates.json')))
+      throw new Error(`--gates ${values.gates}: no gates.json there (a training/gates.py output folder)`);
+    useGates(resolve(values.gates));
+  }
 
   if (values.missing) {
     await ensureModels(outDir, log, only, tablePath);

@@ -14,7 +14,7 @@ import {
   FACEREC_STD,
   loadFaceRecWeights,
 } from './facerec/build.ts';
-import { buildGatedFaceRec, GATES_DIR, loadGates } from './gated/build.ts';
+import { buildGatedFaceRec, currentGatesDir, loadGates } from './gated/build.ts';
 import { FACE_API, HUMAN, sourceFile, sourcePackage } from './sources.ts';
 import { convertTfjsFile } from './tfjs/convert.ts';
 
@@ -174,7 +174,7 @@ function faceRecSpec(
 /** What the manifest says of the gates: their design and what training measured (training/output). */
 function gatesManifest(): Record<string, unknown> {
   const { doc } = loadGates();
-  const training = JSON.parse(readFileSync(join(GATES_DIR, 'manifest.json'), 'utf8'));
+  const training = JSON.parse(readFileSync(join(currentGatesDir(), 'manifest.json'), 'utf8'));
   return {
     pattern: 'docs/relu-zero.md',
     granularity: doc.granularity,

@@ -13,6 +13,16 @@ import { ModelFileError } from '../tfjs/weights.ts';
 /** Committed training output. */
 export const GATES_DIR = fileURLToPath(new URL('../../../training/output/', import.meta.url));
 
+let gatesDir = GATES_DIR;
+/** Builds the gated embedder from another training output (`npm run models -- --gates DIR`: a candidate). */
+export function useGates(dir: string): void {
+  gatesDir = dir;
+}
+/** The training output the gated embedder is built from: GATES_DIR unless useGates() chose another. */
+export function currentGatesDir(): string {
+  return gatesDir;
+}
+
 /** Where a tensor lives in the weights file: float32 offset and shape. */
 interface Span {
   offset: number;
@@ -52,7 +62,7 @@ export interface Gates {
   blob(b: Span): Float32Array;
 }
 
-export function loadGates(dir = GATES_DIR): Gates {
+export function loadGates(dir = gatesDir): Gates {
   const path = join(dir, 'gates.json');
   const doc = JSON.parse(readFileSync(path, 'utf8')) as GatesFile;
   if (doc.format !== 'facegate-relu-zero-gates/1')
@@ -184,8 +194,8 @@ function predictorLogits(
 }
 
 /** The gated embedder, fp32; the model toolchain quantizes it like the plain one. */
-export function buildGatedFaceRec(gatesDir = GATES_DIR): Graph {
-  const gates = loadGates(gatesDir);
+export function buildGatedFaceRec(dir = gatesDir): Graph {
+  const gates = loadGates(dir);
   const weights = loadFaceRecWeights(
     sourceFile(sourcePackage(FACE_API), 'model/face_recognition_model-weights_manifest.json'),
   );
