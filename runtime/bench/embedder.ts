@@ -86,8 +86,9 @@ export function embedderRatios(rows: EmbedderBenchRow[]): EmbedderRatios {
   ) as EmbedderRatios;
 }
 
-/** Every photo of the MIT-licensed face_recognition examples' training set, aligned as the pipeline does. */
-async function alignedFaces(modelsDir: string): Promise<Buffer[]> {
+/** Every photo of the MIT-licensed face_recognition examples' training set, detected and aligned as
+ * the pipeline does (the benchmark's faces, and the engine tests'). */
+export async function alignedFaces(modelsDir: string): Promise<Buffer[]> {
   const photos = listFaceFolder(TRAIN_FACES_DIR).map((photo) => join(TRAIN_FACES_DIR, photo.file));
   const detectorModel = await openModel({ dir: modelsDir, name: MODEL_NAMES.detector, precision: 'fp32' });
   const detector = new FaceDetector(detectorModel.engine, DEFAULT_DETECTION);

@@ -35,17 +35,18 @@ export async function benchPipelineCommand(args: string[]): Promise<number> {
 }
 
 /** The model and the engine it ran on, saying why where it is not the engine asked for. */
-function ranOn(model: string, engine: string, asked: string): string {
+function ranOn(t: ThroughputRow): string {
+  const { embedder_model: model, embedder_engine: engine, engine_asked: asked } = t;
   if (engine === asked) return `${model} on ${engine}`;
   // The kernels run int8 graphs only; ONNX Runtime runs fp32 models by design, not as a fallback.
-  if (model.endsWith('.fp32')) return `${model} on ${engine} (the kernels run int8 models only)`;
+  if (t.precision === 'fp32') return `${model} on ${engine} (the kernels run int8 models only)`;
   return `${model} on ${engine} (models.engine ${asked} fell back)`;
 }
 
 function throughputLine(t: ThroughputRow): string {
   return [
     `  ${t.precision} ${t.embedder}: ${t.fps_p50} frames/s (median of runs ${t.runs.join(', ')}; ${t.frames} frames, ${t.faces_per_frame} faces embedded per frame);`,
-    `embedder ${ranOn(t.embedder_model, t.embedder_engine, t.engine_asked)},`,
+    `embedder ${ranOn(t)},`,
     // The detector always runs on ORT: the kernels lower only the embedder.
     `detector ${t.detector_model} on ${t.detector_engine};`,
     `detect ${t.detect_ms_per_frame_p50} ms/frame, embed ${t.embed_ms_per_face_p50} ms/face (runs ${t.embed_ms_per_face_runs.join(', ')})`,
