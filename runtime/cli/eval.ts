@@ -104,10 +104,10 @@ async function sweepCommand(args: string[]): Promise<number> {
     values.json
       ? JSON.stringify({ points })
       : [
-          'point                       ms/run  skip   accuracy       TPR@1e-2  TPR@1e-3  all pairs: TPR@1e-2  TPR@1e-3',
+          'point                       ms/run  skip   input-dep  accuracy       TPR@1e-2  TPR@1e-3  all pairs: TPR@1e-2  TPR@1e-3',
           ...points.map(
             (p) =>
-              `${p.name.padEnd(27)} ${p.ms_per_run.toFixed(3).padStart(6)} ${(100 * p.skip_ratio).toFixed(1).padStart(5)}%  ${pct(p.accuracy)} ± ${pct(p.accuracy_std)}  ${pct(p.tpr_at_far['0.01']).padStart(8)}  ${pct(p.tpr_at_far['0.001']).padStart(8)}  ${pct(p.tpr_at_far_all_pairs['0.01']).padStart(19)}  ${pct(p.tpr_at_far_all_pairs['0.001']).padStart(8)}`,
+              `${p.name.padEnd(27)} ${p.ms_per_run.toFixed(3).padStart(6)} ${(100 * p.skip_ratio).toFixed(1).padStart(5)}%  ${(p.input_dependent_share === null ? '-' : `${pct(p.input_dependent_share)}%`).padStart(9)}  ${pct(p.accuracy)} ± ${pct(p.accuracy_std)}  ${pct(p.tpr_at_far['0.01']).padStart(8)}  ${pct(p.tpr_at_far['0.001']).padStart(8)}  ${pct(p.tpr_at_far_all_pairs['0.01']).padStart(19)}  ${pct(p.tpr_at_far_all_pairs['0.001']).padStart(8)}`,
           ),
         ].join('\n'),
   );

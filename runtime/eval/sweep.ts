@@ -4,6 +4,7 @@
 // each scored with the eval protocol; finally all of them are timed side by side, interleaved, at one
 // thread (per-configuration wall time over the whole set would measure the machine's load instead).
 import { join } from 'node:path';
+import { inputDependentShare } from '../bench/embedder.ts';
 import { KernelsEngine } from '../engine/kernels.ts';
 import { loadKernels } from '../engine/kernels-addon.ts';
 import { openModel } from '../engine/registry.ts';
@@ -48,6 +49,9 @@ export interface SweepPoint {
   ms_per_run: number;
   /** Mean fraction of the dense conv MACs not executed. */
   skip_ratio: number;
+  /** Of those, the share that some face computes (inputDependentShare over the first face of every
+   * batch, ~480 of LFW dev's faces); the rest is closed for every face (static). Null without gates. */
+  input_dependent_share: number | null;
   accuracy: number;
   accuracy_std: number;
   tpr_at_far: { '0.01': number; '0.001': number };
@@ -55,11 +59,13 @@ export interface SweepPoint {
   tpr_at_far_all_pairs: { '0.01': number; '0.001': number };
 }
 
-/** Counts the conv MACs the kernels skipped in every run of the engine it wraps. */
+/** Counts the conv MACs the kernels skipped in every run of the engine it wraps, and keeps each
+ * batch's gate masks (of its first item). */
 class SkipCounter implements InferenceEngine {
   items = 0;
   skipped = 0;
-  constructor(private readonly inner: InferenceEngine) {}
+  readonly masks: ReturnType<KernelsEngine['lastGateMasks']>[] = [];
+  constructor(readonly inner: InferenceEngine) {}
   get name() {
     return this.inner.name;
   }
@@ -77,6 +83,7 @@ class SkipCounter implements InferenceEngine {
     if (this.inner instanceof KernelsEngine) {
       const macs = this.inner.lastRunMacs();
       this.skipped += n * (1 - macs.conv / macs.convDense);
+      if (this.inner.model.gates.length > 0) this.masks.push(this.inner.lastGateMasks());
     }
     return out;
   }
@@ -130,7 +137,13 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
   const configs: {
     point: Omit<
       SweepPoint,
-      'ms_per_run' | 'skip_ratio' | 'accuracy' | 'accuracy_std' | 'tpr_at_far' | 'tpr_at_far_all_pairs'
+      | 'ms_per_run'
+      | 'skip_ratio'
+      | 'input_dependent_share'
+      | 'accuracy'
+      | 'accuracy_std'
+      | 'tpr_at_far'
+      | 'tpr_at_far_all_pairs'
     >;
     open: () => Promise<InferenceEngine>;
     manifest: typeof dense.manifest;
@@ -180,6 +193,10 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
     scored.push({
       ...point,
       skip_ratio: engine.skipped / engine.items,
+      input_dependent_share:
+        engine.masks.length > 0
+          ? inputDependentShare((engine.inner as KernelsEngine).model, engine.masks)
+          : null,
       accuracy: scores.accuracy,
       accuracy_std: scores.accuracy_std,
       tpr_at_far: scores.tpr_at_far,

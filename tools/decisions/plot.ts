@@ -32,6 +32,7 @@ const row = (
   threshold,
   ms_per_run: ms,
   skip_ratio: 0,
+  input_dependent_share: null,
   accuracy: accuracy / 100,
   accuracy_std: 0,
   tpr_at_far: { '0.01': 0, '0.001': 0 },

@@ -116,6 +116,7 @@ describe.skipIf(!DATA_SET_DIR)(dataSetSuite('facegate eval sweep'), () => {
         relu_zero: boolean;
         threshold: number | null;
         skip_ratio: number;
+        input_dependent_share: number | null;
         accuracy: number;
         ms_per_run: number;
       }[];
@@ -129,6 +130,11 @@ describe.skipIf(!DATA_SET_DIR)(dataSetSuite('facegate eval sweep'), () => {
     const [ort, dense, trained, higher] = points;
     expect(Math.abs(ort.accuracy - dense.accuracy)).toBeLessThan(0.02);
     expect(dense.skip_ratio).toBe(0);
+    expect(dense.input_dependent_share).toBeNull();
+    for (const gated of [trained, higher]) {
+      expect(gated.input_dependent_share).toBeGreaterThan(0);
+      expect(gated.input_dependent_share).toBeLessThanOrEqual(1);
+    }
     expect(trained.skip_ratio).toBeGreaterThan(0.2);
     // A higher threshold closes at least as many gates.
     expect(higher.skip_ratio).toBeGreaterThanOrEqual(trained.skip_ratio);
