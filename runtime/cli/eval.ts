@@ -107,7 +107,7 @@ async function sweepCommand(args: string[]): Promise<number> {
           'point                       ms/run  skip   input-dep  accuracy       TPR@1e-2  TPR@1e-3  all pairs: TPR@1e-2  TPR@1e-3',
           ...points.map(
             (p) =>
-              `${p.name.padEnd(27)} ${p.ms_per_run.toFixed(3).padStart(6)} ${(100 * p.skip_ratio).toFixed(1).padStart(5)}%  ${(p.input_dependent_share === null ? '-' : `${pct(p.input_dependent_share)}%`).padStart(9)}  ${pct(p.accuracy)} ± ${pct(p.accuracy_std)}  ${pct(p.tpr_at_far['0.01']).padStart(8)}  ${pct(p.tpr_at_far['0.001']).padStart(8)}  ${pct(p.tpr_at_far_all_pairs['0.01']).padStart(19)}  ${pct(p.tpr_at_far_all_pairs['0.001']).padStart(8)}`,
+              `${p.name.padEnd(27)} ${p.ms_per_run.toFixed(3).padStart(6)} ${(100 * p.skip_ratio).toFixed(1).padStart(5)}%  ${(p.input_dependent_share === null ? '-' : pct(p.input_dependent_share)).padStart(9)}  ${pct(p.accuracy)} ± ${pct(p.accuracy_std)}  ${pct(p.tpr_at_far['0.01']).padStart(8)}  ${pct(p.tpr_at_far['0.001']).padStart(8)}  ${pct(p.tpr_at_far_all_pairs['0.01']).padStart(19)}  ${pct(p.tpr_at_far_all_pairs['0.001']).padStart(8)}`,
           ),
         ].join('\n'),
   );
