@@ -1,9 +1,10 @@
 // The face models: where each comes from, how it is fed, and what it is calibrated on.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ModelManifest, ModelTask } from '../../runtime/models/manifest.ts';
 import type { Graph } from '../../runtime/models/onnx/graph.ts';
+import { PACKAGE_ROOT } from '../../runtime/paths.ts';
 import type { InferenceEngine } from '../../runtime/types.ts';
 import { rgbToNchw } from '../../runtime/vision/tensor.ts';
 import type { CalibrationSample } from './calibration-set.ts';
@@ -133,7 +134,7 @@ function faceRecSpec(
   name: string,
   build: () => Graph,
   gates?: () => Record<string, unknown>,
-  extraFiles: string[] = [],
+  extraFiles: () => string[] = () => [],
 ): ModelSpec {
   return {
     name,
@@ -154,7 +155,7 @@ function faceRecSpec(
       packageSource(FACE_API, [
         'model/face_recognition_model-weights_manifest.json',
         'model/face_recognition_model.bin',
-        ...extraFiles,
+        ...extraFiles(),
       ]),
     build,
     calibrationInputs: (samples) =>
@@ -169,6 +170,15 @@ function faceRecSpec(
     fidelity: flatCosine,
     gates,
   };
+}
+
+/** The gates' files for the manifest's source: repository paths, or absolute for a candidate elsewhere. */
+function gatesFiles(): string[] {
+  return ['gates.json', 'gates.bin'].map((f) => {
+    const path = join(currentGatesDir(), f);
+    const inRepo = relative(PACKAGE_ROOT, path);
+    return inRepo.startsWith('..') ? path : inRepo;
+  });
 }
 
 /** What the manifest says of the gates: their design and what training measured (training/output). */
@@ -232,10 +242,7 @@ export const MODEL_SPECS: ModelSpec[] = [
   ),
   // The same network fine-tuned with ReLU-zero gates (training/, docs/relu-zero.md); not calibrated
   // on anything the plain embedder was not.
-  faceRecSpec('facerec-gated', () => buildGatedFaceRec(), gatesManifest, [
-    'training/output/gates.json',
-    'training/output/gates.bin',
-  ]),
+  faceRecSpec('facerec-gated', () => buildGatedFaceRec(), gatesManifest, gatesFiles),
   boxCropModel('antispoof', 'anti-spoof', 128, 1, 'real-face score 0..1 (human reads it as `real`)'),
   boxCropModel(
     'liveness',
