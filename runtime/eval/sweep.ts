@@ -64,8 +64,8 @@ export interface SweepPoint {
 class SkipCounter implements InferenceEngine {
   items = 0;
   skipped = 0;
-  readonly masks: ReturnType<KernelsEngine['lastGateMasks']>[] = [];
-  constructor(readonly inner: InferenceEngine) {}
+  private readonly masks: ReturnType<KernelsEngine['lastGateMasks']>[] = [];
+  constructor(private readonly inner: InferenceEngine) {}
   get name() {
     return this.inner.name;
   }
@@ -86,6 +86,12 @@ class SkipCounter implements InferenceEngine {
       if (this.inner.model.gates.length > 0) this.masks.push(this.inner.lastGateMasks());
     }
     return out;
+  }
+  /** The input-dependent share of the skipped MACs over the kept masks; null without gates. */
+  inputDependentShare(): number | null {
+    return this.inner instanceof KernelsEngine && this.masks.length > 0
+      ? inputDependentShare(this.inner.model, this.masks)
+      : null;
   }
   close() {
     return this.inner.close();
@@ -193,10 +199,7 @@ export async function sweepLfw(opts: SweepOptions): Promise<SweepPoint[]> {
     scored.push({
       ...point,
       skip_ratio: engine.skipped / engine.items,
-      input_dependent_share:
-        engine.masks.length > 0
-          ? inputDependentShare((engine.inner as KernelsEngine).model, engine.masks)
-          : null,
+      input_dependent_share: engine.inputDependentShare(),
       accuracy: scores.accuracy,
       accuracy_std: scores.accuracy_std,
       tpr_at_far: scores.tpr_at_far,

@@ -21,7 +21,7 @@ import { deriveTemplatePoints } from './derive-template.ts';
 import { serializeModel } from './onnx/writer.ts';
 import { PERCENTILE } from './quantize/calibrate.ts';
 import { planQuantization, quantizeGraph } from './quantize/qdq.ts';
-import { calibrateBest, exactInt8Engine } from './quantize-model.ts';
+import { calibrateBest, exactInt8Judge } from './quantize-model.ts';
 import { MODEL_SPECS, type ModelSpec } from './specs.ts';
 
 export interface CalibrateOptions {
@@ -86,7 +86,7 @@ export async function measureCalibration(opts: CalibrateOptions): Promise<Calibr
   const { log } = opts;
   const specs = selectSpecs(opts.only);
   const graphs = specs.map((spec) => spec.build());
-  const judges = await Promise.all(specs.map((spec, i) => exactInt8Engine(graphs[i], spec.name)));
+  const judges = await Promise.all(specs.map((spec, i) => exactInt8Judge(graphs[i], spec.name)));
   const { detector, files, samples, noFace } = await calibrationFaces(opts);
   const points = await deriveTemplatePoints(detector, FACEREC_TEMPLATE.indices, DLIB_CHIPS_DIR);
 

@@ -27,7 +27,7 @@ export interface CalibrationResult {
 }
 
 /**
- * `judge` runs each method's int8 model: exactInt8Engine's choice (checked before the caller's slow
+ * `judge` runs each method's int8 model: exactInt8Judge's choice (checked before the caller's slow
  * work, so a CPU that cannot judge a model refuses at once).
  */
 export async function calibrateBest(
@@ -95,11 +95,11 @@ function engineFeed(feed: CalibrationFeed): Record<string, TensorIn> {
 }
 
 /**
- * The engine whose int8 is exact on this CPU, so the methods are judged by their own errors: ONNX
+ * Which engine kind computes int8 exactly on this CPU, so the methods are judged by their own errors: ONNX
  * Runtime, or where its int8 saturates (x86 without VNNI) the native kernels, if they run the model.
  * Decided from the graph's structure alone (placeholder ranges), before any calibration work.
  */
-export async function exactInt8Engine(fp32Graph: Graph, name: string): Promise<EngineKind> {
+export async function exactInt8Judge(fp32Graph: Graph, name: string): Promise<EngineKind> {
   if (!ortInt8Saturates()) return 'ort';
   const plan = planQuantization(fp32Graph);
   const placeholder = new Map(plan.calibrated.map((t) => [t, { lo: -1, hi: 1 }]));
